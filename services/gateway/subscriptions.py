@@ -1,0 +1,98 @@
+"""Following orders: one tail of the stream per gateway process, fanned out in memory to
+the subscribers of each order, and each subscriber's history read without a gap.
+
+A subscriber registers with the tail first and reads the order's history second. The
+history has every event appended before the read; the tail delivers every event appended
+after the registration; the overlap is dropped by ``seq``. So each status arrives exactly
+once, in order, whenever the subscriber connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from shared.events import AnyEvent
+from shared.order import OrderState
+from shared.stream import EventStore, StreamId
+
+log = logging.getLogger("oee.gateway")
+
+History = Callable[[str], Awaitable[list[AnyEvent]]]
+
+
+class UnknownOrder(Exception):
+    pass
+
+
+class Tail:
+    def __init__(self, store: EventStore, batch: int = 1000) -> None:
+        self.store = store
+        self.batch = batch
+        self.position = StreamId(0, 0)
+        self.subscribers: dict[str, set[asyncio.Queue[AnyEvent]]] = defaultdict(set)
+        self.events_seen = 0
+
+    async def start(self) -> None:
+        if await self.store.redis.exists(self.store.stream):
+            self.position = await self.store.last_id()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                entries = await self.store.tail(self.position, self.batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("stream tail interrupted (%s); retrying from %s", error, self.position)
+                await asyncio.sleep(1)
+                continue
+            for entry in entries:
+                self.position = entry.id
+                for queue in self.subscribers.get(entry.event.order_id, ()):
+                    queue.put_nowait(entry.event)
+            self.events_seen += len(entries)
+
+    def subscribe(self, order_id: str) -> asyncio.Queue[AnyEvent]:
+        queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
+        self.subscribers[order_id].add(queue)
+        return queue
+
+    def unsubscribe(self, order_id: str, queue: asyncio.Queue[AnyEvent]) -> None:
+        queues = self.subscribers.get(order_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self.subscribers[order_id]
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(q) for q in self.subscribers.values())
+
+
+async def follow(
+    tail: Tail, order_id: str, history: History
+) -> AsyncIterator[tuple[OrderState, AnyEvent]]:
+    """Every event of the order once, in seq order, with the state it leads to; ends
+    after the terminal event."""
+    queue = tail.subscribe(order_id)
+    try:
+        events = await history(order_id)
+        if not events:
+            raise UnknownOrder(order_id)
+        waiting = {e.seq: e for e in events}
+        state = OrderState(order_id=order_id)
+        while True:
+            while state.last_seq + 1 in waiting:
+                event = waiting.pop(state.last_seq + 1)
+                state.apply(event)
+                yield state, event
+                if event.is_terminal:
+                    return
+            event = await queue.get()
+            if event.seq > state.last_seq:
+                waiting[event.seq] = event
+    finally:
+        tail.unsubscribe(order_id, queue)

@@ -1,0 +1,138 @@
+"""What clients read: status messages and order views, built from events. No I/O here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from shared.events import AnyEvent, AttemptFailed, Event, Status
+from shared.order import OrderState
+from shared.tokens import get
+
+
+def decimal_text(token: str | None, base_units: int | None) -> str | None:
+    if token is None or base_units is None:
+        return None
+    return format(get(token).to_decimal(base_units).normalize(), "f")
+
+
+class StatusMessage(msgspec.Struct, omit_defaults=True, rename="camel"):
+    order_id: str
+    status: Status
+    timestamp: datetime
+    seq: int
+    routed_dex: str | None = None
+    tx_hash: str | None = None
+    executed_price: float | None = None
+    amount_in: str | None = None
+    amount_out: str | None = None
+    min_amount_out: str | None = None
+    error: str | None = None
+
+
+def status_message(state: OrderState, event: Event) -> StatusMessage | None:
+    """The message a subscriber gets for ``event``, once ``state`` includes it; None for
+    events that do not change the status."""
+    if event.status is None:
+        return None
+    req, routed = state.requested, state.routed
+    token_in = req.token_in if req else None
+    token_out = req.token_out if req else None
+    confirmed = event.status == "confirmed"
+    return StatusMessage(
+        order_id=event.order_id,
+        status=event.status,
+        timestamp=event.at,
+        seq=event.seq,
+        routed_dex=routed.dex if routed else None,
+        tx_hash=state.tx_hash if event.status in ("submitted", "confirmed") else None,
+        executed_price=state.executed_price if confirmed else None,
+        amount_in=decimal_text(token_in, req.amount_in if req else None) if confirmed else None,
+        amount_out=decimal_text(token_out, state.amount_out) if confirmed else None,
+        min_amount_out=(
+            decimal_text(token_out, routed.min_amount_out) if confirmed and routed else None
+        ),
+        error=state.error if event.status == "failed" else None,
+    )
+
+
+class Attempt(msgspec.Struct, rename="camel"):
+    attempt: int
+    error: str
+    at: datetime
+
+
+class OrderView(msgspec.Struct, rename="camel"):
+    order_id: str
+    status: str | None
+    token_in: str | None
+    token_out: str | None
+    amount: str | None
+    slippage: float | None
+    type: str | None
+    routed_dex: str | None
+    quoted_out: str | None
+    min_amount_out: str | None
+    tx_hash: str | None
+    amount_out: str | None
+    executed_price: float | None
+    failed_attempts: int
+    error: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    attempts: list[Attempt] | None = None
+
+
+def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
+    req, routed = state.requested, state.routed
+    token_out = req.token_out if req else None
+    return OrderView(
+        order_id=state.order_id,
+        status=state.status,
+        token_in=req.token_in if req else None,
+        token_out=token_out,
+        amount=req.amount if req else None,
+        slippage=req.slippage if req else None,
+        type=req.order_type if req else None,
+        routed_dex=routed.dex if routed else None,
+        quoted_out=decimal_text(token_out, routed.amount_out if routed else None),
+        min_amount_out=decimal_text(token_out, routed.min_amount_out if routed else None),
+        tx_hash=state.tx_hash,
+        amount_out=decimal_text(token_out, state.amount_out),
+        executed_price=state.executed_price,
+        failed_attempts=state.failed_attempts,
+        error=state.error,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        attempts=[Attempt(e.attempt, e.error, e.at) for e in events if isinstance(e, AttemptFailed)],
+    )
+
+
+def order_view_from_row(row: dict[str, Any]) -> OrderView:
+    token_out = row["token_out"]
+
+    def units(name: str) -> str | None:
+        value = row[name]
+        return decimal_text(token_out, int(value)) if value is not None else None
+
+    return OrderView(
+        order_id=row["order_id"],
+        status=row["status"],
+        token_in=row["token_in"],
+        token_out=token_out,
+        amount=row["amount"],
+        slippage=row["slippage"],
+        type=row["order_type"],
+        routed_dex=row["routed_dex"],
+        quoted_out=units("quoted_out"),
+        min_amount_out=units("min_amount_out"),
+        tx_hash=row["tx_hash"],
+        amount_out=units("amount_out"),
+        executed_price=row["executed_price"],
+        failed_attempts=row["failed_attempts"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,75 @@
+"""The persister: consume every event, record each batch in PostgreSQL in one transaction,
+and only then acknowledge it. While PostgreSQL is away it backs off and keeps the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import psycopg
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    wait_exponential,
+)
+
+from services.persister.records import record
+from shared.config import Settings
+from shared.events import EVENT_TYPES
+from shared.stream import Entry, EventStore
+from shared.worker import Worker, WorkerSettings, consumer_name
+
+log = logging.getLogger("oee.persister")
+
+
+class Recorder:
+    """Holds one connection and reopens it when PostgreSQL comes back."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.conn: psycopg.AsyncConnection[object] | None = None
+
+    async def record(self, entries: Sequence[Entry]) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            wait=wait_exponential(multiplier=0.1, max=5),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                if self.conn is None or self.conn.closed:
+                    self.conn = await psycopg.AsyncConnection.connect(self.database_url)
+                try:
+                    await record(self.conn, entries)
+                except psycopg.OperationalError:
+                    await self.close()
+                    raise
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    store = EventStore(settings)
+    recorder = Recorder(settings.database_url)
+    worker = Worker(
+        store,
+        WorkerSettings(
+            group="persister",
+            consumer=consumer_name("persister"),
+            types=EVENT_TYPES,
+            batch_size=settings.batch_size * 5,
+            chunk_size=settings.batch_size * 5,
+            # One batch at a time: a single connection, and batches land in stream order.
+            concurrency=settings.batch_size * 5,
+        ),
+        recorder.record,
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        await recorder.close()
+        await store.close()

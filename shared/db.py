@@ -1,0 +1,79 @@
+"""The PostgreSQL schema (the audit log and the orders projection) and its migration."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+# Append-only: a migration is never edited once released, only followed by another.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        order_id    text        NOT NULL,
+        seq         integer     NOT NULL,
+        event_id    uuid        NOT NULL UNIQUE,
+        type        text        NOT NULL,
+        at          timestamptz NOT NULL,
+        -- The stream id, as the two integers it is made of, so it sorts correctly.
+        stream_ms   bigint      NOT NULL,
+        stream_seq  bigint      NOT NULL,
+        data        jsonb       NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (order_id, seq)
+    );
+    CREATE INDEX events_stream_position ON events (stream_ms, stream_seq);
+
+    CREATE TABLE orders (
+        order_id       text        PRIMARY KEY,
+        status         text        NOT NULL,
+        -- The seq of the event that set the status; a batch may arrive out of order.
+        status_seq     integer     NOT NULL,
+        last_seq       integer     NOT NULL,
+        token_in       text,
+        token_out      text,
+        amount         text,
+        amount_in      numeric,
+        slippage       double precision,
+        order_type     text,
+        routed_dex     text,
+        quoted_out     numeric,
+        min_amount_out numeric,
+        tx_hash        text,
+        amount_out     numeric,
+        executed_price double precision,
+        failed_attempts integer    NOT NULL DEFAULT 0,
+        error          text,
+        created_at     timestamptz,
+        updated_at     timestamptz NOT NULL
+    );
+    CREATE INDEX orders_by_status ON orders (status, order_id);
+    """,
+)
+
+
+async def migrate(database_url: str) -> int:
+    """Bring the schema up to date; returns how many migrations ran. Safe to run twice,
+    and from several processes at once (they queue on an advisory lock)."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(727274)")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            row = await cursor.fetchone()
+            current = int(row[0]) if row else 0
+            for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+                async with conn.transaction():
+                    await conn.execute(sql)  # type: ignore[arg-type]
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
+                    )
+                log.info("applied migration %d", version)
+            return len(MIGRATIONS) - current
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(727274)")

@@ -1,0 +1,147 @@
+"""The facts of an order's life, named in the past tense.
+
+Every event carries the same envelope (id, order id, per-order sequence number, type, time);
+the type tag selects the payload. One schema serves the stream, PostgreSQL and the API.
+An event's ``seq`` is decided by the event that caused it (``cause.seq + 1``), so a service
+that handles the same cause twice produces the same (order, seq) and the store drops the copy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+import msgspec
+
+Dex = Literal["raydium", "meteora"]
+Status = Literal["pending", "routing", "building", "submitted", "confirmed", "failed"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"confirmed", "failed"})
+
+_EVENT_NAMESPACE = uuid.UUID("6f1d3c0e-6c59-4d2a-9b0e-4f6b8f0c2a11")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename="camel"):
+    order_id: str
+    seq: int
+    at: datetime = msgspec.field(default_factory=now)
+    id: str = ""
+
+    # The order status this event moves to; None for facts that do not change it.
+    status: ClassVar[Status | None] = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            event_id = str(uuid.uuid5(_EVENT_NAMESPACE, f"{self.order_id}/{self.seq}"))
+            msgspec.structs.force_setattr(self, "id", event_id)
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class OrderRequested(Event, tag=True):
+    status = "pending"
+    token_in: str
+    token_out: str
+    # Base units of token_in; `amount` keeps the client's decimal text for the audit trail.
+    amount_in: int
+    amount: str
+    slippage: float
+    order_type: Literal["market"] = "market"
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    dex: Dex
+    # Net of fees, in base units of the output token.
+    amount_out: int
+    fee: int
+    # Output per input in decimal units, before fees.
+    price: float
+    fee_bps: int
+    latency_ms: float
+
+
+class Routed(Event, tag=True):
+    status = "routing"
+    dex: Dex
+    quotes: list[Quote]
+    amount_out: int
+    min_amount_out: int
+    reason: str
+
+
+class Built(Event, tag=True):
+    status = "building"
+    dex: Dex
+    instructions: list[str]
+    wraps_sol: bool
+    unwraps_sol: bool
+
+
+class Submitted(Event, tag=True):
+    status = "submitted"
+    tx_hash: str
+    attempt: int
+
+
+class AttemptFailed(Event, tag=True):
+    attempt: int
+    error: str
+    retryable: bool
+    retry_in_ms: float | None = None
+
+
+class Confirmed(Event, tag=True):
+    status = "confirmed"
+    tx_hash: str
+    attempt: int
+    dex: Dex
+    amount_in: int
+    amount_out: int
+    min_amount_out: int
+    executed_price: float
+
+
+class Failed(Event, tag=True):
+    status = "failed"
+    error: str
+    reason: str
+    attempts: int
+
+
+AnyEvent = OrderRequested | Routed | Built | Submitted | AttemptFailed | Confirmed | Failed
+EVENT_TYPES: tuple[type[Event], ...] = (
+    OrderRequested,
+    Routed,
+    Built,
+    Submitted,
+    AttemptFailed,
+    Confirmed,
+    Failed,
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes | str) -> AnyEvent:
+    return _decoder.decode(data)
+
+
+def to_builtins(event: Event) -> dict[str, object]:
+    builtins = msgspec.to_builtins(event)
+    assert isinstance(builtins, dict)
+    return builtins

@@ -1,0 +1,173 @@
+"""The event store: one Redis Stream for every event, plus a per-order index.
+
+The stream is the source of truth and the order in which services see facts. Beside it, a
+hash per order maps ``seq -> event``; one Lua script writes both, so an event is in the
+stream if and only if it is in its order's hash. That gives two things cheaply:
+
+* appends are idempotent: a second event with the same (order, seq) is dropped, whichever
+  service instance produced it, so a redelivered cause can never fork an order's story;
+* a subscriber can read an order's whole history with one HGETALL, consistent with the
+  stream position it starts tailing from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.config import Settings
+from shared.events import AnyEvent, Event, decode, encode
+
+# A non-terminal order keeps its index this long at most, in case it never finishes.
+_OPEN_ORDER_TTL_S = 7 * 24 * 3600
+
+_APPEND = """
+local ids = {}
+for i = 2, #KEYS do
+  local a = (i - 2) * 5 + 3
+  local seq, kind, order, data, terminal = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  if redis.call('HSETNX', KEYS[i], seq, data) == 1 then
+    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+    if terminal == '1' then
+      redis.call('EXPIRE', KEYS[i], ARGV[1])
+    elseif seq == '1' then
+      redis.call('EXPIRE', KEYS[i], ARGV[2])
+    end
+  else
+    ids[#ids + 1] = false
+  end
+end
+return ids
+"""
+
+
+class StreamId(msgspec.Struct, frozen=True, order=True):
+    """A stream entry id; compares as two integers, never as text."""
+
+    ms: int
+    seq: int
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> StreamId:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        ms, _, seq = text.partition("-")
+        return cls(int(ms), int(seq or 0))
+
+    def __str__(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """An event as read from the stream, with where it sits there."""
+
+    id: StreamId
+    event: AnyEvent
+    deliveries: int = 1
+
+
+def connect(url: str, *, read_timeout_s: float | None = 5.0) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=read_timeout_s,
+        socket_connect_timeout=5.0,
+        health_check_interval=30,
+    )
+
+
+def parse_entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
+    return [Entry(StreamId.parse(entry_id), decode(fields[b"d"])) for entry_id, fields in raw]
+
+
+class EventStore:
+    """Appends and reads events. Commands and blocking reads use separate connections,
+    so a read blocked for ``block_ms`` never trips the command socket's timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stream = settings.stream
+        self.redis = connect(settings.redis_url)
+        self.blocking = connect(settings.redis_url, read_timeout_s=settings.block_ms / 1000 + 10)
+        self._append = self.redis.register_script(_APPEND)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.blocking.aclose()
+
+    def order_key(self, order_id: str) -> str:
+        return f"{self.settings.namespace}:order:{order_id}"
+
+    async def append(self, events: Sequence[Event]) -> list[StreamId | None]:
+        """Append in order; returns each event's stream id, or None where the store already
+        had an event with that (order, seq) and dropped this one."""
+        if not events:
+            return []
+        keys: list[str] = [self.stream]
+        args: list[Any] = [self.settings.finished_order_ttl_s, _OPEN_ORDER_TTL_S]
+        for event in events:
+            keys.append(self.order_key(event.order_id))
+            args += [event.seq, event.type, event.order_id, encode(event), int(event.is_terminal)]
+        ids = await self._append(keys=keys, args=args)
+        return [StreamId.parse(i) if i else None for i in ids]
+
+    async def history(self, order_id: str) -> list[AnyEvent]:
+        """Every event of one order still indexed in Redis, oldest first."""
+        raw = await self.redis.hgetall(self.order_key(order_id))
+        return sorted((decode(data) for data in raw.values()), key=lambda e: e.seq)
+
+    async def last_id(self) -> StreamId:
+        info = await self.redis.xinfo_stream(self.stream)
+        return StreamId.parse(info["last-generated-id"])
+
+    async def ensure_group(self, group: str) -> None:
+        # From the start of the stream: a group created after orders were accepted still
+        # handles them, and idempotent appends make any re-handling harmless.
+        try:
+            await self.redis.xgroup_create(self.stream, group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def read_group(
+        self, group: str, consumer: str, count: int, *, pending: StreamId | None = None
+    ) -> list[Entry]:
+        """New entries for this consumer, or with ``pending`` its own unacknowledged
+        entries after that id (those are redeliveries)."""
+        start = ">" if pending is None else str(pending)
+        block = None if pending is not None else self.settings.block_ms
+        reply = await self.blocking.xreadgroup(
+            group, consumer, {self.stream: start}, count=count, block=block
+        )
+        if not reply:
+            return []
+        _, raw = reply[0]
+        entries = parse_entries([r for r in raw if r[1]])
+        if pending is not None:
+            return [msgspec.structs.replace(e, deliveries=2) for e in entries]
+        return entries
+
+    async def claim_idle(
+        self, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[Entry]:
+        """Take over entries that another consumer left unacknowledged for too long."""
+        reply = await self.redis.xautoclaim(
+            self.stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
+        )
+        raw = [r for r in reply[1] if r[1]]
+        return [msgspec.structs.replace(e, deliveries=2) for e in parse_entries(raw)]
+
+    async def ack(self, group: str, ids: Sequence[StreamId]) -> None:
+        if ids:
+            await self.redis.xack(self.stream, group, *(str(i) for i in ids))
+
+    async def tail(self, after: StreamId, count: int) -> list[Entry]:
+        """Entries after ``after`` for every reader alike (no group), blocking a while."""
+        reply = await self.blocking.xread(
+            {self.stream: str(after)}, count=count, block=self.settings.block_ms
+        )
+        if not reply:
+            return []
+        return parse_entries(reply[0][1])
