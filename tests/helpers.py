@@ -1,0 +1,72 @@
+"""Waiting on what the system does, with a deadline instead of a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from shared.config import Settings
+from shared.events import AnyEvent, OrderRequested
+from shared.process import Main
+from shared.stream import EventStore, StreamId
+
+T = TypeVar("T")
+
+
+async def stories(
+    store: EventStore, order_ids: Iterable[str], timeout_s: float = 30.0
+) -> dict[str, list[AnyEvent]]:
+    """Follow the stream from its start until every order has a terminal event; returns
+    each order's events in stream order."""
+    wanted = set(order_ids)
+    found: dict[str, list[AnyEvent]] = defaultdict(list)
+    done: set[str] = set()
+    position = StreamId(0, 0)
+    deadline = time.monotonic() + timeout_s
+    while done != wanted:
+        if time.monotonic() > deadline:
+            missing = sorted(wanted - done)[:5]
+            raise TimeoutError(f"{len(wanted - done)} orders unfinished, e.g. {missing}: "
+                               f"{[[e.type for e in found[m]] for m in missing]}")
+        for entry in await store.tail(position, 1000):
+            position = entry.id
+            if entry.event.order_id in wanted:
+                found[entry.event.order_id].append(entry.event)
+                if entry.event.is_terminal:
+                    done.add(entry.event.order_id)
+    return dict(found)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 30.0,
+                     every_s: float = 0.05) -> T:
+    """Poll ``check`` until it returns something other than None, or fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{check} still None after {timeout_s}s")
+        await asyncio.sleep(every_s)
+
+
+@contextlib.asynccontextmanager
+async def running(main: Main, settings: Settings) -> AsyncIterator[asyncio.Event]:
+    """A service's main loop as a task, stopped gracefully at the end."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(main(settings, stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def order(order_id: str, token_in: str = "SOL", token_out: str = "USDC",
+          amount_in: int = 500_000_000, slippage: float = 0.01) -> OrderRequested:
+    return OrderRequested(order_id=order_id, seq=1, token_in=token_in, token_out=token_out,
+                          amount_in=amount_in, amount="0.5", slippage=slippage)

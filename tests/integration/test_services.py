@@ -1,0 +1,229 @@
+"""Router, executor and persister, each running its real loop against real Redis and
+PostgreSQL (in this process; the end-to-end tests run them as processes)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from services.executor.service import main as executor_main
+from services.persister.records import record
+from services.persister.service import main as persister_main
+from services.router.service import main as router_main
+from shared.config import Settings
+from shared.events import (
+    AttemptFailed,
+    Built,
+    Confirmed,
+    Failed,
+    OrderRequested,
+    Routed,
+    Submitted,
+)
+from shared.stream import Entry, EventStore, StreamId
+from tests.helpers import eventually, order, running, stories
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def types(events: list[Any]) -> list[str]:
+    return [e.type for e in events]
+
+
+def routed(requested: OrderRequested, amount_out: int = 75_000_000) -> Routed:
+    return Routed(order_id=requested.order_id, seq=2, dex="meteora", quotes=[],
+                  amount_out=amount_out, min_amount_out=int(amount_out * 0.99), reason="test")
+
+
+async def test_router_routes_each_order_to_the_better_net_output(
+    store: EventStore, settings: Settings
+) -> None:
+    orders = [order(new_id()) for _ in range(20)]
+    async with running(router_main, settings):
+        await store.append(orders)
+        found = await _routed(store, [o.order_id for o in orders])
+    for event in found:
+        assert len(event.quotes) == 2
+        best = max(event.quotes, key=lambda q: q.amount_out)
+        assert event.dex == best.dex and event.amount_out == best.amount_out
+        assert event.min_amount_out == -(-event.amount_out * 99 // 100)
+        low, high = sorted(q.price for q in event.quotes)
+        assert 0.02 <= high / low - 1 <= 0.053
+    assert {e.dex for e in found} == {"raydium", "meteora"}
+
+
+async def _routed(store: EventStore, order_ids: list[str]) -> list[Routed]:
+    async def all_routed() -> list[Routed] | None:
+        found = []
+        for order_id in order_ids:
+            history = await store.history(order_id)
+            found += [e for e in history if isinstance(e, Routed)]
+        return found if len(found) == len(order_ids) else None
+
+    return await eventually(all_routed, 20)
+
+
+async def test_executor_builds_submits_and_confirms(store: EventStore, settings: Settings) -> None:
+    sol_in, sol_out = order(new_id()), order(new_id(), "USDC", "SOL", 75_000_000)
+    async with running(executor_main, settings):
+        await store.append([sol_in, routed(sol_in), sol_out, routed(sol_out, 490_000_000)])
+        found = await stories(store, [sol_in.order_id, sol_out.order_id])
+    for requested in (sol_in, sol_out):
+        story = found[requested.order_id]
+        assert types(story) == ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
+        built, submitted, confirmed = story[2], story[3], story[4]
+        assert isinstance(built, Built) and isinstance(submitted, Submitted)
+        assert isinstance(confirmed, Confirmed)
+        assert confirmed.tx_hash == submitted.tx_hash and len(submitted.tx_hash) in (87, 88)
+        assert confirmed.amount_out >= confirmed.min_amount_out
+    assert found[sol_in.order_id][2].wraps_sol  # type: ignore[union-attr]
+    assert found[sol_out.order_id][2].unwraps_sol  # type: ignore[union-attr]
+
+
+async def test_executor_gives_up_after_three_attempts(store: EventStore, settings: Settings) -> None:
+    settings = msgspec.structs.replace(settings, failure_rate=1.0)
+    requested = order(new_id())
+    async with running(executor_main, settings):
+        await store.append([requested, routed(requested)])
+        story = (await stories(store, [requested.order_id]))[requested.order_id]
+    assert types(story) == ["OrderRequested", "Routed", "Built", "AttemptFailed",
+                            "AttemptFailed", "AttemptFailed", "Failed"]
+    attempts = [e for e in story if isinstance(e, AttemptFailed)]
+    assert [a.attempt for a in attempts] == [1, 2, 3]
+    assert [a.retry_in_ms for a in attempts] == [20, 40, None]  # exponential, then none
+    assert all(a.error for a in attempts)
+    failed = story[-1]
+    assert isinstance(failed, Failed) and failed.attempts == 3
+
+
+async def test_executor_never_confirms_below_min_amount_out(
+    store: EventStore, settings: Settings
+) -> None:
+    # Prices move up to 20% against the order; slippage allows 1%: some orders must fail.
+    settings = msgspec.structs.replace(settings, price_drift=0.2)
+    orders = [order(f"00000000-0000-4000-8000-{i:012d}") for i in range(20)]
+    async with running(executor_main, settings):
+        await store.append([e for o in orders for e in (o, routed(o))])
+        found = await stories(store, [o.order_id for o in orders])
+    outcomes = [story[-1] for story in found.values()]
+    confirmed = [e for e in outcomes if isinstance(e, Confirmed)]
+    failed = [e for e in outcomes if isinstance(e, Failed)]
+    assert confirmed and failed and len(confirmed) + len(failed) == 20
+    assert all(c.amount_out >= c.min_amount_out for c in confirmed)
+    assert {f.reason for f in failed} == {"slippage_exceeded"}
+
+
+async def test_executor_runs_at_most_its_concurrency(store: EventStore, settings: Settings) -> None:
+    settings = msgspec.structs.replace(settings, executor_concurrency=3)
+    orders = [order(new_id()) for _ in range(9)]
+    async with running(executor_main, settings):
+        await store.append([e for o in orders for e in (o, routed(o))])
+        found = await stories(store, [o.order_id for o in orders])
+    assert max_overlap(found.values()) == 3
+
+
+def max_overlap(stories: Any) -> int:
+    """How many orders were between Built and their terminal event at the same moment."""
+    edges = []
+    for story in stories:
+        built = next(e for e in story if isinstance(e, Built))
+        edges += [(built.at, 1), (story[-1].at, -1)]
+    running = peak = 0
+    for _, step in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+async def test_executor_resumes_a_submitted_order_without_submitting_again(
+    store: EventStore, settings: Settings
+) -> None:
+    requested = order(new_id())
+    submitted = Submitted(order_id=requested.order_id, seq=4, tx_hash="sig", attempt=1)
+    built = Built(order_id=requested.order_id, seq=3, dex="meteora", instructions=[],
+                  wraps_sol=True, unwraps_sol=False)
+    await store.append([requested, routed(requested), built, submitted])
+    # The Routed entry is redelivered to a new executor, as after a crash.
+    async with running(executor_main, settings):
+        story = (await stories(store, [requested.order_id]))[requested.order_id]
+    assert types(story) == ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
+
+
+async def test_persister_projects_every_event(
+    store: EventStore, settings: Settings, db: psycopg.AsyncConnection[object]
+) -> None:
+    orders = [order(new_id()) for _ in range(5)]
+    async with running(persister_main, settings), running(router_main, settings), \
+            running(executor_main, settings):
+        await store.append(orders)
+        await stories(store, [o.order_id for o in orders])
+
+        async def projected() -> bool | None:
+            cursor = await db.execute(
+                "SELECT count(*) FROM orders WHERE order_id = ANY(%s) AND status = 'confirmed'",
+                ([o.order_id for o in orders],),
+            )
+            row = await cursor.fetchone()
+            return True if row and row[0] == 5 else None
+
+        await eventually(projected, 20)
+    cursor = await db.execute(
+        "SELECT order_id, array_agg(type ORDER BY seq) FROM events"
+        " WHERE order_id = ANY(%s) GROUP BY order_id", ([o.order_id for o in orders],))
+    rows = await cursor.fetchall()
+    assert [r[1] for r in rows] == [
+        ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]] * 5
+    cursor = await db.execute(
+        "SELECT token_in, token_out, amount_in, routed_dex, tx_hash, amount_out, last_seq"
+        " FROM orders WHERE order_id = %s", (orders[0].order_id,))
+    row = await cursor.fetchone()
+    assert row is not None
+    assert row[:3] == ("SOL", "USDC", 500_000_000) and row[3] in ("raydium", "meteora")
+    assert row[4] and row[5] > 0 and row[6] == 5
+
+
+@pytest.fixture
+async def failed_story(store: EventStore, settings: Settings) -> list[Entry]:
+    settings = msgspec.structs.replace(settings, failure_rate=1.0)
+    requested = order(new_id())
+    async with running(executor_main, settings):
+        await store.append([requested, routed(requested)])
+        await stories(store, [requested.order_id])
+    entries = await store.redis.xrange(store.stream)
+    return [Entry(StreamId.parse(i), _decode(f[b"d"])) for i, f in entries
+            if f[b"o"].decode() == requested.order_id]
+
+
+def _decode(data: bytes) -> Any:
+    from shared.events import decode
+
+    return decode(data)
+
+
+async def test_recording_twice_or_out_of_order_changes_nothing(
+    failed_story: list[Entry], db: psycopg.AsyncConnection[object]
+) -> None:
+    order_id = failed_story[0].event.order_id
+    async with await psycopg.AsyncConnection.connect(db.info.dsn) as conn:
+        await record(conn, failed_story[4:])  # the later half first, as a second persister might
+        await record(conn, failed_story)
+        await record(conn, failed_story)
+    cursor = await db.execute("SELECT count(*) FROM events WHERE order_id = %s", (order_id,))
+    assert (await cursor.fetchone()) == (len(failed_story),)
+    cursor = await db.execute(
+        "SELECT status, failed_attempts, error, token_in FROM orders WHERE order_id = %s",
+        (order_id,))
+    status, attempts, error, token_in = await cursor.fetchone()  # type: ignore[misc]
+    assert (status, attempts, token_in) == ("failed", 3, "SOL")
+    assert "failed after 3 attempts" in error
+    cursor = await db.execute(
+        "SELECT data->>'attempt', data->>'error' FROM events"
+        " WHERE order_id = %s AND type = 'AttemptFailed' ORDER BY seq", (order_id,))
+    errors = await cursor.fetchall()
+    assert [a for a, _ in errors] == ["1", "2", "3"] and all(e for _, e in errors)

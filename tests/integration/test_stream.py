@@ -1,0 +1,129 @@
+"""The event store and the worker loop against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from shared.events import Confirmed, OrderRequested, Routed
+from shared.stream import Entry, EventStore, StreamId
+from shared.worker import Worker, WorkerSettings
+from tests.helpers import eventually, order
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_append_is_idempotent_per_order_and_seq(store: EventStore) -> None:
+    first = order(new_id())
+    [stream_id] = await store.append([first])
+    assert stream_id is not None
+    copy = order(first.order_id, amount_in=1)  # same (order, seq), other content
+    assert await store.append([copy]) == [None]
+    assert await store.redis.xlen(store.stream) == 1
+    assert await store.history(first.order_id) == [first]
+
+
+async def test_history_is_in_seq_order_and_finished_orders_expire(store: EventStore) -> None:
+    order_id = new_id()
+    events = [
+        order(order_id),
+        Confirmed(order_id=order_id, seq=2, tx_hash="x", attempt=1, dex="raydium",
+                  amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0),
+    ]
+    ids = await store.append(events)
+    assert all(ids) and ids[0] < ids[1]  # type: ignore[operator]
+    assert [e.seq for e in await store.history(order_id)] == [1, 2]
+    ttl = await store.redis.ttl(store.order_key(order_id))
+    assert 0 < ttl <= store.settings.finished_order_ttl_s
+
+
+async def test_stream_ids_are_stored_as_numbers(store: EventStore) -> None:
+    assert StreamId.parse("9-5") < StreamId.parse("10-0")
+    [stream_id] = await store.append([order(new_id())])
+    assert stream_id == await store.last_id()
+
+
+async def test_worker_hands_over_only_wanted_types_and_acknowledges(store: EventStore) -> None:
+    seen: list[str] = []
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        seen.extend(e.event.type for e in entries)
+
+    orders = [order(new_id()) for _ in range(5)]
+    await store.append(orders)
+    await store.append([Routed(order_id=orders[0].order_id, seq=2, dex="raydium", quotes=[],
+                               amount_out=1, min_amount_out=1, reason="test")])
+    settings = WorkerSettings(group="g", consumer="c1", types=(OrderRequested,), batch_size=2,
+                              chunk_size=2, concurrency=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+
+    async def acknowledged() -> bool | None:
+        groups = await store.redis.xinfo_groups(store.stream)
+        done = len(seen) == 5 and groups[0]["pending"] == 0 and groups[0]["lag"] == 0
+        return True if done else None
+
+    await eventually(acknowledged, 10)
+    stop.set()
+    await task
+    assert seen == ["OrderRequested"] * 5
+
+
+async def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
+    store: EventStore,
+) -> None:
+    await store.append([order(new_id()) for _ in range(3)])
+    calls: list[int] = []
+
+    async def fail(entries: Sequence[Entry]) -> None:
+        calls.append(len(entries))
+        raise RuntimeError("crash before the acknowledgement")
+
+    settings = WorkerSettings(group="g", consumer="same", types=(OrderRequested,),
+                              batch_size=10, chunk_size=10, claim_idle_ms=3_600_000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, fail).run(stop))
+    await eventually(lambda: _pending(store, 3), 10)
+    stop.set()
+    await task
+
+    handled: list[str] = []
+
+    async def succeed(entries: Sequence[Entry]) -> None:
+        handled.extend(e.event.order_id for e in entries)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, succeed).run(stop))
+    await eventually(lambda: _pending(store, 0), 10)
+    stop.set()
+    await task
+    assert len(handled) == 3
+    assert calls == [3]
+
+
+async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) -> None:
+    await store.append([order(new_id()) for _ in range(2)])
+    await store.ensure_group("g")
+    # A consumer reads and dies without acknowledging.
+    assert len(await store.read_group("g", "dead", 10)) == 2
+    handled: list[str] = []
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        handled.extend(e.event.order_id for e in entries)
+
+    settings = WorkerSettings(group="g", consumer="alive", types=(OrderRequested,),
+                              claim_idle_ms=50)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+    await eventually(lambda: _pending(store, 0), 10)
+    stop.set()
+    await task
+    assert len(handled) == 2
+
+
+async def _pending(store: EventStore, count: int) -> bool | None:
+    groups = await store.redis.xinfo_groups(store.stream)
+    return True if groups and groups[0]["pending"] == count and groups[0]["lag"] == 0 else None
