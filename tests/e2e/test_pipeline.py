@@ -1,0 +1,306 @@
+"""The whole system as four processes, driven over HTTP and WebSocket like a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import websockets
+
+from shared.config import Settings
+from shared.events import Built, Submitted
+from shared.stream import EventStore
+from tests.conftest import cleanup
+from tests.helpers import eventually, stories
+from tests.system import System, system
+
+pytestmark = pytest.mark.e2e
+
+ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.5, "slippage": 0.01}
+HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+@pytest.fixture(scope="module")
+def namespace() -> str:
+    return f"e2e-{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="module")
+def running(redis_url: str, database_url: str, namespace: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    logs = tmp_path_factory.mktemp("logs")
+    # Slow enough that a subscriber can attach while an order is in flight.
+    with system(redis_url, database_url, namespace, logs,
+                OEE_EXECUTION_LATENCY_MS="400-600") as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def store(running: System, redis_url: str, namespace: str) -> AsyncIterator[EventStore]:
+    store = EventStore(Settings(redis_url=redis_url, namespace=namespace, block_ms=200))
+    yield store
+    await cleanup(store.redis, namespace)
+    await store.close()
+
+
+@pytest.fixture
+async def client(running: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
+        yield client
+
+
+async def submit(client: httpx.AsyncClient, body: Any = ORDER) -> str:
+    response = await client.post("/orders/execute", json=body)
+    assert response.status_code == 202, response.text
+    order_id: str = response.json()["orderId"]
+    return order_id
+
+
+async def watch(running: System, order_id: str) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message of a subscription, and the close code it ended with."""
+    url = f"{running.ws_url}/orders/execute?orderId={order_id}"
+    async with websockets.connect(url) as ws:
+        return await drain(ws), ws.close_code
+
+
+async def drain(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(await ws.recv()))
+    except websockets.ConnectionClosed:
+        return messages
+
+
+async def test_an_order_over_http_streams_every_status_once_in_order(
+    running: System, client: httpx.AsyncClient
+) -> None:
+    response = await client.post("/orders/execute", json=ORDER)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["stream"] == f"/orders/execute?orderId={body['orderId']}"
+    messages, code = await watch(running, body["orderId"])
+    assert [m["status"] for m in messages] == HAPPY
+    assert code == 1000
+    assert all(m["orderId"] == body["orderId"] and m["timestamp"] for m in messages)
+    assert "routedDex" not in messages[0]
+    assert all(m["routedDex"] in ("raydium", "meteora") for m in messages[1:])
+    assert messages[3]["txHash"] == messages[4]["txHash"]
+    assert len(messages[4]["txHash"]) in (87, 88)
+    confirmed = messages[4]
+    assert confirmed["amountIn"] == "0.5"
+    assert float(confirmed["amountOut"]) >= float(confirmed["minAmountOut"])
+    assert confirmed["executedPrice"] > 0
+
+
+async def test_one_websocket_submits_and_watches(running: System) -> None:
+    async with websockets.connect(f"{running.ws_url}/orders/execute") as ws:
+        await ws.send(json.dumps({**ORDER, "tokenIn": "USDC", "tokenOut": "SOL", "amount": "10"}))
+        messages = await drain(ws)
+        assert ws.close_code == 1000
+    assert [m["status"] for m in messages] == HAPPY
+    assert len({m["orderId"] for m in messages}) == 1
+
+
+async def test_a_late_subscriber_gets_the_whole_history(
+    running: System, client: httpx.AsyncClient, store: EventStore
+) -> None:
+    order_id = await submit(client)
+    await stories(store, [order_id])
+    messages, code = await watch(running, order_id)
+    assert [m["status"] for m in messages] == HAPPY and code == 1000
+
+
+async def test_subscribers_attaching_mid_flight_miss_nothing(
+    running: System, client: httpx.AsyncClient, store: EventStore
+) -> None:
+    order_id = await submit(client)
+    early = asyncio.create_task(watch(running, order_id))
+
+    async def reached(kind: type) -> bool | None:
+        return True if any(isinstance(e, kind) for e in await store.history(order_id)) else None
+
+    await eventually(lambda: reached(Built), 10, every_s=0.005)
+    after_built = asyncio.create_task(watch(running, order_id))
+    await eventually(lambda: reached(Submitted), 10, every_s=0.005)
+    # Confirmation takes 300-450 ms from here: this subscriber attaches in flight.
+    in_flight = await store.history(order_id)
+    assert not in_flight[-1].is_terminal
+    after_submitted = asyncio.create_task(watch(running, order_id))
+    for task in (early, after_built, after_submitted):
+        messages, code = await task
+        assert [m["status"] for m in messages] == HAPPY and code == 1000
+
+
+async def test_a_hundred_orders_all_confirm_with_at_most_ten_executing(
+    running: System, client: httpx.AsyncClient, store: EventStore, database_url: str
+) -> None:
+    order_ids = await asyncio.gather(*(submit(client) for _ in range(100)))
+    found = await stories(store, order_ids, timeout_s=60)
+    assert all(story[-1].type == "Confirmed" for story in found.values())
+    assert max_overlap(found.values()) == 10
+
+    async def projected() -> bool | None:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM orders WHERE order_id = ANY(%s) AND status = 'confirmed'",
+                (list(order_ids),))
+            row = await cursor.fetchone()
+            return True if row and row[0] == 100 else None
+
+    await eventually(projected, 30)
+
+
+def max_overlap(stories: Any) -> int:
+    edges = []
+    for story in stories:
+        built = next(e for e in story if isinstance(e, Built))
+        edges += [(built.at, 1), (story[-1].at, -1)]
+    current = peak = 0
+    for _, step in sorted(edges):
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str, str]] = [
+    ("malformed JSON", b'{"tokenIn": "SOL",', 400, "body", "json"),
+    ("not an object", [1, 2], 400, "body", "object"),
+    ("missing amount", {"tokenIn": "SOL", "tokenOut": "USDC", "slippage": 0.01},
+     400, "amount", "required"),
+    ("unknown field", {**ORDER, "slipage": 0.01}, 400, "slipage", "unknown_field"),
+    ("unknown tokenIn", {**ORDER, "tokenIn": "DOGE"}, 400, "tokenIn", "unknown_token"),
+    ("unknown tokenOut", {**ORDER, "tokenOut": "XYZ"}, 400, "tokenOut", "unknown_token"),
+    ("same token", {**ORDER, "tokenOut": "SOL"}, 400, "tokenOut", "distinct_tokens"),
+    ("zero amount", {**ORDER, "amount": 0}, 400, "amount", "positive"),
+    ("negative amount", {**ORDER, "amount": -1}, 400, "amount", "positive"),
+    ("NaN amount", {**ORDER, "amount": "NaN"}, 400, "amount", "finite"),
+    ("infinite amount", {**ORDER, "amount": "Infinity"}, 400, "amount", "finite"),
+    ("too many decimals", {**ORDER, "amount": "0.0000000001"}, 400, "amount", "decimals"),
+    ("amount as a list", {**ORDER, "amount": [1]}, 400, "amount", "type"),
+    ("zero slippage", {**ORDER, "slippage": 0}, 400, "slippage", "range"),
+    ("slippage above 0.5", {**ORDER, "slippage": 0.51}, 400, "slippage", "range"),
+    ("limit order", {**ORDER, "type": "limit"}, 400, "type", "order_type"),
+    ("body too large", {**ORDER, "pad": "x" * 20_000}, 413, "body", "size"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "field", "rule"), BAD_BODIES,
+                         ids=[c[0] for c in BAD_BODIES])
+async def test_bad_input_is_refused_and_never_reaches_the_stream(
+    client: httpx.AsyncClient, store: EventStore,
+    case: str, body: Any, status: int, field: str, rule: str,
+) -> None:
+    before = await store.redis.xlen(store.stream)
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = await client.post("/orders/execute", content=content,
+                                 headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert (error["field"], error["rule"]) == (field, rule), error
+    assert error["message"]
+    assert await store.redis.xlen(store.stream) == before
+
+
+async def test_limit_orders_are_refused_with_the_types_that_exist(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/orders/execute", json={**ORDER, "type": "limit"})
+    assert "market" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("first_message", ['{"tokenIn": "SOL"', json.dumps({**ORDER, "amount": 0})])
+async def test_bad_input_over_websocket_gets_an_error_then_a_policy_close(
+    running: System, store: EventStore, first_message: str
+) -> None:
+    before = await store.redis.xlen(store.stream)
+    async with websockets.connect(f"{running.ws_url}/orders/execute") as ws:
+        await ws.send(first_message)
+        messages = await drain(ws)
+        assert ws.close_code == 1008
+    assert len(messages) == 1 and messages[0]["error"]["rule"]
+    assert await store.redis.xlen(store.stream) == before
+
+
+@pytest.mark.parametrize("order_id", ["01a21435-0000-7000-8000-000000000000", "not-an-id"])
+async def test_unknown_orders_are_404_and_a_policy_close(
+    running: System, client: httpx.AsyncClient, order_id: str
+) -> None:
+    response = await client.get(f"/orders/{order_id}")
+    assert response.status_code == 404 and response.json()["error"]["field"] == "orderId"
+    assert (await client.get(f"/orders/{order_id}/events")).status_code == 404
+    messages, code = await watch(running, order_id)
+    assert code == 1008 and messages[0]["error"]["rule"] == "unknown_order"
+
+
+async def test_order_state_events_and_listing(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    order_id = await submit(client)
+    await stories(store, [order_id])
+    order = (await client.get(f"/orders/{order_id}")).json()
+    assert order["status"] == "confirmed" and order["txHash"] and order["amount"] == "0.5"
+    events = (await client.get(f"/orders/{order_id}/events")).json()["events"]
+    assert [e["type"] for e in events] == [
+        "OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert all(e["at"] for e in events)
+    assert len(events[1]["quotes"]) == 2 and events[1]["reason"]
+
+    async def listed() -> list[dict[str, Any]] | None:
+        page = (await client.get("/orders", params={"status": "confirmed", "limit": 2})).json()
+        ids = [o["orderId"] for o in page["orders"]]
+        return page if order_id in ids or page["next"] is None else None
+
+    first = await eventually(listed, 20)
+    assert len(first["orders"]) == 2 and all(o["status"] == "confirmed" for o in first["orders"])
+    second = (await client.get("/orders", params={"status": "confirmed", "limit": 2,
+                                                  "before": first["next"]})).json()
+    assert second["orders"] and second["orders"][0]["orderId"] < first["orders"][-1]["orderId"]
+    assert (await client.get("/orders", params={"status": "lost"})).status_code == 400
+    assert (await client.get("/orders", params={"limit": "many"})).status_code == 400
+
+
+async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "redis": "ok", "postgres": "ok"}
+    metrics = (await client.get("/metrics")).text
+    assert "oee_orders_accepted_total" in metrics and "oee_ws_subscribers" in metrics
+
+
+async def test_failed_attempts_are_kept_and_the_order_ends_failed(
+    redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    namespace = f"e2e-fail-{secrets.token_hex(4)}"
+    with system(redis_url, database_url, namespace, tmp_path, OEE_FAILURE_RATE="1") as failing:
+        async with httpx.AsyncClient(base_url=failing.url) as client:
+            order_id = await submit(client)
+        messages, code = await watch(failing, order_id)
+        assert [m["status"] for m in messages] == ["pending", "routing", "building", "failed"]
+        assert code == 1000 and "3 attempts" in messages[-1]["error"]
+
+        async def persisted() -> tuple[Any, ...] | None:
+            async with await psycopg.AsyncConnection.connect(database_url) as conn:
+                cursor = await conn.execute(
+                    "SELECT o.status, o.failed_attempts, o.error,"
+                    " (SELECT array_agg(e.data->>'error' ORDER BY e.seq) FROM events e"
+                    "   WHERE e.order_id = o.order_id AND e.type = 'AttemptFailed')"
+                    " FROM orders o WHERE o.order_id = %s AND o.status = 'failed'", (order_id,))
+                return await cursor.fetchone()
+
+        status, attempts, error, attempt_errors = await eventually(persisted, 20)
+        assert (status, attempts) == ("failed", 3) and "3 attempts" in error
+        assert len(attempt_errors) == 3 and all(attempt_errors)
+        async with httpx.AsyncClient(base_url=failing.url) as client:
+            view = (await client.get(f"/orders/{order_id}")).json()
+        assert view["failedAttempts"] == 3 and len(view["attempts"]) == 3
