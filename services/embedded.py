@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -101,7 +102,7 @@ class Server:
 
     stop_signal = signal.SIGTERM
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -209,7 +210,7 @@ class EmbeddedPostgres(Server):
                         "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
                     ).fetchone()
                     if not exists:
-                        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+                        conn.execute(f'CREATE DATABASE "{name}"')
                     return
             except psycopg.OperationalError:
                 # Listening is not yet accepting: it may still be starting up.

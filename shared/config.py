@@ -25,7 +25,9 @@ class Range(msgspec.Struct, frozen=True):
             low = float(parts[0])
             high = float(parts[1]) if len(parts) == 2 else low
         except ValueError:
-            raise ConfigError(f"{name} must be a number or a range like 2000-3000, got {text!r}")
+            raise ConfigError(
+                f"{name} must be a number or a range like 2000-3000, got {text!r}"
+            ) from None
         if low < 0 or high < low:
             raise ConfigError(f"{name} must be >= 0 with low <= high, got {text!r}")
         return cls(low, high)
@@ -70,7 +72,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {text!r}")
+        raise ConfigError(f"{name} must be a number, got {text!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {text!r}")
     return value

@@ -69,7 +69,7 @@ async def migrate(database_url: str) -> int:
             current = int(row[0]) if row else 0
             for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
                 async with conn.transaction():
-                    await conn.execute(sql)  # type: ignore[arg-type]
+                    await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
                     )

@@ -48,7 +48,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename=
         return self.status in TERMINAL_STATUSES
 
 
-class OrderRequested(Event, tag=True):
+class OrderRequested(Event, tag=True, frozen=True):
     status = "pending"
     token_in: str
     token_out: str
@@ -70,7 +70,7 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     latency_ms: float
 
 
-class Routed(Event, tag=True):
+class Routed(Event, tag=True, frozen=True):
     status = "routing"
     dex: Dex
     quotes: list[Quote]
@@ -79,7 +79,7 @@ class Routed(Event, tag=True):
     reason: str
 
 
-class Built(Event, tag=True):
+class Built(Event, tag=True, frozen=True):
     status = "building"
     dex: Dex
     instructions: list[str]
@@ -87,20 +87,20 @@ class Built(Event, tag=True):
     unwraps_sol: bool
 
 
-class Submitted(Event, tag=True):
+class Submitted(Event, tag=True, frozen=True):
     status = "submitted"
     tx_hash: str
     attempt: int
 
 
-class AttemptFailed(Event, tag=True):
+class AttemptFailed(Event, tag=True, frozen=True):
     attempt: int
     error: str
     retryable: bool
     retry_in_ms: float | None = None
 
 
-class Confirmed(Event, tag=True):
+class Confirmed(Event, tag=True, frozen=True):
     status = "confirmed"
     tx_hash: str
     attempt: int
@@ -111,7 +111,7 @@ class Confirmed(Event, tag=True):
     executed_price: float
 
 
-class Failed(Event, tag=True):
+class Failed(Event, tag=True, frozen=True):
     status = "failed"
     error: str
     reason: str
@@ -138,7 +138,8 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> AnyEvent:
-    return _decoder.decode(data)
+    event: AnyEvent = _decoder.decode(data)
+    return event
 
 
 def to_builtins(event: Event) -> dict[str, object]:

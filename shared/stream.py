@@ -138,7 +138,7 @@ class EventStore:
         entries after that id (those are redeliveries)."""
         start = ">" if pending is None else str(pending)
         block = None if pending is not None else self.settings.block_ms
-        reply = await self.blocking.xreadgroup(
+        reply: Any = await self.blocking.xreadgroup(
             group, consumer, {self.stream: start}, count=count, block=block
         )
         if not reply:
@@ -153,7 +153,7 @@ class EventStore:
         self, group: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[Entry]:
         """Take over entries that another consumer left unacknowledged for too long."""
-        reply = await self.redis.xautoclaim(
+        reply: Any = await self.redis.xautoclaim(
             self.stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
         )
         raw = [r for r in reply[1] if r[1]]
@@ -165,7 +165,7 @@ class EventStore:
 
     async def tail(self, after: StreamId, count: int) -> list[Entry]:
         """Entries after ``after`` for every reader alike (no group), blocking a while."""
-        reply = await self.blocking.xread(
+        reply: Any = await self.blocking.xread(
             {self.stream: str(after)}, count=count, block=self.settings.block_ms
         )
         if not reply:

@@ -16,7 +16,7 @@ class Token(msgspec.Struct, frozen=True):
 
     @property
     def unit(self) -> int:
-        return 10**self.decimals
+        return int(10**self.decimals)
 
     def to_base_units(self, amount: Decimal) -> int:
         return int(amount.scaleb(self.decimals))

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
-from shared.events import AnyEvent
+from shared.events import Event
 from shared.stream import Entry, EventStore, StreamId
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def consumer_name(service: str) -> str:
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     group: str
     consumer: str
-    types: tuple[type[AnyEvent], ...]
+    types: tuple[type[Event], ...]
     batch_size: int = 100
     # Events handed to the handler at once: a whole batch, or one each.
     chunk_size: int = 100

@@ -30,7 +30,8 @@ class SimulatedChain:
 
     def _latency_s(self, order_id: str, attempt: int) -> float:
         span = self.settings.execution_latency_ms
-        return rng(self.settings.seed, order_id, attempt, "latency").uniform(span.low, span.high) / 1000
+        draw = rng(self.settings.seed, order_id, attempt, "latency")
+        return draw.uniform(span.low, span.high) / 1000
 
     async def send(self, order_id: str, attempt: int) -> None:
         await asyncio.sleep(self._latency_s(order_id, attempt) * SEND_SHARE)

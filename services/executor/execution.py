@@ -58,7 +58,7 @@ def signature(seed: str, order_id: str, attempt: int) -> str:
 
 def backoff_ms(attempt: int, base_ms: float) -> float:
     """Delay before the attempt after ``attempt``: base, 2 x base, 4 x base, ..."""
-    return base_ms * 2 ** (attempt - 1)
+    return float(base_ms * 2 ** (attempt - 1))
 
 
 def fill(order: OrderRequested, routed: Routed, adverse_move: float) -> Fill:
@@ -67,4 +67,5 @@ def fill(order: OrderRequested, routed: Routed, adverse_move: float) -> Fill:
     amount_out = math.floor(routed.amount_out * (1 - adverse_move))
     token_in, token_out = get(order.token_in), get(order.token_out)
     price = (amount_out / token_out.unit) / (order.amount_in / token_in.unit)
-    return Fill(amount_out, float(f"{price:.12g}"), amount_out >= routed.min_amount_out)
+    rounded = float(f"{price:.12g}")
+    return Fill(amount_out, rounded, amount_out >= routed.min_amount_out)

@@ -169,7 +169,8 @@ class Gateway:
 
     async def readyz(self, request: Request) -> Response:
         checks: dict[str, str] = {}
-        for name, check in (("redis", self.store.redis.ping()), ("postgres", self.read_model.ping())):
+        probes = (("redis", self.store.redis.ping()), ("postgres", self.read_model.ping()))
+        for name, check in probes:
             try:
                 await asyncio.wait_for(check, timeout=2)
                 checks[name] = "ok"

@@ -21,11 +21,11 @@ class Metrics:
 
     def render(self, tail: TailStats) -> str:
         rows = [
-            ("oee_orders_accepted_total", "counter", "Orders appended to the stream.", self.accepted),
-            ("oee_orders_rejected_total", "counter", "Order bodies refused as invalid.", self.rejected),
-            ("oee_ws_subscribers", "gauge", "WebSocket subscribers streaming now.", self.subscribers),
+            ("oee_orders_accepted_total", "counter", "Orders appended.", self.accepted),
+            ("oee_orders_rejected_total", "counter", "Order bodies refused.", self.rejected),
+            ("oee_ws_subscribers", "gauge", "WebSocket subscribers now.", self.subscribers),
             ("oee_statuses_sent_total", "counter", "Status messages sent.", self.statuses_sent),
-            ("oee_tail_events_total", "counter", "Events read by the stream tail.", tail.events_seen),
+            ("oee_tail_events_total", "counter", "Events read by the tail.", tail.events_seen),
         ]
         lines = []
         for name, kind, help_text, value in rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+
 import msgspec
 
 from shared.events import OrderRequested

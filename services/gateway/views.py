@@ -106,7 +106,9 @@ def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
         error=state.error,
         created_at=state.created_at,
         updated_at=state.updated_at,
-        attempts=[Attempt(e.attempt, e.error, e.at) for e in events if isinstance(e, AttemptFailed)],
+        attempts=[
+            Attempt(e.attempt, e.error, e.at) for e in events if isinstance(e, AttemptFailed)
+        ],
     )
 
 

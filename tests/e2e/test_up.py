@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import websockets
+from websockets.sync.client import connect
 
 from services.embedded import free_port
 
@@ -39,7 +39,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-async def test_up_runs_everything_with_embedded_servers_and_stops_them(data_dir: Path) -> None:
+def test_up_runs_everything_with_embedded_servers_and_stops_them(data_dir: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({"PORT": str(port), "OEE_DATA_DIR": str(data_dir), "OEE_QUOTE_LATENCY_MS": "10",
@@ -60,10 +60,10 @@ async def test_up_runs_everything_with_embedded_servers_and_stops_them(data_dir:
             time.sleep(0.1)
         pids = [int(p.read_text()) for p in data_dir.rglob("*.oee-pid")]
         assert len(pids) == 2 and all(alive(p) for p in pids)
-        async with websockets.connect(f"ws://127.0.0.1:{port}/orders/execute") as ws:
-            await ws.send(json.dumps(
+        with connect(f"ws://127.0.0.1:{port}/orders/execute", open_timeout=10) as ws:
+            ws.send(json.dumps(
                 {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01}))
-            statuses = [json.loads(m)["status"] async for m in ws]
+            statuses = [json.loads(m)["status"] for m in ws]
         assert statuses == ["pending", "routing", "building", "submitted", "confirmed"]
     finally:
         up.send_signal(signal.SIGTERM)

@@ -69,7 +69,9 @@ async def _routed(store: EventStore, order_ids: list[str]) -> list[Routed]:
     return await eventually(all_routed, 20)
 
 
-async def test_executor_builds_submits_and_confirms(store: EventStore, settings: Settings) -> None:
+async def test_executor_builds_submits_and_confirms(
+    store: EventStore, settings: Settings
+) -> None:
     sol_in, sol_out = order(new_id()), order(new_id(), "USDC", "SOL", 75_000_000)
     async with running(executor_main, settings):
         await store.append([sol_in, routed(sol_in), sol_out, routed(sol_out, 490_000_000)])
@@ -86,7 +88,9 @@ async def test_executor_builds_submits_and_confirms(store: EventStore, settings:
     assert found[sol_out.order_id][2].unwraps_sol  # type: ignore[union-attr]
 
 
-async def test_executor_gives_up_after_three_attempts(store: EventStore, settings: Settings) -> None:
+async def test_executor_gives_up_after_three_attempts(
+    store: EventStore, settings: Settings
+) -> None:
     settings = msgspec.structs.replace(settings, failure_rate=1.0)
     requested = order(new_id())
     async with running(executor_main, settings):
