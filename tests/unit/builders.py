@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.events import (
+    AnyEvent,
     AttemptFailed,
     Built,
     Confirmed,
-    Event,
     Failed,
     OrderRequested,
     Quote,
@@ -126,7 +126,7 @@ def failed(order_id: str = "o-1", **overrides: Any) -> Failed:
     return Failed(**(fields | overrides))
 
 
-def happy_story(order_id: str = "o-1") -> list[Event]:
+def happy_story(order_id: str = "o-1") -> list[AnyEvent]:
     """pending -> routing -> building -> submitted -> confirmed."""
     return [
         requested(order_id),

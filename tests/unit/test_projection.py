@@ -17,7 +17,7 @@ def entries(events: list[AnyEvent], ms: int = 1_700_000_000_000) -> list[Entry]:
 
 def test_full_story_gives_one_confirmed_row() -> None:
     story = builders.happy_story()
-    (row,) = order_rows(entries(story))  # type: ignore[arg-type]
+    (row,) = order_rows(entries(story))
     assert row.order_id == "o-1"
     assert row.status == "confirmed"
     assert row.status_seq == 5
@@ -70,7 +70,7 @@ def test_one_row_per_order_sorted_by_id() -> None:
         builders.routed(order_id="b"),
         builders.failed(order_id="c", seq=9),
     ]
-    rows = order_rows(entries(batch))  # type: ignore[arg-type]
+    rows = order_rows(entries(batch))
     assert [r.order_id for r in rows] == ["a", "b", "c"]
     by_id = {r.order_id: r for r in rows}
     assert by_id["a"].status == "pending"
@@ -87,7 +87,7 @@ def test_order_rows_of_empty_batch() -> None:
 def test_event_rows_keep_stream_ids_as_ints() -> None:
     story = builders.happy_story()
     batch = [Entry(StreamId(1_700_000_000_000 + i, 10 - i), e) for i, e in enumerate(story)]
-    rows = event_rows(batch)  # type: ignore[arg-type]
+    rows = event_rows(batch)
     assert len(rows) == len(story)
     for row, entry in zip(rows, batch, strict=True):
         assert isinstance(row.stream_ms, int)
@@ -109,7 +109,7 @@ def test_event_rows_keep_big_stream_ids() -> None:
 
 
 def test_as_params_turns_amounts_into_decimals() -> None:
-    (row,) = order_rows(entries(builders.happy_story()))  # type: ignore[arg-type]
+    (row,) = order_rows(entries(builders.happy_story()))
     params = as_params(row)
     for name in ("amount_in", "quoted_out", "min_amount_out", "amount_out"):
         assert isinstance(params[name], Decimal), name

@@ -294,7 +294,7 @@ def test_underflowing_amount_is_refused() -> None:
 )
 @pytest.mark.parametrize("raw_amount", ['"1e999999999"', "1e999999999"])
 def test_overflowing_amount_is_refused(raw_amount: str) -> None:
-    raw = '{"tokenIn":"SOL","tokenOut":"USDC","amount":%s,"slippage":0.01}' % raw_amount
+    raw = '{"tokenIn":"SOL","tokenOut":"USDC","amount":' + raw_amount + ',"slippage":0.01}'
     error = refusal(raw)
     assert (error.field, error.rule) == ("amount", "max")
 
