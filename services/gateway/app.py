@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.gateway.metrics import Metrics
+from services.gateway.openapi import document
 from services.gateway.queries import ReadModel
 from services.gateway.subscriptions import Tail, UnknownOrder, follow
 from services.gateway.validation import Invalid, order_from
@@ -77,6 +78,7 @@ class Gateway:
         self.read_model = ReadModel(settings.database_url)
         self.tail = Tail(self.store)
         self.metrics = Metrics()
+        self.openapi_document = document()
 
     async def history(self, order_id: str) -> list[AnyEvent]:
         # Redis holds recent orders, consistent with the stream; PostgreSQL holds them all.
@@ -180,6 +182,9 @@ class Gateway:
         return json({"status": "ready" if ready else "not ready", "checks": checks},
                     200 if ready else 503)
 
+    async def openapi(self, request: Request) -> Response:
+        return json(self.openapi_document)
+
     async def metrics_text(self, request: Request) -> Response:
         text = self.metrics.render(self.tail)
         return Response(text, media_type="text/plain; version=0.0.4")
@@ -282,6 +287,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
             Route("/metrics", gateway.metrics_text, methods=["GET"]),
+            Route("/openapi.json", gateway.openapi, methods=["GET"]),
         ],
         lifespan=gateway.lifespan,
     )

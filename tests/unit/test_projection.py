@@ -64,7 +64,7 @@ def test_batch_with_only_an_attempt_failure() -> None:
 
 
 def test_one_row_per_order_sorted_by_id() -> None:
-    batch = [
+    batch: list[AnyEvent] = [
         builders.requested(order_id="b"),
         builders.requested(order_id="a"),
         builders.routed(order_id="b"),
