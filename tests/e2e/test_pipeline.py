@@ -277,7 +277,8 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert "oee_orders_accepted_total" in metrics and "oee_ws_subscribers" in metrics
     schema = (await client.get("/openapi.json")).json()
-    assert "/orders/execute" in schema["paths"] and "OrderRequested" in schema["components"]["schemas"]
+    assert "/orders/execute" in schema["paths"]
+    assert "OrderRequested" in schema["components"]["schemas"]
 
 
 async def test_failed_attempts_are_kept_and_the_order_ends_failed(
