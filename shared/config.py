@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -28,7 +29,7 @@ class Range(msgspec.Struct, frozen=True):
             raise ConfigError(
                 f"{name} must be a number or a range like 2000-3000, got {text!r}"
             ) from None
-        if low < 0 or high < low:
+        if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high < low:
             raise ConfigError(f"{name} must be >= 0 with low <= high, got {text!r}")
         return cls(low, high)
 

@@ -7,7 +7,7 @@ without reading our code.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import msgspec
 
@@ -77,22 +77,33 @@ def _token(field: str, name: str) -> Token:
     return token
 
 
+def decimal_places(amount: Decimal) -> int:
+    """Places after the point, ignoring trailing zeros; exact for any exponent (unlike
+    ``normalize``, which rounds to the context's precision)."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    significant = "".join(map(str, digits)).rstrip("0")
+    return max(0, -(exponent + len(digits) - len(significant)))
+
+
 def _base_units(amount: Decimal, token: Token) -> int:
     if not amount.is_finite():
         raise Invalid("amount", "finite", "amount must be a finite number")
     if amount <= 0:
         raise Invalid("amount", "positive", "amount must be greater than 0")
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > token.decimals:
+    if decimal_places(amount) > token.decimals:
         raise Invalid(
             "amount",
             "decimals",
             f"{token.symbol} has {token.decimals} decimals; amount {amount} has more",
         )
-    units = token.to_base_units(amount)
+    # u64 base units have at most 20 digits: anything longer is refused before any arithmetic.
+    units = MAX_BASE_UNITS + 1
+    if amount.adjusted() + token.decimals < 20:
+        with localcontext(prec=60):
+            units = token.to_base_units(amount)
     if units > MAX_BASE_UNITS:
-        raise Invalid("amount", "max", f"amount is larger than a {token.symbol} account can hold")
+        raise Invalid("amount", "max", f"amount is larger than a {token.symbol} account holds")
     return units
 
 
@@ -109,7 +120,8 @@ def validate(body: OrderBody, order_id: str) -> OrderRequested:
     if token_in == token_out:
         raise Invalid("tokenOut", "distinct_tokens", "tokenIn and tokenOut must differ")
     amount_in = _base_units(body.amount, token_in)
-    if not (body.slippage.is_finite() and 0 < body.slippage <= MAX_SLIPPAGE):
+    # Checked as the float the engine computes with, so a tiny value cannot become 0.
+    if not (body.slippage.is_finite() and 0 < float(body.slippage) <= MAX_SLIPPAGE):
         raise Invalid("slippage", "range", f"slippage must be in (0, {MAX_SLIPPAGE}], a fraction")
     return OrderRequested(
         order_id=order_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import Decimal, localcontext
 
 import msgspec
 
@@ -20,7 +21,8 @@ class Decision(msgspec.Struct, frozen=True):
 def min_amount_out(quoted_out: int, slippage: float) -> int:
     """The least the order accepts: quotedOut x (1 - slippage), rounded up so the bound
     is never looser than the client asked for."""
-    return math.ceil(quoted_out * (1 - slippage))
+    with localcontext(prec=60):
+        return math.ceil(Decimal(quoted_out) * (1 - Decimal(repr(slippage))))
 
 
 def choose(quotes: Sequence[Quote], slippage: float) -> Decision:
