@@ -8,6 +8,9 @@ stream if and only if it is in its order's hash. That gives two things cheaply:
   service instance produced it, so a redelivered cause can never fork an order's story;
 * a subscriber can read an order's whole history with one HGETALL, consistent with the
   stream position it starts tailing from.
+
+The hash also marks an order's end: once a terminal event is in, nothing more is appended
+to that order, so an order reaches exactly one terminal state however many services race.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ local ids = {}
 for i = 2, #KEYS do
   local a = (i - 2) * 5 + 3
   local seq, kind, order, data, terminal = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
-  if redis.call('HSETNX', KEYS[i], seq, data) == 1 then
+  local open = redis.call('HEXISTS', KEYS[i], 'end') == 0
+  if open and redis.call('HSETNX', KEYS[i], seq, data) == 1 then
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
     if terminal == '1' then
+      redis.call('HSET', KEYS[i], 'end', seq)
       redis.call('EXPIRE', KEYS[i], ARGV[1])
     elseif seq == '1' then
       redis.call('EXPIRE', KEYS[i], ARGV[2])
@@ -101,8 +106,8 @@ class EventStore:
         return f"{self.settings.namespace}:order:{order_id}"
 
     async def append(self, events: Sequence[Event]) -> list[StreamId | None]:
-        """Append in order; returns each event's stream id, or None where the store already
-        had an event with that (order, seq) and dropped this one."""
+        """Append in order; returns each event's stream id, or None where the store dropped
+        the event: it had one with that (order, seq) already, or the order had ended."""
         if not events:
             return []
         keys: list[str] = [self.stream]
@@ -116,6 +121,7 @@ class EventStore:
     async def history(self, order_id: str) -> list[AnyEvent]:
         """Every event of one order still indexed in Redis, oldest first."""
         raw = await self.redis.hgetall(self.order_key(order_id))
+        raw.pop(b"end", None)
         return sorted((decode(data) for data in raw.values()), key=lambda e: e.seq)
 
     async def last_id(self) -> StreamId:

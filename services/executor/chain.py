@@ -1,11 +1,25 @@
-"""The simulated chain: sending takes a while and may fail transiently; confirming takes
-the rest of the execution time, and the price may have moved by then."""
+"""The simulated chain. Sending takes a while and may fail transiently; a transaction that
+lands is recorded under its signature, as a real chain dedupes a signed transaction, so
+sending the same one twice executes it once. Confirmation takes the rest of the execution
+time. The swap program enforces minAmountOut: a landed swap whose price moved too far is
+refused on chain and executes nothing.
+
+It keeps its ledger in Redis (``{namespace}:chain:*``), standing in for the outside world
+that every executor talks to.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterable
 
+import msgspec
+import redis.asyncio as aioredis
+
+from services.executor.execution import fill, signature
 from shared.config import Settings
+from shared.events import OrderRequested, Routed
 from shared.seeded import rng
 
 
@@ -22,25 +36,89 @@ TRANSIENT_ERRORS = (
 
 # Sending takes this share of the execution time; confirming takes the rest.
 SEND_SHARE = 0.25
+LEDGER_TTL_S = 7 * 24 * 3600
+
+_LAND = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
+  return 1
+end
+return 0
+"""
+
+
+class Landing(msgspec.Struct, frozen=True, kw_only=True):
+    signature: str
+    order_id: str
+    attempt: int
+    # False when the program refused the swap for slippage: nothing was executed.
+    executed: bool
+    amount_out: int
+    executed_price: float
+    adverse_move: float
+    confirms_at: float
 
 
 class SimulatedChain:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
         self.settings = settings
+        self.prefix = f"{settings.namespace}:chain"
+        self._land = redis.register_script(_LAND)
+
+    @property
+    def executions_key(self) -> str:
+        """Order id -> how many swaps of that order executed; an audit for tests and soak."""
+        return f"{self.prefix}:executions"
 
     def _latency_s(self, order_id: str, attempt: int) -> float:
         span = self.settings.execution_latency_ms
         draw = rng(self.settings.seed, order_id, attempt, "latency")
         return draw.uniform(span.low, span.high) / 1000
 
-    async def send(self, order_id: str, attempt: int) -> None:
-        await asyncio.sleep(self._latency_s(order_id, attempt) * SEND_SHARE)
-        draw = rng(self.settings.seed, order_id, attempt, "failure")
+    async def landing(self, tx_hash: str) -> Landing | None:
+        raw = await self.redis.get(f"{self.prefix}:tx:{tx_hash}")
+        return msgspec.json.decode(raw, type=Landing) if raw else None
+
+    async def find_landing(self, order_id: str, attempts: Iterable[int]) -> Landing | None:
+        """Whether any of these attempts of the order already landed."""
+        for attempt in attempts:
+            found = await self.landing(signature(self.settings.seed, order_id, attempt))
+            if found is not None:
+                return found
+        return None
+
+    async def send(self, order: OrderRequested, routed: Routed, attempt: int) -> Landing:
+        tx_hash = signature(self.settings.seed, order.order_id, attempt)
+        if (landed := await self.landing(tx_hash)) is not None:
+            return landed
+        latency = self._latency_s(order.order_id, attempt)
+        await asyncio.sleep(latency * SEND_SHARE)
+        draw = rng(self.settings.seed, order.order_id, attempt, "failure")
         if draw.random() < self.settings.failure_rate:
             raise TransientError(draw.choice(TRANSIENT_ERRORS))
-
-    async def confirm(self, order_id: str, attempt: int) -> float:
-        """Waits for confirmation; returns how far the price moved against the order."""
-        await asyncio.sleep(self._latency_s(order_id, attempt) * (1 - SEND_SHARE))
         drift = self.settings.price_drift
-        return rng(self.settings.seed, order_id, attempt, "drift").uniform(-drift / 2, drift)
+        move = rng(self.settings.seed, order.order_id, attempt, "drift")
+        adverse = move.uniform(-drift / 2, drift)
+        result = fill(order, routed, adverse)
+        landing = Landing(
+            signature=tx_hash, order_id=order.order_id, attempt=attempt,
+            executed=result.accepted, amount_out=result.amount_out,
+            executed_price=result.executed_price, adverse_move=adverse,
+            confirms_at=time.time() + latency * (1 - SEND_SHARE),
+        )
+        first = await self._land(
+            keys=[f"{self.prefix}:tx:{tx_hash}", self.executions_key],
+            args=[msgspec.json.encode(landing), LEDGER_TTL_S, int(landing.executed),
+                  order.order_id],
+        )
+        if first:
+            return landing
+        # Another executor landed the same transaction first: its record is the truth.
+        existing = await self.landing(tx_hash)
+        assert existing is not None
+        return existing
+
+    async def confirmation(self, landing: Landing) -> Landing:
+        await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))
+        return landing

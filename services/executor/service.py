@@ -7,8 +7,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from services.executor.chain import SimulatedChain, TransientError
-from services.executor.execution import backoff_ms, build, fill, signature
+from services.executor.chain import Landing, SimulatedChain, TransientError
+from services.executor.execution import backoff_ms, build
 from shared.config import Settings
 from shared.events import (
     AttemptFailed,
@@ -58,21 +58,27 @@ class Execution:
                 instructions=tx.instructions, wraps_sol=tx.wraps_sol, unwraps_sol=tx.unwraps_sol,
             ))
         attempt = self.state.failed_attempts + 1
-        # A restart between Submitted and its outcome resumes waiting for confirmation.
-        if self.state.status != "submitted":
-            attempt = await self.submit_with_retries(attempt)
-            if attempt == 0:
+        # Taking over (after a crash, or racing another executor): whatever already landed
+        # is the result, and nothing is sent again.
+        landing = await self.chain.find_landing(self.order_id, range(1, attempt + 1))
+        if landing is None:
+            landing = await self.submit_with_retries(attempt)
+            if landing is None:
                 return
-        await self.confirm(attempt)
+        if self.state.tx_hash != landing.signature:
+            await self.append(Submitted(
+                order_id=self.order_id, seq=self.next_seq,
+                tx_hash=landing.signature, attempt=landing.attempt,
+            ))
+        await self.finish(await self.chain.confirmation(landing))
 
-    async def submit_with_retries(self, attempt: int) -> int:
-        """Sends until one attempt lands; returns its number, or 0 when the order failed."""
-        max_attempts = self.settings.max_attempts
+    async def submit_with_retries(self, attempt: int) -> Landing | None:
+        """Sends until one attempt lands; None when the order failed instead."""
         while True:
             try:
-                await self.chain.send(self.order_id, attempt)
+                return await self.chain.send(self.order, self.routed, attempt)
             except TransientError as error:
-                last = attempt >= max_attempts
+                last = attempt >= self.settings.max_attempts
                 delay = None if last else backoff_ms(attempt, self.settings.retry_base_ms)
                 log.warning("order %s attempt %d failed: %s", self.order_id, attempt, error)
                 await self.append(AttemptFailed(
@@ -85,34 +91,26 @@ class Execution:
                         error=f"failed after {attempt} attempts; last error: {error}",
                         attempts=attempt,
                     ))
-                    return 0
+                    return None
                 await asyncio.sleep(delay / 1000)
                 attempt += 1
-                continue
-            await self.append(Submitted(
-                order_id=self.order_id, seq=self.next_seq,
-                tx_hash=signature(self.settings.seed, self.order_id, attempt), attempt=attempt,
-            ))
-            return attempt
 
-    async def confirm(self, attempt: int) -> None:
-        adverse = await self.chain.confirm(self.order_id, attempt)
-        result = fill(self.order, self.routed, adverse)
-        tx_hash = signature(self.settings.seed, self.order_id, attempt)
-        if result.accepted:
+    async def finish(self, landing: Landing) -> None:
+        if landing.executed:
             await self.append(Confirmed(
-                order_id=self.order_id, seq=self.next_seq, tx_hash=tx_hash, attempt=attempt,
-                dex=self.routed.dex, amount_in=self.order.amount_in, amount_out=result.amount_out,
-                min_amount_out=self.routed.min_amount_out, executed_price=result.executed_price,
+                order_id=self.order_id, seq=self.next_seq, tx_hash=landing.signature,
+                attempt=landing.attempt, dex=self.routed.dex, amount_in=self.order.amount_in,
+                amount_out=landing.amount_out, min_amount_out=self.routed.min_amount_out,
+                executed_price=landing.executed_price,
             ))
             return
         await self.append(Failed(
             order_id=self.order_id, seq=self.next_seq, reason="slippage_exceeded",
             error=(
-                f"price moved {adverse:.3%} against the order: {result.amount_out} out "
-                f"is below minAmountOut {self.routed.min_amount_out}"
+                f"price moved {landing.adverse_move:.3%} against the order: "
+                f"{landing.amount_out} out is below minAmountOut {self.routed.min_amount_out}"
             ),
-            attempts=attempt,
+            attempts=landing.attempt,
         ))
 
 
@@ -129,7 +127,7 @@ async def execute(store: EventStore, chain: SimulatedChain, settings: Settings,
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     store = EventStore(settings)
-    chain = SimulatedChain(settings)
+    chain = SimulatedChain(store.redis, settings)
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:

@@ -10,6 +10,7 @@ import msgspec
 import psycopg
 import pytest
 
+from services.executor.chain import SimulatedChain
 from services.executor.service import main as executor_main
 from services.persister.records import record
 from services.persister.service import main as persister_main
@@ -145,18 +146,28 @@ def max_overlap(stories: Any) -> int:
     return peak
 
 
-async def test_executor_resumes_a_submitted_order_without_submitting_again(
-    store: EventStore, settings: Settings
+@pytest.mark.parametrize("recorded", [True, False], ids=["submitted", "landed-unrecorded"])
+async def test_an_executor_taking_over_converges_on_what_already_landed(
+    store: EventStore, settings: Settings, recorded: bool
 ) -> None:
+    """A crash after the transaction landed, with or without its Submitted event: the next
+    executor confirms that transaction and never executes the swap again."""
     requested = order(new_id())
-    submitted = Submitted(order_id=requested.order_id, seq=4, tx_hash="sig", attempt=1)
-    built = Built(order_id=requested.order_id, seq=3, dex="meteora", instructions=[],
-                  wraps_sol=True, unwraps_sol=False)
-    await store.append([requested, routed(requested), built, submitted])
-    # The Routed entry is redelivered to a new executor, as after a crash.
+    chain = SimulatedChain(store.redis, settings)
+    landing = await chain.send(requested, routed(requested), attempt=1)
+    history: list[Any] = [requested, routed(requested), Built(
+        order_id=requested.order_id, seq=3, dex="meteora", instructions=[],
+        wraps_sol=True, unwraps_sol=False)]
+    if recorded:
+        history.append(Submitted(order_id=requested.order_id, seq=4,
+                                 tx_hash=landing.signature, attempt=1))
+    await store.append(history)
     async with running(executor_main, settings):
         story = (await stories(store, [requested.order_id]))[requested.order_id]
     assert types(story) == ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
+    assert story[-1].tx_hash == landing.signature  # type: ignore[union-attr]
+    executions = await store.redis.hget(chain.executions_key, requested.order_id)
+    assert executions == b"1"
 
 
 async def test_persister_projects_every_event(

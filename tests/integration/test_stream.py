@@ -127,3 +127,14 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) ->
 async def _pending(store: EventStore, count: int) -> bool | None:
     groups = await store.redis.xinfo_groups(store.stream)
     return True if groups and groups[0]["pending"] == count and groups[0]["lag"] == 0 else None
+
+
+async def test_nothing_is_appended_after_an_order_ended(store: EventStore) -> None:
+    order_id = new_id()
+    confirmed = Confirmed(order_id=order_id, seq=2, tx_hash="x", attempt=1, dex="raydium",
+                          amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0)
+    await store.append([order(order_id), confirmed])
+    late = Routed(order_id=order_id, seq=3, dex="raydium", quotes=[], amount_out=1,
+                  min_amount_out=1, reason="late")
+    assert await store.append([late]) == [None]
+    assert [e.seq for e in await store.history(order_id)] == [1, 2]
