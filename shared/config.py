@@ -56,6 +56,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_base_ms: float = 500.0
     batch_size: int = 100
     block_ms: int = 1000
+    # A pending entry idle this long is taken over by another consumer.
+    claim_idle_ms: int = 30_000
+    # An entry delivered more often than this is dead-lettered.
+    max_deliveries: int = 5
     # How long the per-order index in Redis outlives a finished order; after that,
     # late subscribers read the history from PostgreSQL.
     finished_order_ttl_s: int = 600
@@ -105,6 +109,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         retry_base_ms=_number(env, "OEE_RETRY_BASE_MS", defaults.retry_base_ms, 0, 600_000),
         batch_size=int(_number(env, "OEE_BATCH_SIZE", defaults.batch_size, 1, 10_000)),
         block_ms=int(_number(env, "OEE_BLOCK_MS", defaults.block_ms, 1, 60_000)),
+        claim_idle_ms=int(
+            _number(env, "OEE_CLAIM_IDLE_MS", defaults.claim_idle_ms, 1, 86_400_000)
+        ),
+        max_deliveries=int(
+            _number(env, "OEE_MAX_DELIVERIES", defaults.max_deliveries, 1, 1000)
+        ),
         finished_order_ttl_s=int(
             _number(env, "OEE_FINISHED_ORDER_TTL_S", defaults.finished_order_ttl_s, 1, 10**7)
         ),

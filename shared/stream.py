@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.config import Settings
-from shared.events import AnyEvent, Event, decode, encode
+from shared.events import AnyEvent, Event, Failed, decode, encode
 
 # A non-terminal order keeps its index this long at most, in case it never finishes.
 _OPEN_ORDER_TTL_S = 7 * 24 * 3600
@@ -71,7 +71,6 @@ class Entry(msgspec.Struct, frozen=True):
 
     id: StreamId
     event: AnyEvent
-    deliveries: int = 1
 
 
 def connect(url: str, *, read_timeout_s: float | None = 5.0) -> aioredis.Redis:
@@ -150,10 +149,7 @@ class EventStore:
         if not reply:
             return []
         _, raw = reply[0]
-        entries = parse_entries([r for r in raw if r[1]])
-        if pending is not None:
-            return [msgspec.structs.replace(e, deliveries=2) for e in entries]
-        return entries
+        return parse_entries([r for r in raw if r[1]])
 
     async def claim_idle(
         self, group: str, consumer: str, min_idle_ms: int, count: int
@@ -162,8 +158,37 @@ class EventStore:
         reply: Any = await self.redis.xautoclaim(
             self.stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
         )
-        raw = [r for r in reply[1] if r[1]]
-        return [msgspec.structs.replace(e, deliveries=2) for e in parse_entries(raw)]
+        return parse_entries([r for r in reply[1] if r[1]])
+
+    async def deliveries(self, group: str, ids: Sequence[StreamId]) -> dict[StreamId, int]:
+        """How often each pending entry has been delivered."""
+        if not ids:
+            return {}
+        rows: Any = await self.redis.xpending_range(
+            self.stream, group, min=str(min(ids)), max=str(max(ids)), count=len(ids) * 4 + 100
+        )
+        wanted = set(ids)
+        counts = {StreamId.parse(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {i: n for i, n in counts.items() if i in wanted}
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.settings.namespace}:dead"
+
+    async def dead_letter(self, group: str, entry: Entry, reason: str) -> None:
+        """Park an entry no consumer could finish, with the reason, and end its order
+        ``failed`` with that reason; then the entry is acknowledged."""
+        event = entry.event
+        await self.redis.xadd(self.dead_letters, {
+            "group": group, "id": str(entry.id), "order": event.order_id,
+            "type": event.type, "reason": reason, "data": encode(event),
+        })
+        history = await self.history(event.order_id)
+        if not any(e.is_terminal for e in history):
+            last = max((e.seq for e in history), default=event.seq)
+            await self.append([Failed(order_id=event.order_id, seq=last + 1,
+                                      reason="dead_lettered", error=reason, attempts=0)])
+        await self.ack(group, [entry.id])
 
     async def ack(self, group: str, ids: Sequence[StreamId]) -> None:
         if ids:

@@ -1,16 +1,21 @@
 """The loop every consuming service runs: read a batch, hand it over, acknowledge it.
 
 It reads its own pending entries first (what a previous run of this consumer left
-unacknowledged), then new ones, and now and then claims entries another consumer left idle.
+unacknowledged), then new ones, and now and then claims entries any consumer left idle for
+``claim_idle_ms``. An entry delivered more than ``max_deliveries`` times is a poison message:
+it goes to the dead-letter stream and its order ends ``failed``, instead of looping forever.
+
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
 Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once,
-so a worker never reads more than it can start on.
+so a worker never reads more than it can start on. When Redis is away the loop waits and
+tries again; nothing is acknowledged that was not done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -18,7 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
+from redis.exceptions import RedisError
 
+from shared.config import Settings
 from shared.events import Event
 from shared.stream import Entry, EventStore, StreamId
 
@@ -41,7 +48,18 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Chunks being handled at once.
     concurrency: int = 1
     claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
     shutdown_timeout_s: float = 30.0
+
+
+def worker_settings(settings: Settings, service: str, types: tuple[type[Event], ...], *,
+                    batch_size: int, chunk_size: int, concurrency: int) -> WorkerSettings:
+    """A service's loop settings: its group is named after it."""
+    return WorkerSettings(
+        group=service, consumer=consumer_name(service), types=types, batch_size=batch_size,
+        chunk_size=chunk_size, concurrency=concurrency, claim_idle_ms=settings.claim_idle_ms,
+        max_deliveries=settings.max_deliveries,
+    )
 
 
 class Worker:
@@ -56,51 +74,62 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await self.store.ensure_group(s.group)
-        log.info("%s reading group %s as %s", s.group, self.store.stream, s.consumer)
-        await self._drain_own_pending(stop)
+        log.info("%s reading %s as %s", s.group, self.store.stream, s.consumer)
+        own_pending: StreamId | None = StreamId(0, 0)
+        outage = 0
         while not stop.is_set():
-            free = self._free_events()
-            if free <= 0:
-                await self._wait_for_slot(stop)
-                continue
-            entries = await self._claim_if_due(free) or await self.store.read_group(
-                s.group, s.consumer, free
-            )
-            await self._dispatch(entries)
+            try:
+                if own_pending == StreamId(0, 0):
+                    await self.store.ensure_group(s.group)
+                if self._free_events() <= 0:
+                    await self._wait_for_slot(stop)
+                    continue
+                if own_pending is not None:
+                    own_pending = await self._resume_own_pending(own_pending)
+                else:
+                    await self._dispatch(await self._claim_if_due(), redelivered=True)
+                    await self._dispatch(await self.store.read_group(
+                        s.group, s.consumer, self._free_events()
+                    ))
+                outage = 0
+            except RedisError as error:
+                outage += 1
+                delay = min(5.0, 0.1 * 2**outage)
+                log.warning("%s: Redis unavailable (%s); retrying in %.1fs", s.group, error, delay)
+                await _wait(stop, delay)
         await self._finish_in_flight()
 
-    async def _drain_own_pending(self, stop: asyncio.Event) -> None:
-        after = StreamId(0, 0)
-        while not stop.is_set():
-            while self._free_events() <= 0:
-                await self._wait_for_slot(stop)
-            entries = await self.store.read_group(
-                self.settings.group, self.settings.consumer, self._free_events(), pending=after
-            )
-            if not entries:
-                return
-            log.info("%s resuming %d pending entries", self.settings.group, len(entries))
-            after = entries[-1].id
-            await self._dispatch(entries)
+    async def _resume_own_pending(self, after: StreamId) -> StreamId | None:
+        """One batch of this consumer's own unacknowledged entries; None when done."""
+        entries = await self.store.read_group(
+            self.settings.group, self.settings.consumer, self._free_events(), pending=after
+        )
+        if not entries:
+            return None
+        log.info("%s resuming %d pending entries", self.settings.group, len(entries))
+        await self._dispatch(entries, redelivered=True)
+        return entries[-1].id
 
     def _free_events(self) -> int:
         s = self.settings
         return min(s.batch_size, (s.concurrency - self._in_flight) * s.chunk_size)
 
-    async def _claim_if_due(self, free: int) -> list[Entry]:
+    async def _claim_if_due(self) -> list[Entry]:
         now = time.monotonic()
         if now < self._next_claim:
             return []
         self._next_claim = now + self.settings.claim_idle_ms / 2000
         entries = await self.store.claim_idle(
-            self.settings.group, self.settings.consumer, self.settings.claim_idle_ms, free
+            self.settings.group, self.settings.consumer, self.settings.claim_idle_ms,
+            self._free_events(),
         )
         if entries:
             log.warning("%s claimed %d idle entries", self.settings.group, len(entries))
         return entries
 
-    async def _dispatch(self, entries: list[Entry]) -> None:
+    async def _dispatch(self, entries: list[Entry], redelivered: bool = False) -> None:
+        if redelivered:
+            entries = await self._drop_poison(entries)
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e.id for e in entries if not isinstance(e.event, self.settings.types)]
         await self.store.ack(self.settings.group, skipped)
@@ -111,6 +140,22 @@ class Worker:
             task = asyncio.create_task(self._run_chunk(chunk))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _drop_poison(self, entries: list[Entry]) -> list[Entry]:
+        limit = self.settings.max_deliveries
+        counts = await self.store.deliveries(self.settings.group, [e.id for e in entries])
+        healthy = []
+        for entry in entries:
+            deliveries = counts.get(entry.id, 1)
+            if deliveries <= limit:
+                healthy.append(entry)
+                continue
+            reason = (f"{self.settings.group} could not finish {entry.event.type} "
+                      f"#{entry.event.seq} in {deliveries} deliveries")
+            log.error("dead-lettering entry %s of order %s: %s", entry.id,
+                      entry.event.order_id, reason)
+            await self.store.dead_letter(self.settings.group, entry, reason)
+        return healthy
 
     async def _run_chunk(self, chunk: list[Entry]) -> None:
         try:
@@ -143,3 +188,8 @@ class Worker:
         if unfinished:
             await asyncio.wait(unfinished)
             log.warning("%s handed back %d unfinished tasks", self.settings.group, len(unfinished))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -22,7 +22,7 @@ from shared.events import (
 )
 from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore
-from shared.worker import Worker, WorkerSettings, consumer_name
+from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.executor")
 
@@ -136,12 +136,9 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
     worker = Worker(
         store,
-        WorkerSettings(
-            group="executor",
-            consumer=consumer_name("executor"),
-            types=(Routed,),
-            batch_size=settings.batch_size,
-            chunk_size=1,
+        worker_settings(
+            settings, "executor", (Routed,),
+            batch_size=settings.batch_size, chunk_size=1,
             concurrency=settings.executor_concurrency,
         ),
         handle,

@@ -19,7 +19,7 @@ from services.persister.records import record
 from shared.config import Settings
 from shared.events import EVENT_TYPES
 from shared.stream import Entry, EventStore
-from shared.worker import Worker, WorkerSettings, consumer_name
+from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.persister")
 
@@ -57,13 +57,10 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     recorder = Recorder(settings.database_url)
     worker = Worker(
         store,
-        WorkerSettings(
-            group="persister",
-            consumer=consumer_name("persister"),
-            types=EVENT_TYPES,
-            batch_size=settings.batch_size * 5,
-            chunk_size=settings.batch_size * 5,
-            # One batch at a time: a single connection, and batches land in stream order.
+        # One batch at a time: a single connection, and batches land in stream order.
+        worker_settings(
+            settings, "persister", EVENT_TYPES,
+            batch_size=settings.batch_size * 5, chunk_size=settings.batch_size * 5,
             concurrency=1,
         ),
         recorder.record,

@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.events import OrderRequested, Routed
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
-from shared.worker import Worker, WorkerSettings, consumer_name
+from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.router")
 
@@ -43,13 +43,9 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
     worker = Worker(
         store,
-        WorkerSettings(
-            group="router",
-            consumer=consumer_name("router"),
-            types=(OrderRequested,),
-            batch_size=settings.batch_size,
-            chunk_size=settings.batch_size,
-            concurrency=4,
+        worker_settings(
+            settings, "router", (OrderRequested,),
+            batch_size=settings.batch_size, chunk_size=settings.batch_size, concurrency=4,
         ),
         handle,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from shared.events import Confirmed, OrderRequested, Routed
+from shared.events import Confirmed, Failed, OrderRequested, Routed
 from shared.stream import Entry, EventStore, StreamId
 from shared.worker import Worker, WorkerSettings
 from tests.helpers import eventually, order
@@ -138,3 +139,35 @@ async def test_nothing_is_appended_after_an_order_ended(store: EventStore) -> No
                   min_amount_out=1, reason="late")
     assert await store.append([late]) == [None]
     assert [e.seq for e in await store.history(order_id)] == [1, 2]
+
+
+async def test_a_poison_entry_is_dead_lettered_and_its_order_fails(store: EventStore) -> None:
+    poison, fine = order(new_id()), order(new_id())
+    await store.append([poison, fine])
+    handled: list[str] = []
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if entry.event.order_id == poison.order_id:
+                raise RuntimeError("cannot handle this one")
+            handled.append(entry.event.order_id)
+
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,), chunk_size=1,
+                              concurrency=2, claim_idle_ms=20, max_deliveries=3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+
+    async def ended() -> list[Any] | None:
+        history = await store.history(poison.order_id)
+        return history if history[-1].is_terminal else None
+
+    history = await eventually(ended, 10)
+    await eventually(lambda: _pending(store, 0), 10)
+    stop.set()
+    await task
+    assert handled == [fine.order_id]
+    failed = history[-1]
+    assert isinstance(failed, Failed) and failed.reason == "dead_lettered"
+    assert "4 deliveries" in failed.error
+    [(_, letter)] = await store.redis.xrange(store.dead_letters)
+    assert letter[b"order"].decode() == poison.order_id and letter[b"group"] == b"g"
