@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from services.launcher import System
 from shared.config import load
 from shared.db import migrate
 from shared.process import setup_logging
 
 RESTART_DELAY_S = 1.0
-
-
-def _spawn(service: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "services.cli", service], env=env)
 
 
 def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> int:
@@ -47,12 +43,12 @@ def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> i
             env["DATABASE_URL"] = postgres.url("oee")
             print(f"oee: embedded PostgreSQL at {env['DATABASE_URL']}", flush=True)
         asyncio.run(migrate(env["DATABASE_URL"]))
-        plan = (["persister"] * persisters + ["router"] * routers
-                + ["executor"] * executors + ["gateway"])
-        return _supervise(plan, env, settings.port)
+        system = System(env)
+        system.start_all({"persister": persisters, "router": routers, "executor": executors})
+        return _supervise(system, settings.port)
 
 
-def _supervise(plan: list[str], env: dict[str, str], port: int) -> int:
+def _supervise(system: System, port: int) -> int:
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -61,26 +57,12 @@ def _supervise(plan: list[str], env: dict[str, str], port: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    children = [_spawn(service, env) for service in plan]
-    print(f"oee: {', '.join(plan)} running; API on http://127.0.0.1:{port}", flush=True)
+    running = ", ".join(f"{len(ps)} {name}" for name, ps in system.processes.items())
+    print(f"oee: {running} running; API on http://127.0.0.1:{port}", flush=True)
     while not stopping:
-        for index, child in enumerate(children):
-            if child.poll() is not None and not stopping:
-                print(f"oee: {plan[index]} exited with {child.returncode}; restarting",
-                      file=sys.stderr, flush=True)
-                time.sleep(RESTART_DELAY_S)
-                children[index] = _spawn(plan[index], env)
-        time.sleep(0.2)
+        for service in system.restart_dead():
+            print(f"oee: {service} exited; started again", file=sys.stderr, flush=True)
+        time.sleep(RESTART_DELAY_S)
     print("oee: stopping", flush=True)
-    # The gateway first, so no new order arrives while the workers finish theirs.
-    for child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 40
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    system.stop()
     return 0

@@ -9,9 +9,11 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import msgspec
+import uvicorn
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -79,6 +81,9 @@ class Gateway:
         self.tail = Tail(self.store)
         self.metrics = Metrics()
         self.openapi_document = document()
+        # Set on SIGTERM: every subscription closes with 1001 before the server stops.
+        self.going_away = asyncio.Event()
+        self.subscriptions: set[asyncio.Task[Any]] = set()
 
     async def history(self, order_id: str) -> list[AnyEvent]:
         # Redis holds recent orders, consistent with the stream; PostgreSQL holds them all.
@@ -240,20 +245,57 @@ class Gateway:
         await ws.close(POLICY_VIOLATION)
 
     async def stream_to(self, ws: WebSocket, order_id: str) -> None:
+        """Statuses until the terminal one (then 1000), the client leaving, or the gateway
+        going away (then 1001: the client reconnects elsewhere and gets the full history)."""
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.subscriptions.add(handler)
+        try:
+            await self._stream_to(ws, order_id)
+        finally:
+            self.subscriptions.discard(handler)
+
+    async def _stream_to(self, ws: WebSocket, order_id: str) -> None:
+        sending = asyncio.create_task(self.send_statuses(ws, order_id))
+        leaving = asyncio.create_task(_until_disconnect(ws))
+        going_away = asyncio.create_task(self.going_away.wait())
         self.metrics.subscribers += 1
         try:
-            async for state, event in follow(self.tail, order_id, self.history):
-                message = status_message(state, event)
-                if message is not None:
-                    await ws.send_text(_encoder.encode(message).decode())
-                    self.metrics.statuses_sent += 1
-        except UnknownOrder:
-            await self.refuse(ws, Invalid("orderId", "unknown_order", f"no order {order_id!r}"))
-            return
+            done, _ = await asyncio.wait(
+                {sending, leaving, going_away}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             self.metrics.subscribers -= 1
-        if ws.application_state == WebSocketState.CONNECTED:
-            await ws.close(1000)
+            for task in (sending, leaving, going_away):
+                task.cancel()
+            await asyncio.gather(leaving, going_away, return_exceptions=True)
+        if sending not in done:
+            if going_away in done:
+                await _close(ws, 1001)
+            return
+        if sending.exception() is None:
+            await _close(ws, 1000)
+            return
+        if isinstance(sending.exception(), WebSocketDisconnect | ConnectionError):
+            return
+        if isinstance(sending.exception(), UnknownOrder):
+            await self.refuse(ws, Invalid("orderId", "unknown_order", f"no order {order_id!r}"))
+            return
+        log.error("subscription to %s failed", order_id, exc_info=sending.exception())
+        await _close(ws, 1011)
+
+    async def send_statuses(self, ws: WebSocket, order_id: str) -> None:
+        async for state, event in follow(self.tail, order_id, self.history):
+            message = status_message(state, event)
+            if message is not None:
+                await ws.send_text(_encoder.encode(message).decode())
+                self.metrics.statuses_sent += 1
+
+    async def go_away(self, timeout_s: float = 5.0) -> None:
+        """Close every subscription with 1001 and wait, briefly, until they are closed."""
+        self.going_away.set()
+        if self.subscriptions:
+            await asyncio.wait(set(self.subscriptions), timeout=timeout_s)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -275,8 +317,20 @@ class Gateway:
             await self.store.close()
 
 
-def create_app(settings: Settings) -> Starlette:
-    gateway = Gateway(settings)
+async def _until_disconnect(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends, until it leaves."""
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
+
+
+async def _close(ws: WebSocket, code: int) -> None:
+    if ws.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(code)
+
+
+def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
+    gateway = gateway or Gateway(settings)
     return Starlette(
         routes=[
             Route("/orders/execute", gateway.execute, methods=["POST"]),
@@ -293,14 +347,34 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
-def serve(settings: Settings) -> None:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """Uvicorn closes open WebSockets with 1012 on shutdown; ours close with 1001 first."""
 
-    uvicorn.run(
-        create_app(settings),
+    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
+        super().__init__(config)
+        self.gateway = gateway
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.gateway.going_away.is_set():
+            super().handle_exit(sig, frame)
+            return
+
+        async def go_away_then_exit() -> None:
+            await self.gateway.go_away()
+            super(_Server, self).handle_exit(sig, frame)
+
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(lambda: loop.create_task(go_away_then_exit()))
+
+
+def serve(settings: Settings) -> None:
+    gateway = Gateway(settings)
+    config = uvicorn.Config(
+        create_app(settings, gateway),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
+    _Server(config, gateway).run()

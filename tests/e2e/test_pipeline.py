@@ -14,12 +14,12 @@ import psycopg
 import pytest
 import websockets
 
+from services.launcher import System, system
 from shared.config import Settings
 from shared.events import Built, Submitted
 from shared.stream import EventStore
 from tests.conftest import cleanup
 from tests.helpers import eventually, stories
-from tests.system import System, system
 
 pytestmark = pytest.mark.e2e
 
