@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     up.add_argument("--persisters", type=int, default=1)
     up.add_argument("--data-dir", default=None,
                     help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
+    soak = commands.add_parser("soak", help="mixed load with periodic kills, then an audit")
+    soak.add_argument("--minutes", type=float, default=5.0)
+    soak.add_argument("--rate", type=float, default=20.0, help="orders per second")
+    soak.add_argument("--kill-every", type=float, default=10.0, help="seconds between kills")
     commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
     commands.add_parser("router", help="quote both venues and route each order")
     commands.add_parser("executor", help="build, submit and confirm routed orders")
@@ -66,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             from services.up import up as run_up
 
             sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
+        if args.command == "soak":
+            from services.soak import run as run_soak
+
+            sys.exit(run_soak(args.minutes, args.rate, args.kill_every))
         {
             "gateway": _gateway,
             "router": _router,

@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from services.launcher import System
@@ -23,26 +24,34 @@ from shared.process import setup_logging
 RESTART_DELAY_S = 1.0
 
 
-def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> int:
-    settings = load()
-    setup_logging(settings.log_level)
+@contextmanager
+def servers(root: Path) -> Iterator[dict[str, str]]:
+    """The environment for the services: REDIS_URL and DATABASE_URL as given, or embedded
+    servers started under ``root`` (and stopped on exit); the schema migrated."""
     env = dict(os.environ)
-    root = Path(data_dir or os.environ.get("OEE_DATA_DIR") or ".oee").absolute()
-    with ExitStack() as servers:
+    with ExitStack() as stack:
         if not os.environ.get("REDIS_URL"):
             from services.embedded import EmbeddedRedis
 
-            redis = servers.enter_context(EmbeddedRedis(root / "redis").start())
+            redis = stack.enter_context(EmbeddedRedis(root / "redis").start())
             env["REDIS_URL"] = redis.url
             print(f"oee: embedded Redis (Valkey) at {redis.url}", flush=True)
         if not os.environ.get("DATABASE_URL"):
             from services.embedded import EmbeddedPostgres
 
-            postgres = servers.enter_context(EmbeddedPostgres(root / "postgres").start())
+            postgres = stack.enter_context(EmbeddedPostgres(root / "postgres").start())
             postgres.create_database("oee")
             env["DATABASE_URL"] = postgres.url("oee")
             print(f"oee: embedded PostgreSQL at {env['DATABASE_URL']}", flush=True)
         asyncio.run(migrate(env["DATABASE_URL"]))
+        yield env
+
+
+def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> int:
+    settings = load()
+    setup_logging(settings.log_level)
+    root = Path(data_dir or os.environ.get("OEE_DATA_DIR") or ".oee").absolute()
+    with servers(root) as env:
         system = System(env)
         system.start_all({"persister": persisters, "router": routers, "executor": executors})
         return _supervise(system, settings.port)

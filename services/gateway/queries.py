@@ -15,6 +15,8 @@ class ReadModel:
         self.pool = AsyncConnectionPool(
             database_url, min_size=1, max_size=10, open=False, timeout=5,
             kwargs={"row_factory": dict_row},
+            # A connection is checked before use, so a PostgreSQL restart costs no request.
+            check=AsyncConnectionPool.check_connection,
         )
 
     async def open(self) -> None:
