@@ -59,6 +59,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     soak.add_argument("--minutes", type=float, default=5.0)
     soak.add_argument("--rate", type=float, default=20.0, help="orders per second")
     soak.add_argument("--kill-every", type=float, default=10.0, help="seconds between kills")
+    bench = commands.add_parser("bench", help="measure throughput and latency")
+    bench.add_argument("--orders", type=int, default=0, help="how many (default 200)")
+    bench.add_argument("--duration", type=float, default=0.0, help="or for how many seconds")
+    bench.add_argument("--rate", type=float, default=0.0, help="open loop: orders per second")
+    bench.add_argument("--in-flight", type=int, default=10, help="closed loop: orders at once")
+    bench.add_argument("--ws", action="store_true", help="submit and follow over WebSocket")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.add_argument("--url", default=None, help="gateway (default http://127.0.0.1:$PORT)")
+    bench.add_argument("--spawn", action="store_true", help="start a system for the run")
+    bench.add_argument("--executors", type=int, default=1, help="with --spawn")
+    bench.add_argument("--quote-latency-ms", default=None, help="with --spawn")
+    bench.add_argument("--execution-latency-ms", default=None, help="with --spawn")
     commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
     commands.add_parser("router", help="quote both venues and route each order")
     commands.add_parser("executor", help="build, submit and confirm routed orders")
@@ -70,6 +82,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             from services.up import up as run_up
 
             sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
+        if args.command == "bench":
+            from services.bench import Options
+            from services.bench import run as run_bench
+
+            sys.exit(run_bench(Options(
+                orders=args.orders, duration_s=args.duration, rate=args.rate,
+                in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
+                executors=args.executors, quote_latency_ms=args.quote_latency_ms,
+                execution_latency_ms=args.execution_latency_ms,
+            ), args.url))
         if args.command == "soak":
             from services.soak import run as run_soak
 

@@ -109,6 +109,9 @@ class Confirmed(Event, tag=True, frozen=True):
     amount_out: int
     min_amount_out: int
     executed_price: float
+    # The simulated chain time of the landed attempt, so benchmarks can tell the engine's
+    # own overhead from the simulated delays.
+    simulated_ms: float = 0.0
 
 
 class Failed(Event, tag=True, frozen=True):

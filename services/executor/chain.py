@@ -56,6 +56,7 @@ class Landing(msgspec.Struct, frozen=True, kw_only=True):
     amount_out: int
     executed_price: float
     adverse_move: float
+    latency_ms: float
     confirms_at: float
 
 
@@ -105,6 +106,7 @@ class SimulatedChain:
             signature=tx_hash, order_id=order.order_id, attempt=attempt,
             executed=result.accepted, amount_out=result.amount_out,
             executed_price=result.executed_price, adverse_move=adverse,
+            latency_ms=round(latency * 1000, 3),
             confirms_at=time.time() + latency * (1 - SEND_SHARE),
         )
         first = await self._land(

@@ -101,7 +101,7 @@ class Execution:
                 order_id=self.order_id, seq=self.next_seq, tx_hash=landing.signature,
                 attempt=landing.attempt, dex=self.routed.dex, amount_in=self.order.amount_in,
                 amount_out=landing.amount_out, min_amount_out=self.routed.min_amount_out,
-                executed_price=landing.executed_price,
+                executed_price=landing.executed_price, simulated_ms=landing.latency_ms,
             ))
             return
         await self.append(Failed(

@@ -1,0 +1,332 @@
+"""``oee bench``: submit orders to a running system, follow each to its end, print figures.
+
+Two ways to load it:
+* closed loop (``--in-flight N``): N orders in flight at any time, a new one as soon as one
+  ends. With N equal to the executors' total concurrency nothing queues inside the engine,
+  so end-to-end time minus the simulated delays is the engine's own overhead.
+* open loop (``--rate R``): R orders per second whatever happens, for sustained throughput.
+
+Orders are submitted over HTTP and followed by tailing the event stream (so the bench needs
+REDIS_URL and OEE_NAMESPACE, as the system has), or with ``--ws`` submitted and followed on
+one WebSocket each, as a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+import websockets
+
+from services.launcher import System
+from shared.config import Settings, load
+from shared.events import AnyEvent, Confirmed, Routed
+from shared.stream import EventStore, StreamId
+
+ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
+STAGES = (
+    ("accept", "OrderRequested", None),
+    ("route", "OrderRequested", "Routed"),
+    ("pickup", "Routed", "Built"),
+    ("send", "Built", "Submitted"),
+    ("confirm", "Submitted", "Confirmed"),
+)
+
+
+class Options(msgspec.Struct, kw_only=True):
+    orders: int = 0
+    duration_s: float = 0.0
+    rate: float = 0.0
+    in_flight: int = 10
+    ws: bool = False
+    as_json: bool = False
+    spawn: bool = False
+    executors: int = 1
+    quote_latency_ms: str | None = None
+    execution_latency_ms: str | None = None
+
+
+class Track(msgspec.Struct):
+    submitted_at: float
+    events: dict[str, AnyEvent] = msgspec.field(default_factory=dict)
+    ended_at: float | None = None
+    status: str | None = None
+
+
+class Result(msgspec.Struct):
+    accepted: int
+    confirmed: int
+    failed: int
+    refused: int
+    seconds: float
+    orders_per_s: float
+    end_to_end_ms: dict[str, float]
+    overhead_ms: dict[str, float]
+    stages_ms: dict[str, dict[str, float]]
+    projected_in_postgres_s: float | None
+    pending_entries: dict[str, int]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 2),
+            "mean": round(sum(ordered) / len(ordered), 2)}
+
+
+class Bench:
+    def __init__(self, base_url: str, ws_url: str, settings: Settings, options: Options) -> None:
+        self.base_url, self.ws_url = base_url, ws_url
+        self.settings, self.options = settings, options
+        self.tracks: dict[str, Track] = {}
+        self.refused = 0
+        self.ended = asyncio.Event()
+        self.done = 0
+        self.slots = asyncio.Semaphore(options.in_flight)
+
+    # --- submitting -------------------------------------------------------------------
+
+    async def submit_http(self, client: httpx.AsyncClient) -> None:
+        started = time.time()
+        response = await client.post("/orders/execute", json=ORDER)
+        if response.status_code != 202:
+            self.refused += 1
+            self.slots.release()
+            return
+        order_id = response.json()["orderId"]
+        self.tracks.setdefault(order_id, Track(started)).submitted_at = started
+
+    async def submit_ws(self) -> None:
+        started = time.time()
+        async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30) as ws:
+            await ws.send(json.dumps(ORDER))
+            track: Track | None = None
+            async for raw in ws:
+                message = json.loads(raw)
+                if "error" in message:
+                    self.refused += 1
+                    self.slots.release()
+                    return
+                track = track or self.tracks.setdefault(message["orderId"], Track(started))
+                if message["status"] in ("confirmed", "failed"):
+                    self.finish(track, message["status"])
+
+    def finish(self, track: Track, status: str) -> None:
+        if track.ended_at is None:
+            track.ended_at, track.status = time.time(), status
+            self.done += 1
+            self.slots.release()
+            if self.done == self.target:
+                self.ended.set()
+
+    @property
+    def target(self) -> int:
+        return self.options.orders or sys.maxsize
+
+    async def submit_all(self) -> int:
+        """Submits until the order count or the duration is reached; returns how many."""
+        o = self.options
+        deadline = time.monotonic() + (o.duration_s or 10**9)
+        sent = 0
+        tasks: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30,
+                                     limits=httpx.Limits(max_connections=64)) as client:
+            started = time.monotonic()
+            while sent < self.target and time.monotonic() < deadline:
+                if o.rate:
+                    due = min(self.target, int((time.monotonic() - started) * o.rate))
+                    if due <= sent:
+                        await asyncio.sleep(0.002)
+                        continue
+                else:
+                    await self.slots.acquire()
+                task = asyncio.create_task(self.submit_ws() if o.ws else self.submit_http(client))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                sent += 1
+            if tasks:
+                await asyncio.wait(tasks)
+        return sent
+
+    # --- following --------------------------------------------------------------------
+
+    async def follow(self, store: EventStore, start: StreamId) -> None:
+        position = start
+        while True:
+            for entry in await store.tail(position, 2000):
+                position = entry.id
+                event = entry.event
+                track = self.tracks.setdefault(event.order_id, Track(time.time()))
+                track.events[event.type] = event
+                if event.is_terminal and not self.options.ws:
+                    self.finish(track, event.status or "")
+
+    async def progress(self) -> None:
+        while True:
+            accepted = len(self.tracks)
+            sys.stderr.write(f"\r  submitted {accepted:7d}  finished {self.done:7d}  "
+                             f"refused {self.refused:5d}")
+            sys.stderr.flush()
+            await asyncio.sleep(0.5)
+
+    # --- the run ----------------------------------------------------------------------
+
+    async def run(self) -> Result:
+        store = EventStore(msgspec.structs.replace(self.settings, block_ms=200))
+        start = await store.last_id() if await store.redis.exists(store.stream) else StreamId(0, 0)
+        following = asyncio.create_task(self.follow(store, start))
+        showing = None if self.options.as_json else asyncio.create_task(self.progress())
+        began = time.time()
+        sent = await self.submit_all()
+        accepted = sent - self.refused
+        if self.done < accepted:
+            self.options.orders = accepted
+            if self.done < accepted:
+                await asyncio.wait_for(self.ended.wait(), 600)
+        finished = time.time()
+        projected = await self.projected_after(began)
+        pending = await self.pending(store)
+        following.cancel()
+        if showing:
+            showing.cancel()
+            sys.stderr.write("\n")
+        await store.close()
+        return self.result(began, finished, projected, pending)
+
+    async def projected_after(self, began: float) -> float | None:
+        ids = [i for i, t in self.tracks.items() if t.status]
+        deadline = time.monotonic() + 120
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+            while time.monotonic() < deadline:
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM orders WHERE order_id = ANY(%s)"
+                    " AND status IN ('confirmed', 'failed')", (ids,))
+                row = await cursor.fetchone()
+                if row and row[0] == len(ids):
+                    return round(time.time() - began, 2)
+                await asyncio.sleep(0.1)
+        return None
+
+    async def pending(self, store: EventStore) -> dict[str, int]:
+        groups: Any = await store.redis.xinfo_groups(store.stream)
+        return {g["name"].decode(): int(g["pending"]) + int(g.get("lag") or 0) for g in groups}
+
+    def result(self, began: float, finished: float, projected: float | None,
+               pending: dict[str, int]) -> Result:
+        ended = [t for t in self.tracks.values() if t.ended_at is not None]
+        e2e = [(t.ended_at - t.submitted_at) * 1000 for t in ended if t.ended_at]
+        overhead = []
+        stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+        for track in ended:
+            events = track.events
+            routed, confirmed = events.get("Routed"), events.get("Confirmed")
+            if isinstance(routed, Routed) and isinstance(confirmed, Confirmed) and track.ended_at:
+                simulated = max(q.latency_ms for q in routed.quotes) + confirmed.simulated_ms
+                overhead.append((track.ended_at - track.submitted_at) * 1000 - simulated)
+            for name, first, then in STAGES:
+                a = events.get(first)
+                b = events.get(then) if then else None
+                if a is not None and then is None:
+                    stages[name].append((a.at.timestamp() - track.submitted_at) * 1000)
+                elif a is not None and b is not None:
+                    stages[name].append((b.at - a.at).total_seconds() * 1000)
+        seconds = max(finished - began, 1e-9)
+        return Result(
+            accepted=len(self.tracks),
+            confirmed=sum(1 for t in ended if t.status == "confirmed"),
+            failed=sum(1 for t in ended if t.status == "failed"),
+            refused=self.refused,
+            seconds=round(seconds, 2),
+            orders_per_s=round(len(ended) / seconds, 2),
+            end_to_end_ms=percentiles(e2e),
+            overhead_ms=percentiles(overhead),
+            stages_ms={name: percentiles(values) for name, values in stages.items()},
+            projected_in_postgres_s=projected,
+            pending_entries=pending,
+        )
+
+
+def render(result: Result, options: Options) -> str:
+    lines = [
+        f"accepted {result.accepted}  confirmed {result.confirmed}  failed {result.failed}  "
+        f"refused {result.refused}",
+        f"throughput {result.orders_per_s} orders/s over {result.seconds} s "
+        f"(all projected in PostgreSQL after {result.projected_in_postgres_s} s)",
+        "latency (ms)            p50      p95      p99      max",
+    ]
+
+    def row(name: str, p: dict[str, float]) -> str:
+        if not p:
+            return f"  {name:<18} (none)"
+        return f"  {name:<18}{p['p50']:>8}{p['p95']:>9}{p['p99']:>9}{p['max']:>9}"
+
+    lines.append(row("end to end", result.end_to_end_ms))
+    lines.append(row("engine overhead", result.overhead_ms))
+    for name, values in result.stages_ms.items():
+        lines.append(row(f"stage {name}", values))
+    lines.append("pending entries per group at the end: "
+                 + ", ".join(f"{g} {n}" for g, n in sorted(result.pending_entries.items())))
+    return "\n".join(lines)
+
+
+@contextmanager
+def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
+    from services.embedded import free_port
+    from services.up import servers
+
+    root = Path(tempfile.mkdtemp(prefix="oee-bench-"))
+    root.chmod(0o755)
+    with servers(root) as env:
+        env.update({"PORT": str(free_port()), "OEE_NAMESPACE": f"bench-{secrets.token_hex(3)}",
+                    "OEE_LOG_LEVEL": "WARNING"})
+        if options.quote_latency_ms is not None:
+            env["OEE_QUOTE_LATENCY_MS"] = options.quote_latency_ms
+        if options.execution_latency_ms is not None:
+            env["OEE_EXECUTION_LATENCY_MS"] = options.execution_latency_ms
+        logs = root / "logs"
+        logs.mkdir()
+        system = System(env, logs)
+        system.start_all({"executor": options.executors})
+        try:
+            system.wait_ready()
+            yield system, load(env)
+        finally:
+            system.stop()
+
+
+def run(options: Options, url: str | None) -> int:
+    if not (options.orders or options.duration_s):
+        options.orders = 200
+
+    def go(base_url: str, settings: Settings) -> Result:
+        ws_url = base_url.replace("http", "ws", 1)
+        return asyncio.run(Bench(base_url, ws_url, settings, options).run())
+
+    if options.spawn:
+        with spawned(options) as (system, settings):
+            result = go(system.url, settings)
+    else:
+        settings = load()
+        result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
+    if options.as_json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(render(result, options))
+    return 0
