@@ -49,8 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     quote_latency_ms: float = 200.0
     execution_latency_ms: Range = Range(2000.0, 3000.0)
     failure_rate: float = 0.0
-    # Largest adverse price move between quote and execution, as a fraction.
-    price_drift: float = 0.005
+    # How far token prices drift from their reference, as a fraction.
+    price_drift: float = 0.03
+    # The market moves in ticks of this length.
+    market_tick_ms: float = 1000.0
+    # A route older than this is not executed (as a Solana blockhash expires); routed again.
+    quote_max_age_ms: float = 60_000.0
     executor_concurrency: int = 10
     max_attempts: int = 3
     retry_base_ms: float = 500.0
@@ -102,6 +106,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         failure_rate=_number(env, "OEE_FAILURE_RATE", defaults.failure_rate, 0, 1),
         price_drift=_number(env, "OEE_PRICE_DRIFT", defaults.price_drift, 0, 0.5),
+        market_tick_ms=_number(env, "OEE_MARKET_TICK_MS", defaults.market_tick_ms, 1, 3_600_000),
+        quote_max_age_ms=_number(
+            env, "OEE_QUOTE_MAX_AGE_MS", defaults.quote_max_age_ms, 1, 86_400_000
+        ),
         executor_concurrency=int(
             _number(env, "OEE_EXECUTOR_CONCURRENCY", defaults.executor_concurrency, 1, 10_000)
         ),

@@ -14,7 +14,8 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-Dex = Literal["raydium", "meteora"]
+from shared.route import Candidate, Dex
+
 Status = Literal["pending", "routing", "building", "submitted", "confirmed", "failed"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"confirmed", "failed"})
 
@@ -60,28 +61,36 @@ class OrderRequested(Event, tag=True, frozen=True):
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One venue's answer to the router: how many of its pools it returned, how fast."""
+
     dex: Dex
-    # Net of fees, in base units of the output token.
-    amount_out: int
-    fee: int
-    # Output per input in decimal units, before fees.
-    price: float
-    fee_bps: int
+    pools: int
     latency_ms: float
 
 
 class Routed(Event, tag=True, frozen=True):
-    status = "routing"
-    dex: Dex
+    status: ClassVar[Status | None] = "routing"
+    # The venues of the chosen route: "raydium", "raydium+meteora" (split), "meteora>raydium".
+    dex: str
+    route: Candidate
+    # Every route considered, best first, each with its output, fees and price impact.
+    candidates: list[Candidate]
     quotes: list[Quote]
     amount_out: int
     min_amount_out: int
     reason: str
 
 
+class Rerouted(Routed, tag=True, frozen=True):
+    """A new route after an attempt failed on price (slippage) or age (expired quote).
+    The order's status does not change: it is still being executed."""
+
+    status = None
+
+
 class Built(Event, tag=True, frozen=True):
     status = "building"
-    dex: Dex
+    dex: str
     instructions: list[str]
     wraps_sol: bool
     unwraps_sol: bool
@@ -98,13 +107,19 @@ class AttemptFailed(Event, tag=True, frozen=True):
     error: str
     retryable: bool
     retry_in_ms: float | None = None
+    # transient: sent again after a backoff; slippage / expired: routed again first.
+    kind: Literal["transient", "slippage", "expired"] = "transient"
+
+    @property
+    def reroute(self) -> bool:
+        return self.retryable and self.kind != "transient"
 
 
 class Confirmed(Event, tag=True, frozen=True):
     status = "confirmed"
     tx_hash: str
     attempt: int
-    dex: Dex
+    dex: str
     amount_in: int
     amount_out: int
     min_amount_out: int
@@ -121,10 +136,13 @@ class Failed(Event, tag=True, frozen=True):
     attempts: int
 
 
-AnyEvent = OrderRequested | Routed | Built | Submitted | AttemptFailed | Confirmed | Failed
+AnyEvent = (
+    OrderRequested | Routed | Rerouted | Built | Submitted | AttemptFailed | Confirmed | Failed
+)
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderRequested,
     Routed,
+    Rerouted,
     Built,
     Submitted,
     AttemptFailed,

@@ -1,8 +1,9 @@
-"""The simulated chain. Sending takes a while and may fail transiently; a transaction that
-lands is recorded under its signature, as a real chain dedupes a signed transaction, so
-sending the same one twice executes it once. Confirmation takes the rest of the execution
-time. The swap program enforces minAmountOut: a landed swap whose price moved too far is
-refused on chain and executes nothing.
+"""The simulated chain. Sending takes a while and may fail transiently. A transaction runs
+its route against the pools as they are when it lands, and the swap program refuses it if
+the output would fall below minAmountOut (a typed slippage error: nothing executes). One
+that executes is recorded under its signature, as a real chain dedupes a signed
+transaction, so sending the same one twice executes it once. Confirmation takes the rest of
+the execution time.
 
 It keeps its ledger in Redis (``{namespace}:chain:*``), standing in for the outside world
 that every executor talks to.
@@ -17,14 +18,31 @@ from collections.abc import Iterable
 import msgspec
 import redis.asyncio as aioredis
 
-from services.executor.execution import fill, signature
+from services.executor.execution import executed_price, signature
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
+from shared.market import Market
+from shared.routing import run_route
 from shared.seeded import rng
 
 
 class TransientError(Exception):
     """The attempt failed in a way that a later attempt may not."""
+
+
+class QuoteExpired(Exception):
+    """The route is older than a transaction may be (as a Solana blockhash expires)."""
+
+
+class SlippageExceeded(Exception):
+    """The pools moved: the route would give less than minAmountOut."""
+
+    def __init__(self, amount_out: int, min_amount_out: int) -> None:
+        super().__init__(
+            f"SlippageExceeded: the route would give {amount_out}, "
+            f"below minAmountOut {min_amount_out}"
+        )
+        self.amount_out, self.min_amount_out = amount_out, min_amount_out
 
 
 TRANSIENT_ERRORS = (
@@ -40,7 +58,7 @@ LEDGER_TTL_S = 7 * 24 * 3600
 
 _LAND = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
   return 1
 end
 return 0
@@ -51,11 +69,8 @@ class Landing(msgspec.Struct, frozen=True, kw_only=True):
     signature: str
     order_id: str
     attempt: int
-    # False when the program refused the swap for slippage: nothing was executed.
-    executed: bool
     amount_out: int
     executed_price: float
-    adverse_move: float
     latency_ms: float
     confirms_at: float
 
@@ -64,6 +79,7 @@ class SimulatedChain:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
+        self.market = Market.from_settings(settings)
         self.prefix = f"{settings.namespace}:chain"
         self._land = redis.register_script(_LAND)
 
@@ -98,21 +114,20 @@ class SimulatedChain:
         draw = rng(self.settings.seed, order.order_id, attempt, "failure")
         if draw.random() < self.settings.failure_rate:
             raise TransientError(draw.choice(TRANSIENT_ERRORS))
-        drift = self.settings.price_drift
-        move = rng(self.settings.seed, order.order_id, attempt, "drift")
-        adverse = move.uniform(-drift / 2, drift)
-        result = fill(order, routed, adverse)
+        route = routed.route
+        _, amount_out = run_route(route.path, route.hops, order.amount_in,
+                                  self.market.pool_at(time.time()))
+        if amount_out < routed.min_amount_out:
+            raise SlippageExceeded(amount_out, routed.min_amount_out)
         landing = Landing(
             signature=tx_hash, order_id=order.order_id, attempt=attempt,
-            executed=result.accepted, amount_out=result.amount_out,
-            executed_price=result.executed_price, adverse_move=adverse,
+            amount_out=amount_out, executed_price=executed_price(order, amount_out),
             latency_ms=round(latency * 1000, 3),
             confirms_at=time.time() + latency * (1 - SEND_SHARE),
         )
         first = await self._land(
             keys=[f"{self.prefix}:tx:{tx_hash}", self.executions_key],
-            args=[msgspec.json.encode(landing), LEDGER_TTL_S, int(landing.executed),
-                  order.order_id],
+            args=[msgspec.json.encode(landing), LEDGER_TTL_S, order.order_id],
         )
         if first:
             return landing

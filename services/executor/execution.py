@@ -1,10 +1,9 @@
-"""What an execution decides: the transaction, its signature, the retry delay, and whether
-the fill respects the slippage bound. No I/O here."""
+"""What an execution decides: the transaction, its signature, the retry delay, and the price
+it was executed at. No I/O here."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 
 import base58
 import msgspec
@@ -17,12 +16,6 @@ class Transaction(msgspec.Struct, frozen=True):
     instructions: list[str]
     wraps_sol: bool
     unwraps_sol: bool
-
-
-class Fill(msgspec.Struct, frozen=True):
-    amount_out: int
-    executed_price: float
-    accepted: bool
 
 
 def build(order: OrderRequested, routed: Routed) -> Transaction:
@@ -38,10 +31,9 @@ def build(order: OrderRequested, routed: Routed) -> Transaction:
         ]
     elif unwraps:
         steps.append("createAssociatedTokenAccount(wSOL)")
-    steps.append(
-        f"{routed.dex}.swap({order.amount_in} {token_in.symbol} -> {token_out.symbol}, "
-        f"minAmountOut={routed.min_amount_out})"
-    )
+    for leg in routed.route.legs:
+        steps.append(f"{leg.dex}.swap({leg.amount_in} {leg.token_in} -> {leg.token_out})")
+    steps.append(f"assertMinimumOut({routed.min_amount_out} {token_out.symbol})")
     if wraps or unwraps:
         steps.append("closeAccount(wSOL) -> unwrap to SOL")
     return Transaction(steps, wraps, unwraps)
@@ -56,16 +48,13 @@ def signature(seed: str, order_id: str, attempt: int) -> str:
     return base58.b58encode(bytes(digest)).decode()
 
 
+def executed_price(order: OrderRequested, amount_out: int) -> float:
+    """Output per input, in decimal token units."""
+    token_in, token_out = get(order.token_in), get(order.token_out)
+    price = (amount_out / token_out.unit) / (order.amount_in / token_in.unit)
+    return float(f"{price:.12g}")
+
+
 def backoff_ms(attempt: int, base_ms: float) -> float:
     """Delay before the attempt after ``attempt``: base, 2 x base, 4 x base, ..."""
     return float(base_ms * 2 ** (attempt - 1))
-
-
-def fill(order: OrderRequested, routed: Routed, adverse_move: float) -> Fill:
-    """The fill after the price moved against the order by ``adverse_move`` (negative:
-    in its favour). It is accepted only at or above minAmountOut."""
-    amount_out = math.floor(routed.amount_out * (1 - adverse_move))
-    token_in, token_out = get(order.token_in), get(order.token_out)
-    price = (amount_out / token_out.unit) / (order.amount_in / token_in.unit)
-    rounded = float(f"{price:.12g}")
-    return Fill(amount_out, rounded, amount_out >= routed.min_amount_out)

@@ -6,8 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
-from services.executor.chain import Landing, SimulatedChain, TransientError
+from services.executor.chain import (
+    Landing,
+    QuoteExpired,
+    SimulatedChain,
+    SlippageExceeded,
+    TransientError,
+)
 from services.executor.execution import backoff_ms, build
 from shared.config import Settings
 from shared.events import (
@@ -19,6 +26,7 @@ from shared.events import (
     OrderRequested,
     Routed,
     Submitted,
+    now,
 )
 from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore
@@ -73,44 +81,59 @@ class Execution:
         await self.finish(await self.chain.confirmation(landing))
 
     async def submit_with_retries(self, attempt: int) -> Landing | None:
-        """Sends until one attempt lands; None when the order failed instead."""
+        """Sends until one attempt lands; None when this executor is done with the order:
+        it failed, or it needs a new route first (the router appends one, and an executor
+        picks the order up again from there)."""
         while True:
             try:
+                self.check_quote_age()
                 return await self.chain.send(self.order, self.routed, attempt)
             except TransientError as error:
-                last = attempt >= self.settings.max_attempts
-                delay = None if last else backoff_ms(attempt, self.settings.retry_base_ms)
-                log.warning("order %s attempt %d failed: %s", self.order_id, attempt, error)
-                await self.append(AttemptFailed(
-                    order_id=self.order_id, seq=self.next_seq, attempt=attempt,
-                    error=str(error), retryable=not last, retry_in_ms=delay,
-                ))
-                if delay is None:
-                    await self.append(Failed(
-                        order_id=self.order_id, seq=self.next_seq, reason="attempts_exhausted",
-                        error=f"failed after {attempt} attempts; last error: {error}",
-                        attempts=attempt,
-                    ))
+                if await self.attempt_failed(attempt, str(error), "transient"):
                     return None
-                await asyncio.sleep(delay / 1000)
+                await asyncio.sleep(backoff_ms(attempt, self.settings.retry_base_ms) / 1000)
                 attempt += 1
+            except SlippageExceeded as error:
+                await self.attempt_failed(attempt, str(error), "slippage")
+                return None
+            except QuoteExpired as error:
+                await self.attempt_failed(attempt, str(error), "expired")
+                return None
+
+    def check_quote_age(self) -> None:
+        age_ms = (now() - self.routed.at).total_seconds() * 1000
+        if age_ms > self.settings.quote_max_age_ms:
+            raise QuoteExpired(
+                f"QuoteExpired: the route is {age_ms:.0f} ms old, "
+                f"older than {self.settings.quote_max_age_ms:.0f} ms"
+            )
+
+    async def attempt_failed(self, attempt: int, error: str,
+                             kind: Literal["transient", "slippage", "expired"]) -> bool:
+        """Records the failed attempt; returns whether it was the last (the order failed)."""
+        last = attempt >= self.settings.max_attempts
+        delay = backoff_ms(attempt, self.settings.retry_base_ms)
+        log.warning("order %s attempt %d failed: %s", self.order_id, attempt, error)
+        await self.append(AttemptFailed(
+            order_id=self.order_id, seq=self.next_seq, attempt=attempt, error=error,
+            retryable=not last, retry_in_ms=None if last or kind != "transient" else delay,
+            kind=kind,
+        ))
+        if last:
+            reason = {"transient": "attempts_exhausted", "slippage": "slippage_exceeded",
+                      "expired": "quote_expired"}[kind]
+            await self.append(Failed(
+                order_id=self.order_id, seq=self.next_seq, reason=reason,
+                error=f"failed after {attempt} attempts; last error: {error}", attempts=attempt,
+            ))
+        return last
 
     async def finish(self, landing: Landing) -> None:
-        if landing.executed:
-            await self.append(Confirmed(
-                order_id=self.order_id, seq=self.next_seq, tx_hash=landing.signature,
-                attempt=landing.attempt, dex=self.routed.dex, amount_in=self.order.amount_in,
-                amount_out=landing.amount_out, min_amount_out=self.routed.min_amount_out,
-                executed_price=landing.executed_price, simulated_ms=landing.latency_ms,
-            ))
-            return
-        await self.append(Failed(
-            order_id=self.order_id, seq=self.next_seq, reason="slippage_exceeded",
-            error=(
-                f"price moved {landing.adverse_move:.3%} against the order: "
-                f"{landing.amount_out} out is below minAmountOut {self.routed.min_amount_out}"
-            ),
-            attempts=landing.attempt,
+        await self.append(Confirmed(
+            order_id=self.order_id, seq=self.next_seq, tx_hash=landing.signature,
+            attempt=landing.attempt, dex=self.routed.dex, amount_in=self.order.amount_in,
+            amount_out=landing.amount_out, min_amount_out=self.routed.min_amount_out,
+            executed_price=landing.executed_price, simulated_ms=landing.latency_ms,
         ))
 
 

@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -25,11 +26,18 @@ from services.gateway.metrics import Metrics
 from services.gateway.openapi import document
 from services.gateway.queries import ReadModel
 from services.gateway.subscriptions import Tail, UnknownOrder, follow
-from services.gateway.validation import Invalid, order_from
-from services.gateway.views import order_view, order_view_from_row, status_message
+from services.gateway.validation import Invalid, order_from, quote_request
+from services.gateway.views import (
+    order_view,
+    order_view_from_row,
+    quote_view,
+    status_message,
+)
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, to_builtins
+from shared.market import Market
 from shared.order import fold
+from shared.routing import NoRoute, decide
 from shared.stream import EventStore
 
 log = logging.getLogger("oee.gateway")
@@ -80,6 +88,7 @@ class Gateway:
         self.read_model = ReadModel(settings.database_url)
         self.tail = Tail(self.store)
         self.metrics = Metrics()
+        self.market = Market.from_settings(settings)
         self.openapi_document = document()
         # Set on SIGTERM: every subscription closes with 1001 before the server stops.
         self.going_away = asyncio.Event()
@@ -170,6 +179,19 @@ class Gateway:
         orders = [order_view_from_row(r) for r in rows]
         next_cursor = orders[-1].order_id if len(orders) == limit else None
         return json({"orders": orders, "next": next_cursor})
+
+    async def quote(self, request: Request) -> Response:
+        try:
+            order = quote_request(request.query_params)
+        except Invalid as invalid:
+            return json(invalid.as_json(), 400)
+        at = time.time()
+        try:
+            decision = decide(order.token_in, order.token_out, order.amount_in, order.slippage,
+                              self.market.pools_between, self.market.pool_at(at))
+        except NoRoute as problem:
+            return error(422, "amount", "no_route", str(problem))
+        return json(quote_view(order, decision, datetime.fromtimestamp(at, UTC)))
 
     async def healthz(self, request: Request) -> Response:
         return json({"status": "ok"})
@@ -336,6 +358,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
             Route("/orders/execute", gateway.execute, methods=["POST"]),
             WebSocketRoute("/orders/execute", gateway.execute_ws),
             Route("/orders", gateway.list_orders, methods=["GET"]),
+            Route("/quote", gateway.quote, methods=["GET"]),
             Route("/orders/{order_id}", gateway.get_order, methods=["GET"]),
             Route("/orders/{order_id}/events", gateway.get_events, methods=["GET"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),

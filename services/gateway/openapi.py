@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from services.gateway.validation import OrderBody
-from services.gateway.views import OrderView, StatusMessage
+from services.gateway.views import OrderView, QuoteView, StatusMessage
 from shared.events import AnyEvent
 
 
@@ -46,7 +46,8 @@ def _json(name: str, description: str) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    types = (OrderBody, Accepted, ErrorBody, OrderView, OrderPage, EventList, StatusMessage)
+    types = (OrderBody, Accepted, ErrorBody, OrderView, OrderPage, EventList, StatusMessage,
+             QuoteView)
     template = "#/components/schemas/{name}"
     _, components = msgspec.json.schema_components(types, ref_template=template)
     order_id = {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -65,6 +66,19 @@ def document() -> dict[str, Any]:
                         "413": _json("ErrorBody", "body too large"),
                         "503": _json("ErrorBody", "event stream unavailable"),
                     },
+                }
+            },
+            "/quote": {
+                "get": {
+                    "summary": "The route the engine would take now, without executing",
+                    "parameters": [
+                        {"name": n, "in": "query", "required": n != "slippage",
+                         "schema": {"type": "string"}}
+                        for n in ("tokenIn", "tokenOut", "amount", "slippage")
+                    ],
+                    "responses": {"200": _json("QuoteView", "the route"),
+                                  "400": _json("ErrorBody", "invalid query"),
+                                  "422": _json("ErrorBody", "no route for this trade")},
                 }
             },
             "/orders": {

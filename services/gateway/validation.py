@@ -7,6 +7,7 @@ without reading our code.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, localcontext
 
 import msgspec
@@ -137,3 +138,13 @@ def validate(body: OrderBody, order_id: str) -> OrderRequested:
 
 def order_from(body: bytes | str, order_id: str) -> OrderRequested:
     return validate(parse(body), order_id)
+
+
+def quote_request(params: Mapping[str, str]) -> OrderRequested:
+    """GET /quote's query, checked by the same rules as an order; slippage defaults to 1%."""
+    fields = {"slippage": "0.01", **params}
+    try:
+        body = msgspec.convert(fields, OrderBody)
+    except msgspec.ValidationError as error:
+        raise _explain(error) from None
+    return validate(body, order_id="quote")

@@ -7,8 +7,10 @@ from typing import Any
 
 import msgspec
 
-from shared.events import AnyEvent, AttemptFailed, Event, Status
+from shared.events import AnyEvent, AttemptFailed, Event, OrderRequested, Status
 from shared.order import OrderState
+from shared.route import Candidate
+from shared.routing import Decision
 from shared.tokens import get
 
 
@@ -55,6 +57,84 @@ def status_message(state: OrderState, event: Event) -> StatusMessage | None:
             decimal_text(token_out, routed.min_amount_out) if confirmed and routed else None
         ),
         error=state.error if event.status == "failed" else None,
+    )
+
+
+class QuoteLeg(msgspec.Struct, rename="camel"):
+    dex: str
+    token_in: str
+    token_out: str
+    amount_in: str
+    amount_out: str
+    fee: str
+    price_impact: float
+
+
+class Split(msgspec.Struct, rename="camel"):
+    dex: str
+    pool: str
+    percent: float
+
+
+class RouteView(msgspec.Struct, rename="camel"):
+    kind: str
+    venues: str
+    description: str
+    path: list[str]
+    # Per hop, how the input is shared between pools.
+    splits: list[list[Split]]
+    legs: list[QuoteLeg]
+    amount_out: str
+    price_impact: float
+
+
+class QuoteView(msgspec.Struct, rename="camel"):
+    token_in: str
+    token_out: str
+    amount: str
+    slippage: float
+    route: RouteView
+    expected_out: str
+    min_amount_out: str
+    price_impact: float
+    reason: str
+    candidates: list[RouteView]
+    quoted_at: datetime
+
+
+def route_view(candidate: Candidate) -> RouteView:
+    def units(token: str, amount: int) -> str:
+        return decimal_text(token, amount) or "0"
+
+    return RouteView(
+        kind=candidate.kind,
+        venues=candidate.venues,
+        description=candidate.describe(),
+        path=candidate.path,
+        splits=[[Split(s.dex, f"{s.base}/{s.quote}", s.bps / 100) for s in hop]
+                for hop in candidate.hops],
+        legs=[QuoteLeg(leg.dex, leg.token_in, leg.token_out, units(leg.token_in, leg.amount_in),
+                       units(leg.token_out, leg.amount_out), units(leg.token_in, leg.fee),
+                       leg.price_impact) for leg in candidate.legs],
+        amount_out=units(candidate.path[-1], candidate.amount_out),
+        price_impact=candidate.price_impact,
+    )
+
+
+def quote_view(order: OrderRequested, decision: Decision, at: datetime) -> QuoteView:
+    best = decision.best
+    return QuoteView(
+        token_in=order.token_in,
+        token_out=order.token_out,
+        amount=order.amount,
+        slippage=order.slippage,
+        route=route_view(best),
+        expected_out=decimal_text(order.token_out, best.amount_out) or "0",
+        min_amount_out=decimal_text(order.token_out, decision.min_amount_out) or "0",
+        price_impact=best.price_impact,
+        reason=decision.reason,
+        candidates=[route_view(c) for c in decision.candidates],
+        quoted_at=at,
     )
 
 

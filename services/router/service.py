@@ -1,15 +1,19 @@
-"""The router: consume OrderRequested, quote both venues, decide, append Routed."""
+"""The router: consume OrderRequested (and attempts that failed on price or age), ask both
+venues, decide the route, append Routed (or Rerouted)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 
-from services.router.market import fetch_quotes
-from services.router.routing import choose
+from services.router.venues import ask_all
 from shared.config import Settings
-from shared.events import OrderRequested, Routed
+from shared.events import AttemptFailed, Event, Failed, OrderRequested, Rerouted, Routed
+from shared.market import Market
+from shared.order import fold
+from shared.routing import NoRoute, decide
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, worker_settings
@@ -17,37 +21,58 @@ from shared.worker import Worker, worker_settings
 log = logging.getLogger("oee.router")
 
 
-async def route(order: OrderRequested, settings: Settings) -> Routed:
-    draw = rng(settings.seed, order.order_id, "quote")
-    quotes = await fetch_quotes(order, settings.quote_latency_ms, draw)
-    decision = choose(quotes, order.slippage)
-    log.info("order %s routed: %s", order.order_id, decision.reason)
-    return Routed(
-        order_id=order.order_id,
-        seq=order.seq + 1,
-        dex=decision.dex,
-        quotes=quotes,
-        amount_out=decision.amount_out,
-        min_amount_out=decision.min_amount_out,
-        reason=decision.reason,
-    )
+class Router:
+    def __init__(self, settings: Settings, store: EventStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.market = Market.from_settings(settings)
+
+    async def route(self, order: OrderRequested, seq: int,
+                    kind: type[Routed] = Routed) -> Routed | Failed:
+        draw = rng(self.settings.seed, order.order_id, seq, "quote")
+        quotes = await ask_all(self.settings.quote_latency_ms, draw)
+        try:
+            decision = decide(order.token_in, order.token_out, order.amount_in, order.slippage,
+                              self.market.pools_between, self.market.pool_at(time.time()))
+        except NoRoute as problem:
+            log.info("order %s has no route: %s", order.order_id, problem)
+            return Failed(order_id=order.order_id, seq=seq, reason="no_route",
+                          error=str(problem), attempts=0)
+        log.info("order %s routed: %s", order.order_id, decision.reason)
+        return kind(
+            order_id=order.order_id, seq=seq, dex=decision.best.venues, route=decision.best,
+            candidates=decision.candidates, quotes=quotes, amount_out=decision.best.amount_out,
+            min_amount_out=decision.min_amount_out, reason=decision.reason,
+        )
+
+    async def reroute(self, failed: AttemptFailed) -> Routed | Failed | None:
+        state = fold(failed.order_id, await self.store.history(failed.order_id))
+        if state.requested is None or state.is_terminal:
+            return None
+        return await self.route(state.requested, failed.seq + 1, Rerouted)
+
+    async def handle(self, entries: Sequence[Entry]) -> None:
+        work: list[Awaitable[Event | None]] = []
+        for entry in entries:
+            event = entry.event
+            if isinstance(event, OrderRequested):
+                work.append(self.route(event, event.seq + 1))
+            elif isinstance(event, AttemptFailed) and event.reroute:
+                work.append(self.reroute(event))
+        decided: list[Event | None] = list(await asyncio.gather(*work))
+        await self.store.append([e for e in decided if e is not None])
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     store = EventStore(settings)
-
-    async def handle(entries: Sequence[Entry]) -> None:
-        orders = [e.event for e in entries if isinstance(e.event, OrderRequested)]
-        routed = await asyncio.gather(*(route(order, settings) for order in orders))
-        await store.append(routed)
-
+    router = Router(settings, store)
     worker = Worker(
         store,
         worker_settings(
-            settings, "router", (OrderRequested,),
+            settings, "router", (OrderRequested, AttemptFailed),
             batch_size=settings.batch_size, chunk_size=settings.batch_size, concurrency=4,
         ),
-        handle,
+        router.handle,
     )
     try:
         await worker.run(stop)

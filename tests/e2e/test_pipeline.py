@@ -307,3 +307,31 @@ async def test_failed_attempts_are_kept_and_the_order_ends_failed(
         async with httpx.AsyncClient(base_url=failing.url) as client:
             view = (await client.get(f"/orders/{order_id}")).json()
         assert view["failedAttempts"] == 3 and len(view["attempts"]) == 3
+
+
+async def test_quote_shows_the_route_without_executing(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    before = await store.redis.xlen(store.stream)
+    small = await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "USDC",
+                                               "amount": "0.5"})
+    assert small.status_code == 200, small.text
+    quote = small.json()
+    assert quote["route"]["kind"] == "direct" and len(quote["route"]["legs"]) == 1
+    assert float(quote["expectedOut"]) > float(quote["minAmountOut"]) > 0
+    assert quote["slippage"] == 0.01 and quote["reason"]
+    assert quote["candidates"][0] == quote["route"]
+    large = (await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "USDC",
+                                                "amount": "40000", "slippage": "0.05"})).json()
+    splits = large["route"]["splits"][0]
+    assert large["route"]["kind"] == "split" and len(splits) == 2
+    assert sum(s["percent"] for s in splits) == 100
+    assert large["priceImpact"] > quote["priceImpact"]
+    hops = (await client.get("/quote", params={"tokenIn": "BONK", "tokenOut": "RAY",
+                                               "amount": "1000000"})).json()
+    assert hops["route"]["kind"] == "two_hop" and hops["route"]["path"][1] in ("SOL", "USDC")
+    bad = await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "SOL", "amount": "1"})
+    assert bad.status_code == 400 and bad.json()["error"]["rule"] == "distinct_tokens"
+    missing = await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "USDC"})
+    assert missing.status_code == 400 and missing.json()["error"]["field"] == "amount"
+    assert await store.redis.xlen(store.stream) == before  # nothing was executed

@@ -4,6 +4,7 @@ PostgreSQL (in this process; the end-to-end tests run them as processes)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -22,11 +23,13 @@ from shared.events import (
     Confirmed,
     Failed,
     OrderRequested,
+    Rerouted,
     Routed,
     Submitted,
+    now,
 )
 from shared.stream import Entry, EventStore, StreamId
-from tests.helpers import eventually, order, running, stories
+from tests.helpers import eventually, order, route_now, running, stories
 
 
 def new_id() -> str:
@@ -37,26 +40,32 @@ def types(events: list[Any]) -> list[str]:
     return [e.type for e in events]
 
 
-def routed(requested: OrderRequested, amount_out: int = 75_000_000) -> Routed:
-    return Routed(order_id=requested.order_id, seq=2, dex="meteora", quotes=[],
-                  amount_out=amount_out, min_amount_out=int(amount_out * 0.99), reason="test")
+def routed(requested: OrderRequested, settings: Settings, **changes: Any) -> Routed:
+    """The route the router would choose now, as its Routed event (seq 2)."""
+    routed = route_now(requested, settings)
+    return msgspec.structs.replace(routed, **changes) if changes else routed
 
 
-async def test_router_routes_each_order_to_the_better_net_output(
+async def test_router_routes_each_order_to_the_best_net_output(
     store: EventStore, settings: Settings
 ) -> None:
-    orders = [order(new_id()) for _ in range(20)]
+    pairs = [("SOL", "USDC", 500_000_000), ("USDC", "SOL", 25_000_000),
+             ("BONK", "RAY", 10**11), ("SOL", "USDC", 40_000 * 10**9)]
+    orders = [order(new_id(), a, b, amount) for a, b, amount in pairs]
     async with running(router_main, settings):
         await store.append(orders)
         found = await _routed(store, [o.order_id for o in orders])
-    for event in found:
-        assert len(event.quotes) == 2
-        best = max(event.quotes, key=lambda q: q.amount_out)
-        assert event.dex == best.dex and event.amount_out == best.amount_out
+    by_order = {e.order_id: e for e in found}
+    for requested in orders:
+        event = by_order[requested.order_id]
+        assert [q.dex for q in event.quotes] == ["raydium", "meteora"]
+        assert event.route == event.candidates[0]
+        assert all(event.amount_out >= c.amount_out for c in event.candidates)
+        assert event.amount_out == event.route.amount_out
         assert event.min_amount_out == -(-event.amount_out * 99 // 100)
-        low, high = sorted(q.price for q in event.quotes)
-        assert 0.02 <= high / low - 1 <= 0.053
-    assert {e.dex for e in found} == {"raydium", "meteora"}
+        assert event.reason and event.dex == event.route.venues
+    assert by_order[orders[2].order_id].route.kind == "two_hop"  # no BONK/RAY pool
+    assert by_order[orders[3].order_id].route.kind == "split"  # too big for one pool
 
 
 async def _routed(store: EventStore, order_ids: list[str]) -> list[Routed]:
@@ -75,7 +84,7 @@ async def test_executor_builds_submits_and_confirms(
 ) -> None:
     sol_in, sol_out = order(new_id()), order(new_id(), "USDC", "SOL", 75_000_000)
     async with running(executor_main, settings):
-        await store.append([sol_in, routed(sol_in), sol_out, routed(sol_out, 490_000_000)])
+        await store.append([sol_in, routed(sol_in, settings), sol_out, routed(sol_out, settings)])
         found = await stories(store, [sol_in.order_id, sol_out.order_id])
     for requested in (sol_in, sol_out):
         story = found[requested.order_id]
@@ -95,7 +104,7 @@ async def test_executor_gives_up_after_three_attempts(
     settings = msgspec.structs.replace(settings, failure_rate=1.0)
     requested = order(new_id())
     async with running(executor_main, settings):
-        await store.append([requested, routed(requested)])
+        await store.append([requested, routed(requested, settings)])
         story = (await stories(store, [requested.order_id]))[requested.order_id]
     assert types(story) == ["OrderRequested", "Routed", "Built", "AttemptFailed",
                             "AttemptFailed", "AttemptFailed", "Failed"]
@@ -107,28 +116,59 @@ async def test_executor_gives_up_after_three_attempts(
     assert isinstance(failed, Failed) and failed.attempts == 3
 
 
-async def test_executor_never_confirms_below_min_amount_out(
+async def test_a_slippage_failure_is_routed_again_and_counts_as_an_attempt(
     store: EventStore, settings: Settings
 ) -> None:
-    # Prices move up to 20% against the order; slippage allows 1%: some orders must fail.
-    settings = msgspec.structs.replace(settings, price_drift=0.2)
-    orders = [order(f"00000000-0000-4000-8000-{i:012d}") for i in range(20)]
+    requested = order(new_id())
+    # A route whose bound no fill can meet: the chain refuses it with a slippage error.
+    impossible = routed(requested, settings)
+    impossible = msgspec.structs.replace(impossible, min_amount_out=impossible.amount_out * 2)
+    async with running(executor_main, settings), running(router_main, settings):
+        await store.append([requested, impossible])
+        story = (await stories(store, [requested.order_id]))[requested.order_id]
+    assert types(story) == ["OrderRequested", "Routed", "Built", "AttemptFailed", "Rerouted",
+                            "Submitted", "Confirmed"]
+    failed, rerouted, confirmed = story[3], story[4], story[6]
+    assert isinstance(failed, AttemptFailed) and failed.kind == "slippage" and failed.reroute
+    assert failed.error.startswith("SlippageExceeded")
+    assert isinstance(rerouted, Rerouted) and isinstance(confirmed, Confirmed)
+    assert confirmed.attempt == 2 and confirmed.amount_out >= rerouted.min_amount_out
+
+
+async def test_slippage_on_the_last_attempt_fails_the_order(
+    store: EventStore, settings: Settings
+) -> None:
+    settings = msgspec.structs.replace(settings, max_attempts=1)
+    requested = order(new_id())
+    impossible = routed(requested, settings)
+    impossible = msgspec.structs.replace(impossible, min_amount_out=impossible.amount_out + 10**9)
     async with running(executor_main, settings):
-        await store.append([e for o in orders for e in (o, routed(o))])
-        found = await stories(store, [o.order_id for o in orders])
-    outcomes = [story[-1] for story in found.values()]
-    confirmed = [e for e in outcomes if isinstance(e, Confirmed)]
-    failed = [e for e in outcomes if isinstance(e, Failed)]
-    assert confirmed and failed and len(confirmed) + len(failed) == 20
-    assert all(c.amount_out >= c.min_amount_out for c in confirmed)
-    assert {f.reason for f in failed} == {"slippage_exceeded"}
+        await store.append([requested, impossible])
+        story = (await stories(store, [requested.order_id]))[requested.order_id]
+    assert types(story)[-2:] == ["AttemptFailed", "Failed"]
+    failed = story[-1]
+    assert isinstance(failed, Failed) and failed.reason == "slippage_exceeded"
+
+
+async def test_an_expired_quote_is_not_executed_but_routed_again(
+    store: EventStore, settings: Settings
+) -> None:
+    requested = order(new_id())
+    stale = routed(requested, settings, at=now() - timedelta(minutes=5))
+    async with running(executor_main, settings), running(router_main, settings):
+        await store.append([requested, stale])
+        story = (await stories(store, [requested.order_id]))[requested.order_id]
+    assert types(story) == ["OrderRequested", "Routed", "Built", "AttemptFailed", "Rerouted",
+                            "Submitted", "Confirmed"]
+    assert story[3].kind == "expired"  # type: ignore[union-attr]
+    assert story[3].error.startswith("QuoteExpired")  # type: ignore[union-attr]
 
 
 async def test_executor_runs_at_most_its_concurrency(store: EventStore, settings: Settings) -> None:
     settings = msgspec.structs.replace(settings, executor_concurrency=3)
     orders = [order(new_id()) for _ in range(9)]
     async with running(executor_main, settings):
-        await store.append([e for o in orders for e in (o, routed(o))])
+        await store.append([e for o in orders for e in (o, routed(o, settings))])
         found = await stories(store, [o.order_id for o in orders])
     assert max_overlap(found.values()) == 3
 
@@ -154,8 +194,8 @@ async def test_an_executor_taking_over_converges_on_what_already_landed(
     executor confirms that transaction and never executes the swap again."""
     requested = order(new_id())
     chain = SimulatedChain(store.redis, settings)
-    landing = await chain.send(requested, routed(requested), attempt=1)
-    history: list[Any] = [requested, routed(requested), Built(
+    landing = await chain.send(requested, routed(requested, settings), attempt=1)
+    history: list[Any] = [requested, routed(requested, settings), Built(
         order_id=requested.order_id, seq=3, dex="meteora", instructions=[],
         wraps_sol=True, unwraps_sol=False)]
     if recorded:
@@ -208,7 +248,7 @@ async def failed_story(store: EventStore, settings: Settings) -> list[Entry]:
     settings = msgspec.structs.replace(settings, failure_rate=1.0)
     requested = order(new_id())
     async with running(executor_main, settings):
-        await store.append([requested, routed(requested)])
+        await store.append([requested, routed(requested, settings)])
         await stories(store, [requested.order_id])
     entries = await store.redis.xrange(store.stream)
     return [Entry(StreamId.parse(i), _decode(f[b"d"])) for i, f in entries

@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from shared.events import Confirmed, Failed, OrderRequested, Routed
+import msgspec
+
+from shared.events import Confirmed, Failed, OrderRequested
 from shared.stream import Entry, EventStore, StreamId
 from shared.worker import Worker, WorkerSettings
-from tests.helpers import eventually, order
+from tests.helpers import eventually, order, route_now
 
 
 def new_id() -> str:
@@ -55,8 +57,7 @@ async def test_worker_hands_over_only_wanted_types_and_acknowledges(store: Event
 
     orders = [order(new_id()) for _ in range(5)]
     await store.append(orders)
-    await store.append([Routed(order_id=orders[0].order_id, seq=2, dex="raydium", quotes=[],
-                               amount_out=1, min_amount_out=1, reason="test")])
+    await store.append([route_now(orders[0], store.settings)])
     settings = WorkerSettings(group="g", consumer="c1", types=(OrderRequested,), batch_size=2,
                               chunk_size=2, concurrency=2)
     stop = asyncio.Event()
@@ -135,8 +136,7 @@ async def test_nothing_is_appended_after_an_order_ended(store: EventStore) -> No
     confirmed = Confirmed(order_id=order_id, seq=2, tx_hash="x", attempt=1, dex="raydium",
                           amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0)
     await store.append([order(order_id), confirmed])
-    late = Routed(order_id=order_id, seq=3, dex="raydium", quotes=[], amount_out=1,
-                  min_amount_out=1, reason="late")
+    late = msgspec.structs.replace(route_now(order(order_id), store.settings), seq=3)
     assert await store.append([late]) == [None]
     assert [e.seq for e in await store.history(order_id)] == [1, 2]
 
