@@ -196,9 +196,14 @@ class EventStore:
 
     async def tail(self, after: StreamId, count: int) -> list[Entry]:
         """Entries after ``after`` for every reader alike (no group), blocking a while."""
+        return [Entry(i, decode(data)) for i, _, data in await self.tail_raw(after, count)]
+
+    async def tail_raw(self, after: StreamId, count: int) -> list[tuple[StreamId, str, bytes]]:
+        """As ``tail``, undecoded: (id, order id, event JSON), for readers that decode only
+        what they need."""
         reply: Any = await self.blocking.xread(
             {self.stream: str(after)}, count=count, block=self.settings.block_ms
         )
         if not reply:
             return []
-        return parse_entries(reply[0][1])
+        return [(StreamId.parse(i), f[b"o"].decode(), f[b"d"]) for i, f in reply[0][1]]

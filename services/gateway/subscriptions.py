@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from shared.events import AnyEvent
+from shared.events import AnyEvent, decode
 from shared.order import OrderState
 from shared.stream import EventStore, StreamId
 
@@ -42,17 +42,20 @@ class Tail:
     async def run(self) -> None:
         while True:
             try:
-                entries = await self.store.tail(self.position, self.batch)
+                entries = await self.store.tail_raw(self.position, self.batch)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("stream tail interrupted (%s); retrying from %s", error, self.position)
                 await asyncio.sleep(1)
                 continue
-            for entry in entries:
-                self.position = entry.id
-                for queue in self.subscribers.get(entry.event.order_id, ()):
-                    queue.put_nowait(entry.event)
+            for entry_id, order_id, data in entries:
+                self.position = entry_id
+                queues = self.subscribers.get(order_id)
+                if queues:  # decoded only when someone follows this order
+                    event = decode(data)
+                    for queue in queues:
+                        queue.put_nowait(event)
             self.events_seen += len(entries)
 
     def subscribe(self, order_id: str) -> asyncio.Queue[AnyEvent]:

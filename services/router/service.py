@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.events import AttemptFailed, Event, Failed, OrderRequested, Rerouted, Routed
 from shared.market import Market
 from shared.order import fold
-from shared.routing import NoRoute, decide
+from shared.routing import Decision, NoRoute, decide
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, worker_settings
@@ -26,14 +26,26 @@ class Router:
         self.settings = settings
         self.store = store
         self.market = Market.from_settings(settings)
+        # Within a market tick a decision depends only on the order's terms: remember it.
+        self._tick = -1.0
+        self._decisions: dict[tuple[str, str, int, float], Decision] = {}
+
+    def decide(self, order: OrderRequested, at: float) -> Decision:
+        tick = self.market.tick(at)
+        if tick != self._tick:
+            self._tick, self._decisions = tick, {}
+        terms = (order.token_in, order.token_out, order.amount_in, order.slippage)
+        if terms not in self._decisions:
+            self._decisions[terms] = decide(*terms, self.market.pools_between,
+                                            self.market.pool_at(at))
+        return self._decisions[terms]
 
     async def route(self, order: OrderRequested, seq: int,
                     kind: type[Routed] = Routed) -> Routed | Failed:
         draw = rng(self.settings.seed, order.order_id, seq, "quote")
         quotes = await ask_all(self.settings.quote_latency_ms, draw)
         try:
-            decision = decide(order.token_in, order.token_out, order.amount_in, order.slippage,
-                              self.market.pools_between, self.market.pool_at(time.time()))
+            decision = self.decide(order, time.time())
         except NoRoute as problem:
             log.info("order %s has no route: %s", order.order_id, problem)
             return Failed(order_id=order.order_id, seq=seq, reason="no_route",

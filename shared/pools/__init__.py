@@ -31,7 +31,7 @@ __all__ = [
 def swap(pool: CpmmPool, token_in: str, amount_in: int) -> SwapResult[CpmmPool]: ...
 @overload
 def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]: ...
-def swap(pool: Pool, token_in: str, amount_in: int) -> SwapResult[CpmmPool] | SwapResult[DlmmPool]:
+def swap(pool: Pool, token_in: str, amount_in: int) -> SwapResult[Pool]:
     """Swap ``amount_in`` base units of ``token_in`` (the pool's base or quote) in any pool."""
     if isinstance(pool, CpmmPool):
         return raydium.swap(pool, token_in, amount_in)

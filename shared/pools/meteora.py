@@ -160,8 +160,8 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
     depth = sum(b.quote if sells_base else b.base for b in path)
     if remaining > 0:
         raise InsufficientLiquidity(
-            f"{pool.base}/{pool.quote} bins cannot take {amount_in} {token_in}: "
-            f"{remaining} left after {depth} of output liquidity"
+            f"the {pool.base}/{pool.quote} bins cannot take {amount_in} {token_in}: "
+            f"{remaining} would be left once all {depth} on offer is bought"
         )
     if out == depth:
         raise InsufficientLiquidity(

@@ -7,7 +7,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-PoolT = TypeVar("PoolT")
+# Covariant: a result is read-only, so a SwapResult[CpmmPool] is a SwapResult[Pool].
+PoolT = TypeVar("PoolT", covariant=True)
 
 
 class InsufficientLiquidity(ValueError):
