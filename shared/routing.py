@@ -90,15 +90,25 @@ def _share(key: PoolKey, bps: int = FULL) -> Share:
 
 def best_split(token_in: str, token_out: str, first: Share, second: Share, amount_in: int,
                pool_of: PoolOf) -> Candidate | None:
-    """The best share for ``first`` (the rest to ``second``), by ternary search: the total
-    output of two concave pools is concave in the share."""
+    """The best share for ``first`` (the rest to ``second``), or None when no split beats
+    both venues alone. A coarse grid finds where both parts can fill; a ternary search
+    refines it there, where the total output of two concave pools is concave in the share."""
+    found: dict[int, Candidate | None] = {}
+
+    def at(bps: int) -> Candidate | None:
+        if bps not in found:
+            found[bps] = _candidate("split", [token_in, token_out],
+                                    [[_with(first, bps), _with(second, FULL - bps)]],
+                                    amount_in, pool_of)
+        return found[bps]
 
     def output(bps: int) -> int:
-        found = _candidate("split", [token_in, token_out],
-                           [[_with(first, bps), _with(second, FULL - bps)]], amount_in, pool_of)
-        return found.amount_out if found else -1
+        candidate = at(bps)
+        return candidate.amount_out if candidate else -1
 
-    low, high = 0, FULL
+    step = FULL // 20
+    centre = max(range(0, FULL + 1, step), key=output)
+    low, high = max(0, centre - step), min(FULL, centre + step)
     while high - low > 2:
         a, b = low + (high - low) // 3, high - (high - low) // 3
         if output(a) < output(b):
@@ -106,10 +116,10 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
         else:
             high = b
     bps = max(range(low, high + 1), key=output)
-    if bps in (0, FULL):
+    # Rounding makes dust trades step-shaped in the share: only a strict gain counts.
+    if output(bps) <= max(output(0), output(FULL)):
         return None
-    return _candidate("split", [token_in, token_out],
-                      [[_with(first, bps), _with(second, FULL - bps)]], amount_in, pool_of)
+    return at(bps)
 
 
 def _with(share: Share, bps: int) -> Share:

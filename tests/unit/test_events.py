@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,17 +18,20 @@ from shared.events import (
     Event,
     Failed,
     OrderRequested,
+    Rerouted,
     Routed,
     Submitted,
     decode,
     encode,
     to_builtins,
 )
+from shared.route import Candidate
 from tests.unit import builders
 
 SAMPLES: dict[type[Event], Event] = {
     OrderRequested: builders.requested(),
     Routed: builders.routed(),
+    Rerouted: builders.rerouted(),
     Built: builders.built(),
     Submitted: builders.submitted(),
     AttemptFailed: builders.attempt_failed(),
@@ -50,6 +54,15 @@ def test_round_trip(kind: type[Event]) -> None:
     assert back.at == event.at
 
 
+def _keys(data: Any) -> set[str]:
+    """Every object key in a JSON document, at any depth."""
+    if isinstance(data, dict):
+        return set(data).union(*(_keys(value) for value in data.values()))
+    if isinstance(data, list):
+        return set().union(*(_keys(item) for item in data))
+    return set()
+
+
 @pytest.mark.parametrize("kind", EVENT_TYPES, ids=lambda k: k.__name__)
 def test_json_is_tagged_and_camel_case(kind: type[Event]) -> None:
     event = SAMPLES[kind]
@@ -59,20 +72,122 @@ def test_json_is_tagged_and_camel_case(kind: type[Event]) -> None:
     assert data["seq"] == event.seq
     assert data["id"] == event.id
     assert "at" in data
-    assert not any("_" in key for key in data), sorted(data)
+    # Nested structs too: routes, legs, shares and quotes.
+    assert not any("_" in key for key in _keys(data)), sorted(_keys(data))
 
 
 def test_camel_case_payload_keys() -> None:
     data = json.loads(encode(builders.requested()))
     assert {"tokenIn", "tokenOut", "amountIn", "orderType"} <= set(data)
     routed = json.loads(encode(builders.routed()))
-    assert {"minAmountOut", "amountOut"} <= set(routed)
-    assert {"amountOut", "feeBps", "latencyMs"} <= set(routed["quotes"][0])
+    assert {"dex", "route", "candidates", "quotes", "minAmountOut", "amountOut",
+            "reason"} <= set(routed)
+    assert set(routed["quotes"][0]) == {"dex", "pools", "latencyMs"}
+    route = routed["route"]
+    assert set(route) == {"kind", "path", "hops", "legs", "amountOut", "priceImpact"}
+    assert set(route["hops"][0][0]) == {"dex", "base", "quote", "bps"}
+    assert set(route["legs"][0]) == {
+        "dex", "tokenIn", "tokenOut", "amountIn", "amountOut", "fee", "priceImpact",
+    }
+    assert "venues" not in route  # a property, not a field
     built = json.loads(encode(builders.built()))
     assert {"wrapsSol", "unwrapsSol"} <= set(built)
     assert "txHash" in json.loads(encode(builders.submitted()))
-    assert "retryInMs" in json.loads(encode(builders.attempt_failed()))
-    assert "executedPrice" in json.loads(encode(builders.confirmed()))
+    assert {"retryInMs", "kind"} <= set(json.loads(encode(builders.attempt_failed())))
+    assert {"executedPrice", "simulatedMs"} <= set(json.loads(encode(builders.confirmed())))
+
+
+def test_routed_carries_the_route_and_every_candidate() -> None:
+    event = builders.routed(route=builders.split())
+    back = decode(encode(event))
+    assert isinstance(back, Routed)
+    assert back.route == event.route
+    assert back.dex == back.route.venues == "raydium+meteora"
+    assert [c.kind for c in back.candidates] == ["split", "direct"]
+    assert back.candidates[0] == back.route
+    assert back.amount_out == sum(leg.amount_out for leg in back.route.legs)
+
+
+@pytest.mark.parametrize(
+    ("route", "dex"),
+    [
+        (builders.direct("raydium"), "raydium"),
+        (builders.direct("meteora", "USDC", "SOL", 75_000_000, 490_000_000), "meteora"),
+        (builders.split(), "raydium+meteora"),
+        (builders.two_hop(), "meteora>raydium"),
+        (builders.two_hop(dexes=("raydium", "raydium")), "raydium>raydium"),
+    ],
+)
+def test_routed_round_trips_every_kind_of_route(route: Candidate, dex: str) -> None:
+    for event in (builders.routed(route=route), builders.rerouted(route=route)):
+        back = decode(encode(event))
+        assert type(back) is type(event)
+        assert back == event
+        assert back.dex == dex
+
+
+def test_rerouted_is_a_routed_that_keeps_the_status() -> None:
+    event = builders.rerouted()
+    assert isinstance(event, Routed)
+    assert Rerouted.status is None
+    assert event.status is None
+    assert Routed.status == "routing"  # the subclass does not change its parent
+    assert not event.is_terminal
+    data = json.loads(encode(event))
+    assert data["type"] == "Rerouted"
+    assert "status" not in data
+    back = decode(encode(event))
+    assert type(back) is Rerouted
+    assert back.status is None
+
+
+@pytest.mark.parametrize(
+    ("retryable", "kind", "reroute"),
+    [
+        (True, "transient", False),
+        (True, "slippage", True),
+        (True, "expired", True),
+        (False, "transient", False),
+        (False, "slippage", False),
+        (False, "expired", False),
+    ],
+)
+def test_attempt_failed_reroute(retryable: bool, kind: str, reroute: bool) -> None:
+    event = builders.attempt_failed(retryable=retryable, kind=kind)
+    assert event.reroute is reroute
+    back = decode(encode(event))
+    assert isinstance(back, AttemptFailed)
+    assert back.kind == kind
+    assert back.reroute is reroute
+    assert "reroute" not in json.loads(encode(event))
+
+
+def test_attempt_failed_kind_defaults_to_transient() -> None:
+    event = AttemptFailed(order_id="o", seq=5, attempt=1, error="x", retryable=True)
+    assert event.kind == "transient"
+    assert not event.reroute
+    # An event written before `kind` existed still decodes.
+    data = json.loads(encode(builders.attempt_failed()))
+    del data["kind"]
+    back = decode(json.dumps(data))
+    assert isinstance(back, AttemptFailed)
+    assert back.kind == "transient"
+
+
+def test_attempt_failed_refuses_an_unknown_kind() -> None:
+    data = json.loads(encode(builders.attempt_failed()))
+    data["kind"] = "cosmic_ray"
+    with pytest.raises(msgspec.ValidationError):
+        decode(json.dumps(data))
+
+
+def test_confirmed_simulated_ms_defaults_to_zero() -> None:
+    data = json.loads(encode(builders.confirmed()))
+    assert data["simulatedMs"] == 2_500.0
+    del data["simulatedMs"]
+    back = decode(json.dumps(data))
+    assert isinstance(back, Confirmed)
+    assert back.simulated_ms == 0.0
 
 
 def test_decode_accepts_str() -> None:
@@ -122,6 +237,7 @@ def test_at_defaults_to_now_in_utc() -> None:
     [
         (OrderRequested, "pending"),
         (Routed, "routing"),
+        (Rerouted, None),
         (Built, "building"),
         (Submitted, "submitted"),
         (Confirmed, "confirmed"),

@@ -124,3 +124,34 @@ def test_apply_ignores_an_older_status() -> None:
     state.apply(builders.routed(seq=2))
     assert (state.status, state.status_seq, state.last_seq) == ("building", 3, 3)
     assert state.updated_at == builders.at(3)
+
+
+def _reroute_story() -> list[Event]:
+    """Attempt 1 fails on slippage; the router reroutes to Meteora; attempt 2 lands."""
+    return [
+        builders.requested(),
+        builders.routed(),
+        builders.built(),
+        builders.submitted(seq=4, attempt=1, tx_hash="tx1"),
+        builders.attempt_failed(seq=5, attempt=1, kind="slippage", retry_in_ms=None,
+                                error="SlippageExceeded: the route would give 1, below 2"),
+        builders.rerouted(seq=6),
+    ]
+
+
+def test_rerouted_replaces_the_route_but_not_the_status() -> None:
+    story = _reroute_story()
+    state = fold("o-1", story)
+    assert state.routed == story[-1]
+    assert state.routed is not None and state.routed.dex == "meteora"
+    assert (state.status, state.status_seq, state.last_seq) == ("submitted", 4, 6)
+    assert state.failed_attempts == 1
+
+
+def test_rerouted_wins_whatever_the_event_order() -> None:
+    story = _reroute_story()
+    rng = random.Random(11)
+    for _ in range(20):
+        shuffled = story[:]
+        rng.shuffle(shuffled)
+        assert fold("o-1", shuffled).routed == story[-1]

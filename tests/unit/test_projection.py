@@ -122,3 +122,15 @@ def test_as_params_keeps_missing_amounts_none() -> None:
     params = as_params(row)
     assert params["amount_in"] is None
     assert params["amount_out"] is None
+
+
+def test_rerouted_updates_the_route_columns_not_the_status() -> None:
+    rerouted = builders.rerouted(seq=6)
+    batch: list[AnyEvent] = [*builders.happy_story()[:4], rerouted]
+    (row,) = order_rows(entries(batch))
+    assert row.status == "submitted"
+    assert row.status_seq == 4
+    assert row.last_seq == 6
+    assert row.routed_dex == "meteora"
+    assert row.quoted_out == rerouted.amount_out == 73_500_000
+    assert row.min_amount_out == rerouted.min_amount_out
