@@ -323,7 +323,6 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await self.read_model.open()
         try:
             await self.tail.start()
         except RedisError:

@@ -1,48 +1,66 @@
-"""Reads from the PostgreSQL projection and audit log."""
+"""Reads from the PostgreSQL projection and audit log.
+
+Connections are kept for reuse, but each request that finds none idle connects by itself:
+while PostgreSQL is down a read fails at once (a 503), and the first read after it is back
+succeeds; no background reconnection with a growing backoff stands in between.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg.rows import DictRow, dict_row
 
 from shared.events import AnyEvent, decode
 
+Connection = psycopg.AsyncConnection[DictRow]
+
 
 class ReadModel:
-    def __init__(self, database_url: str) -> None:
-        self.pool = AsyncConnectionPool(
-            database_url, min_size=1, max_size=10, open=False, timeout=5,
-            kwargs={"row_factory": dict_row},
-            # A connection is checked before use, so a PostgreSQL restart costs no request.
-            check=AsyncConnectionPool.check_connection,
-        )
-
-    async def open(self) -> None:
-        # Not waiting: the gateway starts, and says it is not ready, while PostgreSQL is away.
-        await self.pool.open(wait=False)
+    def __init__(self, database_url: str, keep: int = 10) -> None:
+        self.database_url = database_url
+        self.keep = keep
+        self.idle: list[Connection] = []
 
     async def close(self) -> None:
-        await self.pool.close()
+        while self.idle:
+            await self.idle.pop().close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        conn = self.idle.pop() if self.idle else await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, connect_timeout=2, row_factory=dict_row
+        )
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            await conn.close()
+            raise
+        if conn.closed or len(self.idle) >= self.keep:
+            await conn.close()
+        else:
+            self.idle.append(conn)
 
     async def ping(self) -> None:
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             await conn.execute("SELECT 1")
 
     async def events(self, order_id: str) -> list[AnyEvent]:
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             cursor = await conn.execute(
                 "SELECT data::text AS data FROM events WHERE order_id = %s ORDER BY seq",
                 (order_id,),
             )
-            return [decode(row["data"]) for row in await cursor.fetchall()]  # type: ignore[call-overload]
+            return [decode(row["data"]) for row in await cursor.fetchall()]
 
     async def orders(
         self, status: str | None, before: str | None, limit: int
     ) -> list[dict[str, Any]]:
         """Newest first; order ids sort by creation time, so ``before`` is the cursor."""
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             cursor = await conn.execute(
                 "SELECT * FROM orders"
                 " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
@@ -50,4 +68,4 @@ class ReadModel:
                 " ORDER BY order_id DESC LIMIT %(limit)s",
                 {"status": status, "before": before, "limit": limit},
             )
-            return list(await cursor.fetchall())  # type: ignore[arg-type]
+            return list(await cursor.fetchall())
