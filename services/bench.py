@@ -25,17 +25,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import psycopg
 import websockets
 
 from services.launcher import System
+from services.rawhttp import RawClient
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
 from shared.stream import EventStore, StreamId
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
+ORDER_BYTES = json.dumps(ORDER).encode()
+CONNECTIONS = 32
 STAGES = (
     ("accept", "OrderRequested", None),
     ("route", "OrderRequested", "Routed"),
@@ -103,14 +105,14 @@ class Bench:
 
     # --- submitting -------------------------------------------------------------------
 
-    async def submit_http(self, client: httpx.AsyncClient) -> None:
+    async def submit_http(self, client: RawClient) -> None:
         started = time.time()
-        response = await client.post("/orders/execute", json=ORDER)
-        if response.status_code != 202:
+        status, body = await client.post("/orders/execute", ORDER_BYTES)
+        if status != 202:
             self.refused += 1
             self.slots.release()
             return
-        order_id = response.json()["orderId"]
+        order_id = msgspec.json.decode(body)["orderId"]
         self.tracks.setdefault(order_id, Track(started)).submitted_at = started
 
     async def submit_ws(self) -> None:
@@ -146,8 +148,8 @@ class Bench:
         deadline = time.monotonic() + (o.duration_s or 10**9)
         sent = 0
         tasks: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30,
-                                     limits=httpx.Limits(max_connections=64)) as client:
+        client = RawClient(self.base_url, CONNECTIONS)
+        try:
             started = time.monotonic()
             while sent < self.target and time.monotonic() < deadline:
                 if o.rate:
@@ -163,6 +165,8 @@ class Bench:
                 sent += 1
             if tasks:
                 await asyncio.wait(tasks)
+        finally:
+            await client.close()
         return sent
 
     # --- following --------------------------------------------------------------------

@@ -7,9 +7,10 @@ it goes to the dead-letter stream and its order ends ``failed``, instead of loop
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
-Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once,
-so a worker never reads more than it can start on. When Redis is away the loop waits and
-tries again; nothing is acknowledged that was not done.
+Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once;
+wanted events read beyond that wait in a short backlog (one round of chunks at most), so
+reading past the many events a service skips does not cost a round trip per free slot.
+When Redis is away the loop waits and tries again; nothing is acknowledged that was not done.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
@@ -68,6 +70,7 @@ class Worker:
         self.settings = settings
         self.handle = handle
         self._in_flight = 0
+        self._backlog: deque[Entry] = deque()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_claim = 0.0
@@ -111,8 +114,9 @@ class Worker:
         return entries[-1].id
 
     def _free_events(self) -> int:
+        """How many entries to read now: none while the backlog holds a round of chunks."""
         s = self.settings
-        return min(s.batch_size, (s.concurrency - self._in_flight) * s.chunk_size)
+        return 0 if len(self._backlog) >= s.concurrency * s.chunk_size else s.batch_size
 
     async def _claim_if_due(self) -> list[Entry]:
         now = time.monotonic()
@@ -133,9 +137,13 @@ class Worker:
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e.id for e in entries if not isinstance(e.event, self.settings.types)]
         await self.store.ack(self.settings.group, skipped)
+        self._backlog.extend(wanted)
+        self._start_ready()
+
+    def _start_ready(self) -> None:
         size = self.settings.chunk_size
-        for start in range(0, len(wanted), size):
-            chunk = wanted[start : start + size]
+        while self._backlog and self._in_flight < self.settings.concurrency:
+            chunk = [self._backlog.popleft() for _ in range(min(size, len(self._backlog)))]
             self._in_flight += 1
             task = asyncio.create_task(self._run_chunk(chunk))
             self._tasks.add(task)
@@ -168,6 +176,7 @@ class Worker:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
             self._in_flight -= 1
+            self._start_ready()
             self._slot_freed.set()
 
     async def _wait_for_slot(self, stop: asyncio.Event) -> None:
