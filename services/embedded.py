@@ -181,10 +181,8 @@ class EmbeddedPostgres(Server):
         if self.user is not None:
             shutil.chown(self.data_dir, self.user)
             if not _readable_by(self.user, self.data_dir, "-w"):
-                raise EmbeddedError(
-                    f"{self.data_dir} is not reachable by the user {self.user!r} that runs "
-                    "PostgreSQL as root; set OEE_DATA_DIR to a folder outside /root"
-                )
+                self._move_where_reachable()
+            pgdata = self.data_dir / "data"
         stop_leftover(self.pid_file)
         if not (pgdata / "PG_VERSION").exists():
             subprocess.run(
@@ -198,6 +196,18 @@ class EmbeddedPostgres(Server):
             user=self.user,
         )
         return self
+
+    def _move_where_reachable(self) -> None:
+        """The data folder sits where the unprivileged user cannot reach it (under /root,
+        say): keep the data in /var/tmp instead, one folder per original path."""
+        key = hashlib.sha1(str(self.data_dir.absolute()).encode()).hexdigest()[:12]
+        moved = Path("/var/tmp") / f"oee-postgres-{key}"
+        moved.mkdir(mode=0o755, parents=True, exist_ok=True)
+        assert self.user is not None
+        shutil.chown(moved, self.user)
+        print(f"oee: {self.data_dir} is out of reach of {self.user!r}, who runs PostgreSQL "
+              f"under root; its data is kept in {moved}", flush=True)
+        self.data_dir = moved
 
     def create_database(self, name: str) -> None:
         import psycopg
