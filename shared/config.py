@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long the per-order index in Redis outlives a finished order; after that,
     # late subscribers read the history from PostgreSQL.
     finished_order_ttl_s: int = 600
+    # The stream keeps at least this much history (and never trims what a group still
+    # needs); PostgreSQL keeps all of it.
+    stream_retention_s: float = 3600.0
     log_level: str = "INFO"
 
     @property
@@ -125,6 +128,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         finished_order_ttl_s=int(
             _number(env, "OEE_FINISHED_ORDER_TTL_S", defaults.finished_order_ttl_s, 1, 10**7)
+        ),
+        stream_retention_s=_number(
+            env, "OEE_STREAM_RETENTION_S", defaults.stream_retention_s, 0, 10**8
         ),
         log_level=env.get("OEE_LOG_LEVEL", defaults.log_level).upper(),
     )

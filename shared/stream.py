@@ -15,6 +15,7 @@ to that order, so an order reaches exactly one terminal state however many servi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -193,6 +194,25 @@ class EventStore:
     async def ack(self, group: str, ids: Sequence[StreamId]) -> None:
         if ids:
             await self.redis.xack(self.stream, group, *(str(i) for i in ids))
+
+    async def trim(self, retention_s: float) -> StreamId | None:
+        """Trim entries older than ``retention_s`` that every consumer group is done with:
+        never past a group's oldest pending entry, nor past what it has not read yet.
+        (PostgreSQL keeps the whole log.) Returns the id trimmed up to, if any."""
+        groups: Any = await self.redis.xinfo_groups(self.stream)
+        if not groups:
+            return None
+        bounds = [StreamId(int((time.time() - retention_s) * 1000), 0)]
+        for group in groups:
+            bounds.append(StreamId.parse(group["last-delivered-id"]))
+            if group["pending"]:
+                summary: Any = await self.redis.xpending(self.stream, group["name"])
+                bounds.append(StreamId.parse(summary["min"]))
+        bound = min(bounds)
+        if bound > StreamId(0, 0):
+            await self.redis.xtrim(self.stream, minid=str(bound), approximate=True)
+            return bound
+        return None
 
     async def tail(self, after: StreamId, count: int) -> list[Entry]:
         """Entries after ``after`` for every reader alike (no group), blocking a while."""

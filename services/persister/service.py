@@ -4,10 +4,12 @@ and only then acknowledge it. While PostgreSQL is away it backs off and keeps th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
 import psycopg
+from redis.exceptions import RedisError
 from tenacity import (
     AsyncRetrying,
     before_sleep_log,
@@ -65,8 +67,22 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         ),
         recorder.record,
     )
+    trimming = asyncio.create_task(trim_periodically(store, settings.stream_retention_s, stop))
     try:
         await worker.run(stop)
     finally:
+        trimming.cancel()
         await recorder.close()
         await store.close()
+
+
+async def trim_periodically(store: EventStore, retention_s: float, stop: asyncio.Event,
+                            every_s: float = 10.0) -> None:
+    """Keeps Redis memory bounded: the stream is trimmed behind the slowest group."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        try:
+            await store.trim(retention_s)
+        except RedisError as error:
+            log.warning("could not trim the stream: %s", error)

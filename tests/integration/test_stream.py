@@ -171,3 +171,20 @@ async def test_a_poison_entry_is_dead_lettered_and_its_order_fails(store: EventS
     assert "4 deliveries" in failed.error
     [(_, letter)] = await store.redis.xrange(store.dead_letters)
     assert letter[b"order"].decode() == poison.order_id and letter[b"group"] == b"g"
+
+
+async def test_the_stream_is_trimmed_only_behind_the_slowest_group(store: EventStore) -> None:
+    ids = await store.append([order(new_id()) for _ in range(500)])
+    await store.ensure_group("fast")
+    await store.ensure_group("slow")
+    fast = await store.read_group("fast", "c", 500)
+    await store.ack("fast", [e.id for e in fast])
+    slow = await store.read_group("slow", "c", 500)
+    await store.ack("slow", [e.id for e in slow[:250]])  # 250 onwards still pending
+    assert await store.trim(retention_s=3600) is not None
+    assert await store.redis.xlen(store.stream) == 500  # all younger than the retention
+    assert await store.trim(retention_s=0) == ids[250]
+    remaining = await store.redis.xrange(store.stream, count=1)
+    first = StreamId.parse(remaining[0][0])
+    assert first <= ids[250]  # nothing a group still needs is gone
+    assert await store.redis.xlen(store.stream) < 500  # but whole blocks before it are
