@@ -107,7 +107,10 @@ class Bench:
 
     async def submit_http(self, client: RawClient) -> None:
         started = time.time()
-        status, body = await client.post("/orders/execute", ORDER_BYTES)
+        try:
+            status, body = await client.post("/orders/execute", ORDER_BYTES)
+        except OSError:
+            status, body = 0, b""
         if status != 202:
             self.refused += 1
             self.slots.release()
@@ -183,12 +186,14 @@ class Bench:
                     self.finish(track, event.status or "")
 
     async def progress(self) -> None:
+        """A progress line, redrawn in place on a terminal, every 5 s elsewhere."""
+        live = sys.stderr.isatty()
         while True:
-            accepted = len(self.tracks)
-            sys.stderr.write(f"\r  submitted {accepted:7d}  finished {self.done:7d}  "
-                             f"refused {self.refused:5d}")
+            line = (f"  submitted {len(self.tracks):7d}  finished {self.done:7d}  "
+                    f"refused {self.refused:5d}")
+            sys.stderr.write(f"\r{line}" if live else f"{line}\n")
             sys.stderr.flush()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5 if live else 5)
 
     # --- the run ----------------------------------------------------------------------
 

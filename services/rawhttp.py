@@ -7,50 +7,52 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
 
 class RawClient:
     def __init__(self, base_url: str, connections: int) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue()
-        )
-        self.opened = 0
-        self.limit = connections
+        self.idle: list[Connection] = []
         self.free = asyncio.Semaphore(connections)
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         async with self.free:
-            reader, writer = await self._connection()
-            try:
-                writer.write(
-                    f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                    .encode() + body
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                payload = await reader.readexactly(length)
-            except BaseException:
-                writer.close()
-                self.opened -= 1
-                raise
-            self.idle.put_nowait((reader, writer))
-            return status, payload
+            if self.idle:
+                try:
+                    return await self._exchange(self.idle.pop(), path, body)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server closed an idle keep-alive connection before reading this
+                    # request, so nothing was processed: once more, on a new connection.
+                    pass
+            return await self._exchange(
+                await asyncio.open_connection(self.host, self.port), path, body
+            )
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if not self.idle.empty():
-            return self.idle.get_nowait()
-        self.opened += 1
-        return await asyncio.open_connection(self.host, self.port)
+    async def _exchange(self, connection: Connection, path: str, body: bytes
+                        ) -> tuple[int, bytes]:
+        reader, writer = connection
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                .encode() + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            payload = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        self.idle.append(connection)
+        return int(head[9:12]), payload
 
     async def close(self) -> None:
-        while not self.idle.empty():
-            _, writer = self.idle.get_nowait()
-            writer.close()
+        while self.idle:
+            self.idle.pop()[1].close()

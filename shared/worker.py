@@ -7,10 +7,10 @@ it goes to the dead-letter stream and its order ends ``failed``, instead of loop
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
-Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once;
-wanted events read beyond that wait in a short backlog (one round of chunks at most), so
-reading past the many events a service skips does not cost a round trip per free slot.
-When Redis is away the loop waits and tries again; nothing is acknowledged that was not done.
+Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once,
+and a worker reads no more than its free slots can start, so one consumer never hoards
+work another could start. When Redis is away the loop waits and tries again; nothing is
+acknowledged that was not done.
 """
 
 from __future__ import annotations
@@ -114,9 +114,11 @@ class Worker:
         return entries[-1].id
 
     def _free_events(self) -> int:
-        """How many entries to read now: none while the backlog holds a round of chunks."""
+        """How many entries to read now: what free slots can start at once. Reading more
+        would let one consumer hoard work that an idle one could have started."""
         s = self.settings
-        return 0 if len(self._backlog) >= s.concurrency * s.chunk_size else s.batch_size
+        free = (s.concurrency - self._in_flight) * s.chunk_size - len(self._backlog)
+        return min(s.batch_size, free)
 
     async def _claim_if_due(self) -> list[Entry]:
         now = time.monotonic()
