@@ -75,12 +75,17 @@ class Entry(msgspec.Struct, frozen=True):
 
 
 def connect(url: str, *, read_timeout_s: float | None = 5.0) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+    """A client whose pool makes a burst of commands wait for a free connection (up to
+    ``read_timeout_s``) instead of failing with "too many connections"."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=64,
+        timeout=read_timeout_s,
         socket_timeout=read_timeout_s,
         socket_connect_timeout=5.0,
         health_check_interval=30,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def parse_entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry]:
@@ -160,6 +165,13 @@ class EventStore:
             self.stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
         )
         return parse_entries([r for r in reply[1] if r[1]])
+
+    async def touch(self, group: str, consumer: str, ids: Sequence[StreamId]) -> None:
+        """Reset the idle time of entries this consumer is still working on, so no other
+        consumer takes them over while it is alive."""
+        for start in range(0, len(ids), 500):
+            chunk: list[Any] = [str(i) for i in ids[start : start + 500]]
+            await self.redis.xclaim(self.stream, group, consumer, 0, chunk, justid=True)
 
     async def deliveries(self, group: str, ids: Sequence[StreamId]) -> dict[StreamId, int]:
         """How often each pending entry has been delivered."""

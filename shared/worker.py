@@ -71,6 +71,9 @@ class Worker:
         self.handle = handle
         self._in_flight = 0
         self._backlog: deque[Entry] = deque()
+        # Entries read and not yet acknowledged: kept alive, and never taken over twice.
+        self._held: set[StreamId] = set()
+        self._next_touch = 0.0
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_claim = 0.0
@@ -85,11 +88,13 @@ class Worker:
                 if own_pending == StreamId(0, 0):
                     await self.store.ensure_group(s.group)
                 if self._free_events() <= 0:
+                    await self._touch_if_due()
                     await self._wait_for_slot(stop)
                     continue
                 if own_pending is not None:
                     own_pending = await self._resume_own_pending(own_pending)
                 else:
+                    await self._touch_if_due()
                     await self._dispatch(await self._claim_if_due(), redelivered=True)
                     await self._dispatch(await self.store.read_group(
                         s.group, s.consumer, self._free_events()
@@ -120,6 +125,13 @@ class Worker:
         free = (s.concurrency - self._in_flight) * s.chunk_size - len(self._backlog)
         return min(s.batch_size, free)
 
+    async def _touch_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_touch and self._held:
+            self._next_touch = now + self.settings.claim_idle_ms / 3000
+            await self.store.touch(self.settings.group, self.settings.consumer,
+                                   sorted(self._held))
+
     async def _claim_if_due(self) -> list[Entry]:
         now = time.monotonic()
         if now < self._next_claim:
@@ -129,6 +141,7 @@ class Worker:
             self.settings.group, self.settings.consumer, self.settings.claim_idle_ms,
             self._free_events(),
         )
+        entries = [e for e in entries if e.id not in self._held]
         if entries:
             log.warning("%s claimed %d idle entries", self.settings.group, len(entries))
         return entries
@@ -139,6 +152,7 @@ class Worker:
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e.id for e in entries if not isinstance(e.event, self.settings.types)]
         await self.store.ack(self.settings.group, skipped)
+        self._held.update(e.id for e in wanted)
         self._backlog.extend(wanted)
         self._start_ready()
 
@@ -177,6 +191,7 @@ class Worker:
         except Exception:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
+            self._held.difference_update(e.id for e in chunk)
             self._in_flight -= 1
             self._start_ready()
             self._slot_freed.set()
@@ -185,7 +200,9 @@ class Worker:
         self._slot_freed.clear()
         stopped = asyncio.ensure_future(stop.wait())
         freed = asyncio.ensure_future(self._slot_freed.wait())
-        await asyncio.wait({stopped, freed}, return_when=asyncio.FIRST_COMPLETED)
+        # Not forever: the loop comes round to keep its held entries alive.
+        await asyncio.wait({stopped, freed}, return_when=asyncio.FIRST_COMPLETED,
+                           timeout=self.settings.claim_idle_ms / 3000)
         stopped.cancel()
         freed.cancel()
 
