@@ -131,30 +131,31 @@ class Gateway:
         )
 
     async def get_order(self, request: Request) -> Response:
+        found = await self.events_of(request)
+        if isinstance(found, Response):
+            return found
+        order_id, events = found
+        return json(order_view(fold(order_id, events), events))
+
+    async def get_events(self, request: Request) -> Response:
+        found = await self.events_of(request)
+        if isinstance(found, Response):
+            return found
+        order_id, events = found
+        return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
+
+    async def events_of(self, request: Request) -> tuple[str, list[AnyEvent]] | Response:
+        """The order named in the path and its events, or the response that says why not."""
         order_id = request.path_params["order_id"]
+        unknown = error(404, "orderId", "unknown_order", f"no order {order_id!r}")
         if not is_order_id(order_id):
-            return error(404, "orderId", "unknown_order", f"no order {order_id!r}")
+            return unknown
         try:
             events = await self.history(order_id)
         except Exception:
             log.exception("could not read order %s", order_id)
             return unavailable("order storage")
-        if not events:
-            return error(404, "orderId", "unknown_order", f"no order {order_id!r}")
-        return json(order_view(fold(order_id, events), events))
-
-    async def get_events(self, request: Request) -> Response:
-        order_id = request.path_params["order_id"]
-        if not is_order_id(order_id):
-            return error(404, "orderId", "unknown_order", f"no order {order_id!r}")
-        try:
-            events = await self.history(order_id)
-        except Exception:
-            log.exception("could not read events of %s", order_id)
-            return unavailable("order storage")
-        if not events:
-            return error(404, "orderId", "unknown_order", f"no order {order_id!r}")
-        return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
+        return (order_id, events) if events else unknown
 
     async def list_orders(self, request: Request) -> Response:
         params = request.query_params
