@@ -36,7 +36,6 @@ class OrderState(msgspec.Struct, kw_only=True):
     amount_out: int | None = None
     executed_price: float | None = None
     failed_attempts: int = 0
-    attempt_errors: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -62,7 +61,6 @@ class OrderState(msgspec.Struct, kw_only=True):
                 self.tx_hash = event.tx_hash
             case AttemptFailed():
                 self.failed_attempts = max(self.failed_attempts, event.attempt)
-                self.attempt_errors.append(event.error)
             case Confirmed():
                 self.tx_hash = event.tx_hash
                 self.amount_out = event.amount_out

@@ -8,9 +8,6 @@ from typing import Protocol
 class TailStats(Protocol):
     events_seen: int
 
-    @property
-    def subscriber_count(self) -> int: ...
-
 
 class Metrics:
     def __init__(self) -> None:

@@ -70,10 +70,6 @@ class Tail:
             if not queues:
                 del self.subscribers[order_id]
 
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(q) for q in self.subscribers.values())
-
 
 async def follow(
     tail: Tail, order_id: str, history: History
