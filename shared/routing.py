@@ -106,6 +106,11 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
         candidate = at(bps)
         return candidate.amount_out if candidate else -1
 
+    # Concavity again: when the better venue alone beats moving one basis point of the
+    # order to the other, no split beats it, and the search is not needed.
+    for alone, inward in ((FULL, FULL - 1), (0, 1)):
+        if output(alone) >= max(output(inward), output(FULL - alone)):
+            return None
     step = FULL // 20
     centre = max(range(0, FULL + 1, step), key=output)
     low, high = max(0, centre - step), min(FULL, centre + step)
