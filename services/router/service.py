@@ -82,7 +82,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         store,
         worker_settings(
             settings, "router", (OrderRequested, AttemptFailed),
-            batch_size=settings.batch_size, chunk_size=settings.batch_size, concurrency=4,
+            # Routing mostly waits on the venues: many batches may wait at once.
+            batch_size=settings.batch_size, chunk_size=settings.batch_size, concurrency=64,
         ),
         router.handle,
     )
