@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,10 @@ class Result(msgspec.Struct):
     stages_ms: dict[str, dict[str, float]]
     projected_in_postgres_s: float | None
     pending_entries: dict[str, int]
+    # With --ws: from an event's time to its status message reaching the client.
+    ws_delivery_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    ws_subscribers_peak: int = 0
+    gateway_rss_mb: float | None = None
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -102,6 +107,8 @@ class Bench:
         self.ended = asyncio.Event()
         self.done = 0
         self.slots = asyncio.Semaphore(options.in_flight)
+        self.deliveries: list[float] = []
+        self.subscribers = self.subscribers_peak = 0
 
     # --- submitting -------------------------------------------------------------------
 
@@ -123,15 +130,24 @@ class Bench:
         async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30) as ws:
             await ws.send(json.dumps(ORDER))
             track: Track | None = None
+            self.subscribers += 1
+            self.subscribers_peak = max(self.subscribers_peak, self.subscribers)
             async for raw in ws:
+                received = time.time()
                 message = json.loads(raw)
                 if "error" in message:
                     self.refused += 1
                     self.slots.release()
                     return
-                track = track or self.tracks.setdefault(message["orderId"], Track(started))
+                if track is None:
+                    # The stream tail may have seen the order first: the submit time is ours.
+                    track = self.tracks.setdefault(message["orderId"], Track(started))
+                    track.submitted_at = started
+                at = datetime.fromisoformat(message["timestamp"]).timestamp()
+                self.deliveries.append((received - at) * 1000)
                 if message["status"] in ("confirmed", "failed"):
                     self.finish(track, message["status"])
+            self.subscribers -= 1
 
     def finish(self, track: Track, status: str) -> None:
         if track.ended_at is None:
@@ -269,6 +285,8 @@ class Bench:
             stages_ms={name: percentiles(values) for name, values in stages.items()},
             projected_in_postgres_s=projected,
             pending_entries=pending,
+            ws_delivery_ms=percentiles(self.deliveries),
+            ws_subscribers_peak=self.subscribers_peak,
         )
 
 
@@ -290,6 +308,11 @@ def render(result: Result, options: Options) -> str:
     lines.append(row("engine overhead", result.overhead_ms))
     for name, values in result.stages_ms.items():
         lines.append(row(f"stage {name}", values))
+    if result.ws_delivery_ms:
+        lines.append(row("ws delivery", result.ws_delivery_ms))
+        lines.append(f"WebSocket subscribers at the peak: {result.ws_subscribers_peak}")
+    if result.gateway_rss_mb is not None:
+        lines.append(f"gateway RSS at the end: {result.gateway_rss_mb} MB")
     lines.append("pending entries per group at the end: "
                  + ", ".join(f"{g} {n}" for g, n in sorted(result.pending_entries.items())))
     return "\n".join(lines)
@@ -320,6 +343,17 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
             system.stop()
 
 
+def rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
 def run(options: Options, url: str | None) -> int:
     if not (options.orders or options.duration_s):
         options.orders = 200
@@ -331,6 +365,7 @@ def run(options: Options, url: str | None) -> int:
     if options.spawn:
         with spawned(options) as (system, settings):
             result = go(system.url, settings)
+            result.gateway_rss_mb = rss_mb(system.processes["gateway"][0].pid)
     else:
         settings = load()
         result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
