@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import tempfile
@@ -17,14 +18,29 @@ from shared.stream import EventStore
 from tests.infra import fresh_database, postgres_server, redis_server
 
 
-@pytest.fixture(scope="session")
-def scratch() -> Iterator[Path]:
-    # Not under pytest's tmp folder: that is private to root, and the embedded PostgreSQL
-    # runs as an unprivileged user when the tests run as root.
+@contextlib.contextmanager
+def reachable_dir() -> Iterator[Path]:
+    """A folder for embedded servers' data. Not under pytest's tmp folder: that is private
+    to root, and the embedded PostgreSQL runs as an unprivileged user under root."""
     path = Path(tempfile.mkdtemp(prefix="oee-test-"))
     path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[Path]:
+    with reachable_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A folder of one test's own for embedded servers."""
+    with reachable_dir() as path:
+        yield path
 
 
 @pytest.fixture(scope="session")

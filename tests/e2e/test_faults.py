@@ -7,11 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -162,18 +159,10 @@ async def test_a_gateway_stopping_closes_subscriptions_with_1001(
     assert watcher.connections[-1][0][0] == "pending"  # the whole history again
 
 
-@pytest.fixture
-def scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="oee-faults-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 async def test_postgres_restart_mid_run_loses_nothing(
-    redis_url: str, scratch_dir: Path, logs: Path
+    redis_url: str, server_dir: Path, logs: Path
 ) -> None:
-    postgres = EmbeddedPostgres(scratch_dir / "pg").start()
+    postgres = EmbeddedPostgres(server_dir / "pg").start()
     try:
         postgres.create_database("oee")
         database_url = postgres.url("oee")
@@ -201,9 +190,9 @@ async def test_postgres_restart_mid_run_loses_nothing(
 
 
 async def test_redis_outage_refuses_orders_with_503_then_recovers(
-    database_url: str, scratch_dir: Path, logs: Path
+    database_url: str, server_dir: Path, logs: Path
 ) -> None:
-    redis = EmbeddedRedis(scratch_dir / "redis").start()
+    redis = EmbeddedRedis(server_dir / "redis").start()
     try:
         namespace = f"faults-{secrets.token_hex(4)}"
         # Work cut off by the outage is taken over once idle for a second.

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,15 +19,6 @@ from services.embedded import free_port
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    # Reachable by the unprivileged user that runs the embedded PostgreSQL under root.
-    path = Path(tempfile.mkdtemp(prefix="oee-up-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -39,26 +27,26 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_up_runs_everything_with_embedded_servers_and_stops_them(data_dir: Path) -> None:
+def test_up_runs_everything_with_embedded_servers_and_stops_them(server_dir: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update({"PORT": str(port), "OEE_DATA_DIR": str(data_dir), "OEE_QUOTE_LATENCY_MS": "10",
+    env.update({"PORT": str(port), "OEE_DATA_DIR": str(server_dir), "OEE_QUOTE_LATENCY_MS": "10",
                 "OEE_EXECUTION_LATENCY_MS": "20-40"})
-    log = (data_dir / "up.log").open("wb")
+    log = (server_dir / "up.log").open("wb")
     up = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env,
                           stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert up.poll() is None, (data_dir / "up.log").read_text()
+            assert up.poll() is None, (server_dir / "up.log").read_text()
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, (data_dir / "up.log").read_text()
+            assert time.monotonic() < deadline, (server_dir / "up.log").read_text()
             time.sleep(0.1)
-        pids = [int(p.read_text()) for p in data_dir.rglob("*.oee-pid")]
+        pids = [int(p.read_text()) for p in server_dir.rglob("*.oee-pid")]
         assert len(pids) == 2 and all(alive(p) for p in pids)
         with connect(f"ws://127.0.0.1:{port}/orders/execute", open_timeout=10) as ws:
             ws.send(json.dumps(
@@ -68,6 +56,6 @@ def test_up_runs_everything_with_embedded_servers_and_stops_them(data_dir: Path)
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(60)
-    assert code == 0, (data_dir / "up.log").read_text()
+    assert code == 0, (server_dir / "up.log").read_text()
     assert not any(alive(p) for p in pids)
-    assert (data_dir / "redis" / "appendonlydir").is_dir()  # Redis ran with AOF
+    assert (server_dir / "redis" / "appendonlydir").is_dir()  # Redis ran with AOF
