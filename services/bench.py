@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import psycopg
@@ -250,8 +249,7 @@ class Bench:
         return None
 
     async def pending(self, store: EventStore) -> dict[str, int]:
-        groups: Any = await store.redis.xinfo_groups(store.stream)
-        return {g["name"].decode(): int(g["pending"]) + int(g.get("lag") or 0) for g in groups}
+        return await store.backlog()
 
     def result(self, began: float, finished: float, projected: float | None,
                pending: dict[str, int]) -> Result:

@@ -1,8 +1,9 @@
-"""The event store: one Redis Stream for every event, plus a per-order index.
+"""The event store: one Redis Stream (the log) for every event, a per-order index, and a
+work queue per acting service.
 
-The stream is the source of truth and the order in which services see facts. Beside it, a
-hash per order maps ``seq -> event``; one Lua script writes both, so an event is in the
-stream if and only if it is in its order's hash. That gives two things cheaply:
+The log is the source of truth and the order in which the persister and the gateway see
+facts. Beside it, a hash per order maps ``seq -> event``; one Lua script writes both, so an
+event is in the log if and only if it is in its order's hash. That gives two things cheaply:
 
 * appends are idempotent: a second event with the same (order, seq) is dropped, whichever
   service instance produced it, so a redelivered cause can never fork an order's story;
@@ -11,20 +12,25 @@ stream if and only if it is in its order's hash. That gives two things cheaply:
 
 The hash also marks an order's end: once a terminal event is in, nothing more is appended
 to that order, so an order reaches exactly one terminal state however many services race.
+
+The same script puts an event that the router or the executor acts on in that service's
+queue (``shared.queues``), so each reads only its own work.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
+from shared.queues import QUEUED_GROUPS, queue_of
 
 # A non-terminal order keeps its index this long at most, in case it never finishes.
 _OPEN_ORDER_TTL_S = 7 * 24 * 3600
@@ -32,11 +38,15 @@ _OPEN_ORDER_TTL_S = 7 * 24 * 3600
 _APPEND = """
 local ids = {}
 for i = 2, #KEYS do
-  local a = (i - 2) * 5 + 3
-  local seq, kind, order, data, terminal = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  local a = (i - 2) * 6 + 3
+  local seq, kind, order, data, terminal, queue =
+    ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5]
   local open = redis.call('HEXISTS', KEYS[i], 'end') == 0
   if open and redis.call('HSETNX', KEYS[i], seq, data) == 1 then
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+    if queue ~= '' then
+      redis.call('XADD', queue, '*', 'o', order, 's', seq, 't', kind, 'd', data)
+    end
     if terminal == '1' then
       redis.call('HSET', KEYS[i], 'end', seq)
       redis.call('EXPIRE', KEYS[i], ARGV[1])
@@ -49,6 +59,9 @@ for i = 2, #KEYS do
 end
 return ids
 """
+
+# Events per script call: one call blocks Redis while it runs, so a burst is cut in pieces.
+_APPEND_CHUNK = 500
 
 
 class StreamId(msgspec.Struct, frozen=True, order=True):
@@ -94,7 +107,11 @@ def parse_entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[Entry
 
 class EventStore:
     """Appends and reads events. Commands and blocking reads use separate connections,
-    so a read blocked for ``block_ms`` never trips the command socket's timeout."""
+    so a read blocked for ``block_ms`` never trips the command socket's timeout.
+
+    Appends made at the same moment by concurrent tasks (the executor's orders, the
+    gateway's requests) share one script call: each caller still gets its own answer, and
+    Redis does one round trip instead of one per caller."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -102,6 +119,7 @@ class EventStore:
         self.redis = connect(settings.redis_url)
         self.blocking = connect(settings.redis_url, read_timeout_s=settings.block_ms / 1000 + 10)
         self._append = self.redis.register_script(_APPEND)
+        self._appends = Batcher(self._append_all)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -110,90 +128,77 @@ class EventStore:
     def order_key(self, order_id: str) -> str:
         return f"{self.settings.namespace}:order:{order_id}"
 
+    def queue_key(self, group: str) -> str:
+        return f"{self.settings.namespace}:queue:{group}"
+
+    def group(self, name: str) -> ConsumerGroup:
+        """The consumer group ``name`` on the stream its work arrives on: its own queue for
+        the services that have one, the log for every other group."""
+        stream = self.queue_key(name) if name in QUEUED_GROUPS else self.stream
+        return ConsumerGroup(self, stream, name)
+
     async def append(self, events: Sequence[Event]) -> list[StreamId | None]:
         """Append in order; returns each event's stream id, or None where the store dropped
         the event: it had one with that (order, seq) already, or the order had ended."""
-        if not events:
-            return []
+        return await self._appends(events)
+
+    async def _append_all(self, events: list[Event]) -> list[StreamId | None]:
+        ids: list[StreamId | None] = []
+        for start in range(0, len(events), _APPEND_CHUNK):
+            ids += await self._append_now(events[start : start + _APPEND_CHUNK])
+        return ids
+
+    async def _append_now(self, events: Sequence[Event]) -> list[StreamId | None]:
         keys: list[str] = [self.stream]
         args: list[Any] = [self.settings.finished_order_ttl_s, _OPEN_ORDER_TTL_S]
         for event in events:
+            queue = queue_of(event)
             keys.append(self.order_key(event.order_id))
-            args += [event.seq, event.type, event.order_id, encode(event), int(event.is_terminal)]
+            args += [event.seq, event.type, event.order_id, encode(event), int(event.is_terminal),
+                     self.queue_key(queue) if queue else ""]
         ids = await self._append(keys=keys, args=args)
         return [StreamId.parse(i) if i else None for i in ids]
 
     async def history(self, order_id: str) -> list[AnyEvent]:
         """Every event of one order still indexed in Redis, oldest first."""
-        raw = await self.redis.hgetall(self.order_key(order_id))
-        raw.pop(b"end", None)
-        return sorted((decode(data) for data in raw.values()), key=lambda e: e.seq)
+        return _history(await self.redis.hgetall(self.order_key(order_id)))
+
+    async def histories(self, order_ids: Sequence[str]) -> list[list[AnyEvent]]:
+        """``history`` of many orders in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for order_id in order_ids:
+                pipe.hgetall(self.order_key(order_id))
+            replies = await pipe.execute()
+        return [_history(raw) for raw in replies]
 
     async def last_id(self) -> StreamId:
         info = await self.redis.xinfo_stream(self.stream)
         return StreamId.parse(info["last-generated-id"])
 
-    async def ensure_group(self, group: str) -> None:
-        # From the start of the stream: a group created after orders were accepted still
-        # handles them, and idempotent appends make any re-handling harmless.
-        try:
-            await self.redis.xgroup_create(self.stream, group, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
-
-    async def read_group(
-        self, group: str, consumer: str, count: int, *, pending: StreamId | None = None
-    ) -> list[Entry]:
-        """New entries for this consumer, or with ``pending`` its own unacknowledged
-        entries after that id (those are redeliveries)."""
-        start = ">" if pending is None else str(pending)
-        block = None if pending is not None else self.settings.block_ms
-        reply: Any = await self.blocking.xreadgroup(
-            group, consumer, {self.stream: start}, count=count, block=block
-        )
-        if not reply:
-            return []
-        _, raw = reply[0]
-        return parse_entries([r for r in raw if r[1]])
-
-    async def claim_idle(
-        self, group: str, consumer: str, min_idle_ms: int, count: int
-    ) -> list[Entry]:
-        """Take over entries that another consumer left unacknowledged for too long."""
-        reply: Any = await self.redis.xautoclaim(
-            self.stream, group, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
-        )
-        return parse_entries([r for r in reply[1] if r[1]])
-
-    async def touch(self, group: str, consumer: str, ids: Sequence[StreamId]) -> None:
-        """Reset the idle time of entries this consumer is still working on, so no other
-        consumer takes them over while it is alive."""
-        for start in range(0, len(ids), 500):
-            chunk: list[Any] = [str(i) for i in ids[start : start + 500]]
-            await self.redis.xclaim(self.stream, group, consumer, 0, chunk, justid=True)
-
-    async def deliveries(self, group: str, ids: Sequence[StreamId]) -> dict[StreamId, int]:
-        """How often each pending entry has been delivered."""
-        if not ids:
-            return {}
-        rows: Any = await self.redis.xpending_range(
-            self.stream, group, min=str(min(ids)), max=str(max(ids)), count=len(ids) * 4 + 100
-        )
-        wanted = set(ids)
-        counts = {StreamId.parse(r["message_id"]): int(r["times_delivered"]) for r in rows}
-        return {i: n for i, n in counts.items() if i in wanted}
+    async def backlog(self) -> dict[str, int]:
+        """Per consumer group: entries delivered and not yet acknowledged, plus entries not
+        yet read."""
+        counts: dict[str, int] = {}
+        for stream in [self.stream, *(self.queue_key(name) for name in sorted(QUEUED_GROUPS))]:
+            try:
+                groups: Any = await self.redis.xinfo_groups(stream)
+            except ResponseError:  # no such stream yet
+                continue
+            for group in groups:
+                name = group["name"].decode()
+                counts[name] = int(group["pending"]) + int(group.get("lag") or 0)
+        return counts
 
     @property
     def dead_letters(self) -> str:
         return f"{self.settings.namespace}:dead"
 
-    async def dead_letter(self, group: str, entry: Entry, reason: str) -> None:
+    async def dead_letter(self, group: ConsumerGroup, entry: Entry, reason: str) -> None:
         """Park an entry no consumer could finish, with the reason, and end its order
         ``failed`` with that reason; then the entry is acknowledged."""
         event = entry.event
         await self.redis.xadd(self.dead_letters, {
-            "group": group, "id": str(entry.id), "order": event.order_id,
+            "group": group.name, "id": str(entry.id), "order": event.order_id,
             "type": event.type, "reason": reason, "data": encode(event),
         })
         history = await self.history(event.order_id)
@@ -201,28 +206,33 @@ class EventStore:
             last = max((e.seq for e in history), default=event.seq)
             await self.append([Failed(order_id=event.order_id, seq=last + 1,
                                       reason="dead_lettered", error=reason, attempts=0)])
-        await self.ack(group, [entry.id])
-
-    async def ack(self, group: str, ids: Sequence[StreamId]) -> None:
-        if ids:
-            await self.redis.xack(self.stream, group, *(str(i) for i in ids))
+        await group.ack([entry.id])
 
     async def trim(self, retention_s: float) -> StreamId | None:
-        """Trim entries older than ``retention_s`` that every consumer group is done with:
-        never past a group's oldest pending entry, nor past what it has not read yet.
-        (PostgreSQL keeps the whole log.) Returns the id trimmed up to, if any."""
-        groups: Any = await self.redis.xinfo_groups(self.stream)
+        """Trim the log of entries older than ``retention_s`` that every consumer group is
+        done with: never past a group's oldest pending entry, nor past what it has not read
+        yet. (PostgreSQL keeps the whole log.) Queues are trimmed right behind their groups.
+        Returns the id the log was trimmed up to, if any."""
+        for name in QUEUED_GROUPS:
+            await self._trim_stream(self.queue_key(name), 0)
+        return await self._trim_stream(self.stream, retention_s)
+
+    async def _trim_stream(self, stream: str, retention_s: float) -> StreamId | None:
+        try:
+            groups: Any = await self.redis.xinfo_groups(stream)
+        except ResponseError:  # no such stream yet
+            return None
         if not groups:
             return None
         bounds = [StreamId(int((time.time() - retention_s) * 1000), 0)]
         for group in groups:
             bounds.append(StreamId.parse(group["last-delivered-id"]))
             if group["pending"]:
-                summary: Any = await self.redis.xpending(self.stream, group["name"])
+                summary: Any = await self.redis.xpending(stream, group["name"])
                 bounds.append(StreamId.parse(summary["min"]))
         bound = min(bounds)
         if bound > StreamId(0, 0):
-            await self.redis.xtrim(self.stream, minid=str(bound), approximate=True)
+            await self.redis.xtrim(stream, minid=str(bound), approximate=True)
             return bound
         return None
 
@@ -239,3 +249,75 @@ class EventStore:
         if not reply:
             return []
         return [(StreamId.parse(i), f[b"o"].decode(), f[b"d"]) for i, f in reply[0][1]]
+
+
+def _history(raw: Mapping[Any, bytes | str]) -> list[AnyEvent]:
+    events = (decode(data) for seq, data in raw.items() if seq != b"end")
+    return sorted(events, key=lambda e: e.seq)
+
+
+class ConsumerGroup:
+    """One consumer group on one stream: what a worker reads, claims and acknowledges."""
+
+    def __init__(self, store: EventStore, stream: str, name: str) -> None:
+        self.store, self.stream, self.name = store, stream, name
+        self.redis = store.redis
+        self._acks = Batcher(self._ack_all)
+
+    async def ensure(self) -> None:
+        # From the start of the stream: a group created after orders were accepted still
+        # handles them, and idempotent appends make any re-handling harmless.
+        try:
+            await self.redis.xgroup_create(self.stream, self.name, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def read(
+        self, consumer: str, count: int, *, pending: StreamId | None = None
+    ) -> list[Entry]:
+        """New entries for this consumer, or with ``pending`` its own unacknowledged
+        entries after that id (those are redeliveries)."""
+        start = ">" if pending is None else str(pending)
+        block = None if pending is not None else self.store.settings.block_ms
+        reply: Any = await self.store.blocking.xreadgroup(
+            self.name, consumer, {self.stream: start}, count=count, block=block
+        )
+        if not reply:
+            return []
+        _, raw = reply[0]
+        return parse_entries([r for r in raw if r[1]])
+
+    async def claim_idle(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Take over entries that another consumer left unacknowledged for too long."""
+        reply: Any = await self.redis.xautoclaim(
+            self.stream, self.name, consumer, min_idle_time=min_idle_ms, start_id="0-0",
+            count=count,
+        )
+        return parse_entries([r for r in reply[1] if r[1]])
+
+    async def touch(self, consumer: str, ids: Sequence[StreamId]) -> None:
+        """Reset the idle time of entries this consumer is still working on, so no other
+        consumer takes them over while it is alive."""
+        for start in range(0, len(ids), 500):
+            chunk: list[Any] = [str(i) for i in ids[start : start + 500]]
+            await self.redis.xclaim(self.stream, self.name, consumer, 0, chunk, justid=True)
+
+    async def deliveries(self, ids: Sequence[StreamId]) -> dict[StreamId, int]:
+        """How often each pending entry has been delivered."""
+        if not ids:
+            return {}
+        rows: Any = await self.redis.xpending_range(
+            self.stream, self.name, min=str(min(ids)), max=str(max(ids)),
+            count=len(ids) * 4 + 100,
+        )
+        wanted = set(ids)
+        counts = {StreamId.parse(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {i: n for i, n in counts.items() if i in wanted}
+
+    async def ack(self, ids: Sequence[StreamId]) -> None:
+        await self._acks(ids)
+
+    async def _ack_all(self, ids: list[StreamId]) -> list[None]:
+        await self.redis.xack(self.stream, self.name, *(str(i) for i in ids))
+        return [None] * len(ids)

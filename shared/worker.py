@@ -68,6 +68,7 @@ class Worker:
     def __init__(self, store: EventStore, settings: WorkerSettings, handle: Handler) -> None:
         self.store = store
         self.settings = settings
+        self.group = store.group(settings.group)
         self.handle = handle
         self._in_flight = 0
         self._backlog: deque[Entry] = deque()
@@ -80,13 +81,13 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        log.info("%s reading %s as %s", s.group, self.store.stream, s.consumer)
+        log.info("%s reading %s as %s", s.group, self.group.stream, s.consumer)
         own_pending: StreamId | None = StreamId(0, 0)
         outage = 0
         while not stop.is_set():
             try:
                 if own_pending == StreamId(0, 0):
-                    await self.store.ensure_group(s.group)
+                    await self.group.ensure()
                 if self._free_events() <= 0:
                     await self._touch_if_due()
                     await self._wait_for_slot(stop)
@@ -96,9 +97,7 @@ class Worker:
                 else:
                     await self._touch_if_due()
                     await self._dispatch(await self._claim_if_due(), redelivered=True)
-                    await self._dispatch(await self.store.read_group(
-                        s.group, s.consumer, self._free_events()
-                    ))
+                    await self._dispatch(await self.group.read(s.consumer, self._free_events()))
                 outage = 0
             except RedisError as error:
                 outage += 1
@@ -109,8 +108,8 @@ class Worker:
 
     async def _resume_own_pending(self, after: StreamId) -> StreamId | None:
         """One batch of this consumer's own unacknowledged entries; None when done."""
-        entries = await self.store.read_group(
-            self.settings.group, self.settings.consumer, self._free_events(), pending=after
+        entries = await self.group.read(
+            self.settings.consumer, self._free_events(), pending=after
         )
         if not entries:
             return None
@@ -129,17 +128,15 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_touch and self._held:
             self._next_touch = now + self.settings.claim_idle_ms / 3000
-            await self.store.touch(self.settings.group, self.settings.consumer,
-                                   sorted(self._held))
+            await self.group.touch(self.settings.consumer, sorted(self._held))
 
     async def _claim_if_due(self) -> list[Entry]:
         now = time.monotonic()
         if now < self._next_claim:
             return []
         self._next_claim = now + self.settings.claim_idle_ms / 2000
-        entries = await self.store.claim_idle(
-            self.settings.group, self.settings.consumer, self.settings.claim_idle_ms,
-            self._free_events(),
+        entries = await self.group.claim_idle(
+            self.settings.consumer, self.settings.claim_idle_ms, self._free_events()
         )
         entries = [e for e in entries if e.id not in self._held]
         if entries:
@@ -151,7 +148,7 @@ class Worker:
             entries = await self._drop_poison(entries)
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e.id for e in entries if not isinstance(e.event, self.settings.types)]
-        await self.store.ack(self.settings.group, skipped)
+        await self.group.ack(skipped)
         self._held.update(e.id for e in wanted)
         self._backlog.extend(wanted)
         self._start_ready()
@@ -167,7 +164,7 @@ class Worker:
 
     async def _drop_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.settings.max_deliveries
-        counts = await self.store.deliveries(self.settings.group, [e.id for e in entries])
+        counts = await self.group.deliveries([e.id for e in entries])
         healthy = []
         for entry in entries:
             deliveries = counts.get(entry.id, 1)
@@ -178,13 +175,13 @@ class Worker:
                       f"#{entry.event.seq} in {deliveries} deliveries")
             log.error("dead-lettering entry %s of order %s: %s", entry.id,
                       entry.event.order_id, reason)
-            await self.store.dead_letter(self.settings.group, entry, reason)
+            await self.store.dead_letter(self.group, entry, reason)
         return healthy
 
     async def _run_chunk(self, chunk: list[Entry]) -> None:
         try:
             await self.handle(chunk)
-            await self.store.ack(self.settings.group, [e.id for e in chunk])
+            await self.group.ack([e.id for e in chunk])
         except asyncio.CancelledError:
             # Left pending on purpose: this consumer or another one picks it up again.
             raise

@@ -108,9 +108,10 @@ async def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
 
 async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) -> None:
     await store.append([order(new_id()) for _ in range(2)])
-    await store.ensure_group("g")
+    group = store.group("g")
+    await group.ensure()
     # A consumer reads and dies without acknowledging.
-    assert len(await store.read_group("g", "dead", 10)) == 2
+    assert len(await group.read("dead", 10)) == 2
     handled: list[str] = []
 
     async def handle(entries: Sequence[Entry]) -> None:
@@ -175,12 +176,11 @@ async def test_a_poison_entry_is_dead_lettered_and_its_order_fails(store: EventS
 
 async def test_the_stream_is_trimmed_only_behind_the_slowest_group(store: EventStore) -> None:
     ids = await store.append([order(new_id()) for _ in range(500)])
-    await store.ensure_group("fast")
-    await store.ensure_group("slow")
-    fast = await store.read_group("fast", "c", 500)
-    await store.ack("fast", [e.id for e in fast])
-    slow = await store.read_group("slow", "c", 500)
-    await store.ack("slow", [e.id for e in slow[:250]])  # 250 onwards still pending
+    fast, slow = store.group("fast"), store.group("slow")
+    await fast.ensure()
+    await slow.ensure()
+    await fast.ack([e.id for e in await fast.read("c", 500)])
+    await slow.ack([e.id for e in (await slow.read("c", 500))[:250]])  # the rest pending
     assert await store.trim(retention_s=3600) is not None
     assert await store.redis.xlen(store.stream) == 500  # all younger than the retention
     assert await store.trim(retention_s=0) == ids[250]
@@ -188,3 +188,56 @@ async def test_the_stream_is_trimmed_only_behind_the_slowest_group(store: EventS
     first = StreamId.parse(remaining[0][0])
     assert first <= ids[250]  # nothing a group still needs is gone
     assert await store.redis.xlen(store.stream) < 500  # but whole blocks before it are
+
+
+async def test_events_a_service_acts_on_also_go_to_its_queue(store: EventStore) -> None:
+    requested = order(new_id())
+    routed = route_now(requested, store.settings)
+    confirmed = Confirmed(order_id=requested.order_id, seq=3, tx_hash="x", attempt=1,
+                          dex="raydium", amount_in=1, amount_out=2, min_amount_out=2,
+                          executed_price=2.0)
+    await store.append([requested, routed, confirmed])
+    assert await store.redis.xlen(store.stream) == 3  # the log has every event
+    router, executor = store.group("router"), store.group("executor")
+    for group in (router, executor):
+        await group.ensure()
+    assert [e.event for e in await router.read("c", 10)] == [requested]
+    assert [e.event for e in await executor.read("c", 10)] == [routed]
+    assert store.group("persister").stream == store.stream
+
+
+async def test_concurrent_appends_share_one_round_trip(store: EventStore) -> None:
+    calls: list[int] = []
+    send = store._append_now
+
+    async def counted(events: Sequence[Any]) -> list[StreamId | None]:
+        calls.append(len(events))
+        return await send(events)
+
+    store._append_now = counted  # type: ignore[method-assign]
+    orders = [order(new_id()) for _ in range(20)]
+    ids = await asyncio.gather(*(store.append([o]) for o in orders))
+    assert calls == [20]
+    assert [i for [i] in ids] == sorted(i for [i] in ids)  # each caller got its own id
+    histories = await store.histories([o.order_id for o in orders])
+    assert [h[0] for h in histories] == orders
+
+
+async def test_a_failed_round_trip_fails_every_caller_sharing_it(store: EventStore) -> None:
+    async def broken(events: Sequence[Any]) -> list[StreamId | None]:
+        raise ConnectionError("Redis went away")
+
+    store._append_now = broken  # type: ignore[method-assign]
+    results = await asyncio.gather(*(store.append([order(new_id())]) for _ in range(3)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+
+
+async def test_queues_are_trimmed_right_behind_their_group(store: EventStore) -> None:
+    await store.append([order(new_id()) for _ in range(300)])
+    router = store.group("router")
+    await router.ensure()
+    await router.ack([e.id for e in await router.read("c", 300)])
+    await store.trim(retention_s=3600)
+    assert await store.redis.xlen(router.stream) < 300
+    assert await store.redis.xlen(store.stream) == 300  # the log keeps its retention

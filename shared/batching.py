@@ -1,0 +1,50 @@
+"""Many concurrent callers, one round trip.
+
+Tasks that call at the same moment (in the same turn of the event loop) have their items
+sent together: the first caller starts a flush, which runs once every task that is ready
+has had its turn, and each caller gets back the answers for its own items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+        self._send = send
+        self._waiting: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((items, future))
+        if len(self._waiting) == 1:
+            task = asyncio.create_task(self._flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        try:
+            answers = await self._send([item for items, _ in waiting for item in items])
+        except BaseException as error:
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        offset = 0
+        for items, future in waiting:
+            if not future.done():
+                future.set_result(answers[offset : offset + len(items)])
+            offset += len(items)
