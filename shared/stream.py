@@ -120,6 +120,7 @@ class EventStore:
         self.blocking = connect(settings.redis_url, read_timeout_s=settings.block_ms / 1000 + 10)
         self._append = self.redis.register_script(_APPEND)
         self._appends = Batcher(self._append_all)
+        self._histories = Batcher(self._read_histories)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -161,10 +162,14 @@ class EventStore:
 
     async def history(self, order_id: str) -> list[AnyEvent]:
         """Every event of one order still indexed in Redis, oldest first."""
-        return _history(await self.redis.hgetall(self.order_key(order_id)))
+        [history] = await self._histories([order_id])
+        return history
 
     async def histories(self, order_ids: Sequence[str]) -> list[list[AnyEvent]]:
         """``history`` of many orders in one round trip."""
+        return await self._histories(order_ids)
+
+    async def _read_histories(self, order_ids: list[str]) -> list[list[AnyEvent]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for order_id in order_ids:
                 pipe.hgetall(self.order_key(order_id))

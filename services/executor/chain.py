@@ -56,12 +56,16 @@ TRANSIENT_ERRORS = (
 SEND_SHARE = 0.25
 LEDGER_TTL_S = 7 * 24 * 3600
 
+# Lands a transaction once: returns the landing already recorded under its signature, if
+# any, or records this one (and counts the execution) and returns nothing.
 _LAND = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-  return 1
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  return existing
 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+return false
 """
 
 
@@ -93,22 +97,15 @@ class SimulatedChain:
         draw = rng(self.settings.seed, order_id, attempt, "latency")
         return draw.uniform(span.low, span.high) / 1000
 
-    async def landing(self, tx_hash: str) -> Landing | None:
-        raw = await self.redis.get(f"{self.prefix}:tx:{tx_hash}")
-        return msgspec.json.decode(raw, type=Landing) if raw else None
-
     async def find_landing(self, order_id: str, attempts: Iterable[int]) -> Landing | None:
         """Whether any of these attempts of the order already landed."""
-        for attempt in attempts:
-            found = await self.landing(signature(self.settings.seed, order_id, attempt))
-            if found is not None:
-                return found
-        return None
+        keys = [f"{self.prefix}:tx:{signature(self.settings.seed, order_id, attempt)}"
+                for attempt in attempts]
+        found = [raw for raw in await self.redis.mget(keys) if raw] if keys else []
+        return msgspec.json.decode(found[0], type=Landing) if found else None
 
     async def send(self, order: OrderRequested, routed: Routed, attempt: int) -> Landing:
         tx_hash = signature(self.settings.seed, order.order_id, attempt)
-        if (landed := await self.landing(tx_hash)) is not None:
-            return landed
         latency = self._latency_s(order.order_id, attempt)
         await asyncio.sleep(latency * SEND_SHARE)
         draw = rng(self.settings.seed, order.order_id, attempt, "failure")
@@ -125,16 +122,12 @@ class SimulatedChain:
             latency_ms=round(latency * 1000, 3),
             confirms_at=time.time() + latency * (1 - SEND_SHARE),
         )
-        first = await self._land(
+        existing = await self._land(
             keys=[f"{self.prefix}:tx:{tx_hash}", self.executions_key],
             args=[msgspec.json.encode(landing), LEDGER_TTL_S, order.order_id],
         )
-        if first:
-            return landing
         # Another executor landed the same transaction first: its record is the truth.
-        existing = await self.landing(tx_hash)
-        assert existing is not None
-        return existing
+        return msgspec.json.decode(existing, type=Landing) if existing else landing
 
     async def confirmation(self, landing: Landing) -> Landing:
         await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))

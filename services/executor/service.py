@@ -59,16 +59,20 @@ class Execution:
         return self.state.last_seq + 1
 
     async def run(self) -> None:
+        attempt = self.state.failed_attempts + 1
+        landing = None
         if self.state.built is None:
+            # Nothing can have been sent before Built is in: if another executor races us
+            # to it, this append is dropped and we step aside.
             tx = build(self.order, self.routed)
             await self.append(Built(
                 order_id=self.order_id, seq=self.next_seq, dex=self.routed.dex,
                 instructions=tx.instructions, wraps_sol=tx.wraps_sol, unwraps_sol=tx.unwraps_sol,
             ))
-        attempt = self.state.failed_attempts + 1
-        # Taking over (after a crash, or racing another executor): whatever already landed
-        # is the result, and nothing is sent again.
-        landing = await self.chain.find_landing(self.order_id, range(1, attempt + 1))
+        else:
+            # Taking over (after a crash, or racing another executor): whatever already
+            # landed is the result, and nothing is sent again.
+            landing = await self.chain.find_landing(self.order_id, range(1, attempt + 1))
         if landing is None:
             landing = await self.submit_with_retries(attempt)
             if landing is None:
