@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 
 from services.executor.execution import executed_price, signature
+from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
 from shared.market import Market
@@ -56,16 +58,21 @@ TRANSIENT_ERRORS = (
 SEND_SHARE = 0.25
 LEDGER_TTL_S = 7 * 24 * 3600
 
-# Lands a transaction once: returns the landing already recorded under its signature, if
-# any, or records this one (and counts the execution) and returns nothing.
+# Lands each transaction once: answers, per transaction, the landing already recorded under
+# its signature, or records this one (and counts the execution) and answers false.
 _LAND = """
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  return existing
+local found = {}
+for i = 2, #KEYS do
+  local existing = redis.call('GET', KEYS[i])
+  if existing then
+    found[i - 1] = existing
+  else
+    redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'EX', ARGV[1])
+    redis.call('HINCRBY', KEYS[1], ARGV[2 * i - 1], 1)
+    found[i - 1] = false
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-return false
+return found
 """
 
 
@@ -86,6 +93,8 @@ class SimulatedChain:
         self.market = Market.from_settings(settings)
         self.prefix = f"{settings.namespace}:chain"
         self._land = redis.register_script(_LAND)
+        # Transactions landing at the same moment share one script call.
+        self._lands = Batcher(self._land_all)
 
     @property
     def executions_key(self) -> str:
@@ -122,12 +131,19 @@ class SimulatedChain:
             latency_ms=round(latency * 1000, 3),
             confirms_at=time.time() + latency * (1 - SEND_SHARE),
         )
-        existing = await self._land(
-            keys=[f"{self.prefix}:tx:{tx_hash}", self.executions_key],
-            args=[msgspec.json.encode(landing), LEDGER_TTL_S, order.order_id],
-        )
-        # Another executor landed the same transaction first: its record is the truth.
-        return msgspec.json.decode(existing, type=Landing) if existing else landing
+        [landed] = await self._lands([landing])
+        return landed
+
+    async def _land_all(self, landings: list[Landing]) -> list[Landing]:
+        keys = [self.executions_key]
+        args: list[Any] = [LEDGER_TTL_S]
+        for landing in landings:
+            keys.append(f"{self.prefix}:tx:{landing.signature}")
+            args += [msgspec.json.encode(landing), landing.order_id]
+        found = await self._land(keys=keys, args=args)
+        # Where another executor landed the same transaction first, its record is the truth.
+        return [msgspec.json.decode(existing, type=Landing) if existing else landing
+                for landing, existing in zip(landings, found, strict=True)]
 
     async def confirmation(self, landing: Landing) -> Landing:
         await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -95,11 +94,3 @@ def order_rows(entries: Sequence[Entry]) -> list[OrderRow]:
             updated_at=s.updated_at,
         ))
     return rows
-
-
-def as_params(row: OrderRow) -> dict[str, Any]:
-    params = msgspec.structs.asdict(row)
-    for name in ("amount_in", "quoted_out", "min_amount_out", "amount_out"):
-        if params[name] is not None:
-            params[name] = Decimal(params[name])
-    return params

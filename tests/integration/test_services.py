@@ -282,3 +282,27 @@ async def test_recording_twice_or_out_of_order_changes_nothing(
         " WHERE order_id = %s AND type = 'AttemptFailed' ORDER BY seq", (order_id,))
     errors = await cursor.fetchall()
     assert [a for a, _ in errors] == ["1", "2", "3"] and all(e for _, e in errors)
+
+
+async def test_a_batch_of_many_orders_is_recorded_with_exact_amounts(
+    db: psycopg.AsyncConnection[object],
+) -> None:
+    from tests.unit import builders
+
+    huge = 10**25  # beyond bigint: amounts are numeric and stay exact
+    ids = [new_id() for _ in range(3)]
+    events: list[Any] = [builders.requested(ids[0], amount_in=huge), *builders.happy_story(ids[1]),
+                         builders.submitted(ids[2], seq=4)]
+    batch = [Entry(StreamId(1_700_000_000_000, n), e) for n, e in enumerate(events)]
+    async with await psycopg.AsyncConnection.connect(db.info.dsn) as conn:
+        await record(conn, batch)
+        await record(conn, [])
+    cursor = await db.execute(
+        "SELECT order_id, status, amount_in, tx_hash FROM orders WHERE order_id = ANY(%s)"
+        " ORDER BY order_id", (ids,))
+    rows = {row[0]: row[1:] for row in await cursor.fetchall()}
+    assert rows[ids[0]][:2] == ("pending", huge)
+    assert rows[ids[1]][0] == "confirmed" and rows[ids[1]][2]
+    assert rows[ids[2]] == ("submitted", None, builders.submitted().tx_hash)
+    cursor = await db.execute("SELECT count(*) FROM events WHERE order_id = ANY(%s)", (ids,))
+    assert await cursor.fetchone() == (len(events),)

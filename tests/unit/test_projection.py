@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
-from services.persister.projection import as_params, event_rows, order_rows
+from services.persister.projection import event_rows, order_rows
 from shared.events import AnyEvent
 from shared.stream import Entry, StreamId
 from tests.unit import builders
@@ -106,22 +105,6 @@ def test_event_rows_keep_big_stream_ids() -> None:
                                builders.requested())])
     assert row.stream_ms == 1_700_000_000_000
     assert row.stream_seq == 18_446_744_073_709_551_615
-
-
-def test_as_params_turns_amounts_into_decimals() -> None:
-    (row,) = order_rows(entries(builders.happy_story()))
-    params = as_params(row)
-    for name in ("amount_in", "quoted_out", "min_amount_out", "amount_out"):
-        assert isinstance(params[name], Decimal), name
-    assert params["amount_in"] == Decimal(500_000_000)
-    assert params["status"] == "confirmed"
-
-
-def test_as_params_keeps_missing_amounts_none() -> None:
-    (row,) = order_rows(entries([builders.submitted(seq=4)]))
-    params = as_params(row)
-    assert params["amount_in"] is None
-    assert params["amount_out"] is None
 
 
 def test_rerouted_updates_the_route_columns_not_the_status() -> None:
