@@ -58,6 +58,18 @@ class Options(msgspec.Struct, kw_only=True):
     executors: int = 1
     quote_latency_ms: str | None = None
     execution_latency_ms: str | None = None
+    # Seconds between samples of the groups' backlog and of memory.
+    sample_s: float = 5.0
+
+
+class Sample(msgspec.Struct):
+    """The system at one moment of the run."""
+
+    at_s: float
+    # Per group: entries pending or not yet read.
+    backlog: dict[str, int]
+    redis_used_mb: float
+    gateway_rss_mb: float | None
 
 
 class Track(msgspec.Struct):
@@ -83,6 +95,7 @@ class Result(msgspec.Struct):
     ws_delivery_ms: dict[str, float] = msgspec.field(default_factory=dict)
     ws_subscribers_peak: int = 0
     gateway_rss_mb: float | None = None
+    samples: list[Sample] = msgspec.field(default_factory=list)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -98,8 +111,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 class Bench:
-    def __init__(self, base_url: str, ws_url: str, settings: Settings, options: Options) -> None:
+    def __init__(self, base_url: str, ws_url: str, settings: Settings, options: Options,
+                 gateway_pid: int | None = None) -> None:
         self.base_url, self.ws_url = base_url, ws_url
+        self.gateway_pid = gateway_pid
+        self.samples: list[Sample] = []
         self.settings, self.options = settings, options
         self.tracks: dict[str, Track] = {}
         self.refused = 0
@@ -210,6 +226,17 @@ class Bench:
             sys.stderr.flush()
             await asyncio.sleep(0.5 if live else 5)
 
+    async def watch(self, store: EventStore, began: float) -> None:
+        """Samples the groups' backlog, Redis memory and the gateway's RSS all run long."""
+        while True:
+            memory = await store.redis.info("memory")
+            self.samples.append(Sample(
+                at_s=round(time.time() - began, 1), backlog=await store.backlog(),
+                redis_used_mb=round(memory["used_memory"] / 2**20, 1),
+                gateway_rss_mb=rss_mb(self.gateway_pid) if self.gateway_pid else None,
+            ))
+            await asyncio.sleep(self.options.sample_s)
+
     # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> Result:
@@ -218,6 +245,7 @@ class Bench:
         following = asyncio.create_task(self.follow(store, start))
         showing = None if self.options.as_json else asyncio.create_task(self.progress())
         began = time.time()
+        watching = asyncio.create_task(self.watch(store, began))
         sent = await self.submit_all()
         accepted = sent - self.refused
         if self.done < accepted:
@@ -228,6 +256,7 @@ class Bench:
         projected = await self.projected_after(began)
         pending = await self.pending(store)
         following.cancel()
+        watching.cancel()
         if showing:
             showing.cancel()
             sys.stderr.write("\n")
@@ -285,6 +314,8 @@ class Bench:
             pending_entries=pending,
             ws_delivery_ms=percentiles(self.deliveries),
             ws_subscribers_peak=self.subscribers_peak,
+            gateway_rss_mb=rss_mb(self.gateway_pid) if self.gateway_pid else None,
+            samples=self.samples,
         )
 
 
@@ -313,6 +344,16 @@ def render(result: Result, options: Options) -> str:
         lines.append(f"gateway RSS at the end: {result.gateway_rss_mb} MB")
     lines.append("pending entries per group at the end: "
                  + ", ".join(f"{g} {n}" for g, n in sorted(result.pending_entries.items())))
+    if result.samples:
+        lines.append("during the run (s: backlog per group | Redis used MB | gateway RSS MB):")
+        step = max(1, len(result.samples) // 12)
+        shown = result.samples[::step]
+        if shown[-1] is not result.samples[-1]:
+            shown.append(result.samples[-1])
+        for sample in shown:
+            backlog = " ".join(f"{g} {n}" for g, n in sorted(sample.backlog.items()))
+            lines.append(f"  {sample.at_s:>7}: {backlog} | {sample.redis_used_mb}"
+                         f" | {sample.gateway_rss_mb}")
     return "\n".join(lines)
 
 
@@ -356,14 +397,13 @@ def run(options: Options, url: str | None) -> int:
     if not (options.orders or options.duration_s):
         options.orders = 200
 
-    def go(base_url: str, settings: Settings) -> Result:
+    def go(base_url: str, settings: Settings, gateway_pid: int | None = None) -> Result:
         ws_url = base_url.replace("http", "ws", 1)
-        return asyncio.run(Bench(base_url, ws_url, settings, options).run())
+        return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid).run())
 
     if options.spawn:
         with spawned(options) as (system, settings):
-            result = go(system.url, settings)
-            result.gateway_rss_mb = rss_mb(system.processes["gateway"][0].pid)
+            result = go(system.url, settings, system.processes["gateway"][0].pid)
     else:
         settings = load()
         result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)

@@ -71,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench.add_argument("--executors", type=int, default=1, help="with --spawn")
     bench.add_argument("--quote-latency-ms", default=None, help="with --spawn")
     bench.add_argument("--execution-latency-ms", default=None, help="with --spawn")
+    bench.add_argument("--sample-every", type=float, default=5.0,
+                       help="seconds between samples of backlog and memory")
     commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
     commands.add_parser("router", help="quote both venues and route each order")
     commands.add_parser("executor", help="build, submit and confirm routed orders")
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 orders=args.orders, duration_s=args.duration, rate=args.rate,
                 in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
                 executors=args.executors, quote_latency_ms=args.quote_latency_ms,
-                execution_latency_ms=args.execution_latency_ms,
+                execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
             ), args.url))
         if args.command == "soak":
             from services.soak import run as run_soak

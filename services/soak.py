@@ -15,7 +15,7 @@ import random
 import secrets
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,9 @@ import psycopg
 import redis.asyncio as aioredis
 import websockets
 
+from services.executor.chain import SimulatedChain
 from services.launcher import System
+from shared.config import load
 from shared.events import decode
 
 PAIRS = [("SOL", "USDC", "0.5"), ("USDC", "SOL", "25"), ("SOL", "USDT", "1.25"),
@@ -117,10 +119,13 @@ class Load:
                 await asyncio.wait(pending)
 
 
-async def audit(database_url: str, redis_url: str, namespace: str, accepted: Sequence[str],
+async def audit(env: Mapping[str, str], accepted: Sequence[str],
                 timeout_s: float = 120.0) -> Audit:
     """Waits until every accepted order has a terminal state in PostgreSQL (or the deadline),
-    then counts. Terminal events are counted in the stream too."""
+    then counts, in the system with this environment. Terminal events are counted in the
+    stream too, and executions on the simulated chain."""
+    settings = load(env)
+    database_url, namespace = settings.database_url, settings.namespace
     ids = list(accepted)
     deadline = time.monotonic() + timeout_s
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -139,7 +144,7 @@ async def audit(database_url: str, redis_url: str, namespace: str, accepted: Seq
             "  AND e.type IN ('Confirmed', 'Failed'))"
             " FROM orders o WHERE o.order_id = ANY(%s)", (ids,))
         rows = await cursor.fetchall()
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = aioredis.Redis.from_url(settings.redis_url)
     try:
         stream_terminals: dict[str, int] = {}
         last = "-"
@@ -154,7 +159,7 @@ async def audit(database_url: str, redis_url: str, namespace: str, accepted: Seq
                     order_id = decode(fields[b"d"]).order_id
                     stream_terminals[order_id] = stream_terminals.get(order_id, 0) + 1
             last = batch[-1][0].decode()
-        executions = await redis.hgetall(f"{namespace}:chain:executions")
+        executions = await SimulatedChain(redis, settings).executions(ids)
     finally:
         await redis.aclose()
     status = {r[0]: r[1] for r in rows}
@@ -166,7 +171,7 @@ async def audit(database_url: str, redis_url: str, namespace: str, accepted: Seq
         lost=len(ids) - len(terminal),
         duplicated=sum(1 for i in ids
                        if pg_terminals.get(i, 0) > 1 or stream_terminals.get(i, 0) > 1),
-        executed_twice=sum(1 for n in executions.values() if int(n) > 1),
+        executed_twice=sum(1 for n in executions.values() if n > 1),
         confirmed=sum(1 for i in ids if status.get(i) == "confirmed"),
         failed=sum(1 for i in ids if status.get(i) == "failed"),
     )
@@ -205,8 +210,7 @@ async def soak(system: System, env: dict[str, str], minutes: float, rate: float,
     await loading
     kills = await killing
     system.restart_dead()
-    result = await audit(env["DATABASE_URL"], env["REDIS_URL"], env["OEE_NAMESPACE"],
-                         load.accepted)
+    result = await audit(env, load.accepted)
     result.refused, result.kills = load.refused, kills
     return result
 

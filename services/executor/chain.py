@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -56,20 +56,21 @@ TRANSIENT_ERRORS = (
 
 # Sending takes this share of the execution time; confirming takes the rest.
 SEND_SHARE = 0.25
+# A landing is kept while its order may still be open (an executor that takes the order over
+# must find it), and only a short while once the order is confirmed.
 LEDGER_TTL_S = 7 * 24 * 3600
 
 # Lands each transaction once: answers, per transaction, the landing already recorded under
-# its signature, or records this one (and counts the execution) and answers false.
+# its signature, or records this one and answers false.
 _LAND = """
 local found = {}
-for i = 2, #KEYS do
+for i = 1, #KEYS do
   local existing = redis.call('GET', KEYS[i])
   if existing then
-    found[i - 1] = existing
+    found[i] = existing
   else
-    redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'EX', ARGV[1])
-    redis.call('HINCRBY', KEYS[1], ARGV[2 * i - 1], 1)
-    found[i - 1] = false
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1])
+    found[i] = false
   end
 end
 return found
@@ -95,11 +96,20 @@ class SimulatedChain:
         self._land = redis.register_script(_LAND)
         # Transactions landing at the same moment share one script call.
         self._lands = Batcher(self._land_all)
+        self._settles = Batcher(self._settle_all)
 
-    @property
-    def executions_key(self) -> str:
-        """Order id -> how many swaps of that order executed; an audit for tests and soak."""
-        return f"{self.prefix}:executions"
+    def ledger_key(self, order_id: str, attempt: int) -> str:
+        return f"{self.prefix}:tx:{signature(self.settings.seed, order_id, attempt)}"
+
+    async def executions(self, order_ids: Sequence[str]) -> dict[str, int]:
+        """How many attempts of each order executed (landed); an audit for tests and soak.
+        Exactly once is 1 for a confirmed order and 0 for a failed one."""
+        attempts = range(1, self.settings.max_attempts + 1)
+        keys = [self.ledger_key(order, attempt) for order in order_ids for attempt in attempts]
+        landed = await self.redis.mget(keys) if keys else []
+        width = len(attempts)
+        return {order_id: sum(1 for raw in landed[i * width : (i + 1) * width] if raw)
+                for i, order_id in enumerate(order_ids)}
 
     def _latency_s(self, order_id: str, attempt: int) -> float:
         span = self.settings.execution_latency_ms
@@ -108,8 +118,7 @@ class SimulatedChain:
 
     async def find_landing(self, order_id: str, attempts: Iterable[int]) -> Landing | None:
         """Whether any of these attempts of the order already landed."""
-        keys = [f"{self.prefix}:tx:{signature(self.settings.seed, order_id, attempt)}"
-                for attempt in attempts]
+        keys = [self.ledger_key(order_id, attempt) for attempt in attempts]
         found = [raw for raw in await self.redis.mget(keys) if raw] if keys else []
         return msgspec.json.decode(found[0], type=Landing) if found else None
 
@@ -135,15 +144,23 @@ class SimulatedChain:
         return landed
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
-        keys = [self.executions_key]
-        args: list[Any] = [LEDGER_TTL_S]
-        for landing in landings:
-            keys.append(f"{self.prefix}:tx:{landing.signature}")
-            args += [msgspec.json.encode(landing), landing.order_id]
+        keys = [f"{self.prefix}:tx:{landing.signature}" for landing in landings]
+        args: list[Any] = [LEDGER_TTL_S, *(msgspec.json.encode(landing) for landing in landings)]
         found = await self._land(keys=keys, args=args)
         # Where another executor landed the same transaction first, its record is the truth.
         return [msgspec.json.decode(existing, type=Landing) if existing else landing
                 for landing, existing in zip(landings, found, strict=True)]
+
+    async def settle(self, landing: Landing) -> None:
+        """The order is confirmed: its landing need not outlive the order's index."""
+        await self._settles([landing.signature])
+
+    async def _settle_all(self, signatures: list[str]) -> list[None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tx_hash in signatures:
+                pipe.expire(f"{self.prefix}:tx:{tx_hash}", self.settings.finished_order_ttl_s)
+            await pipe.execute()
+        return [None] * len(signatures)
 
     async def confirmation(self, landing: Landing) -> Landing:
         await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))

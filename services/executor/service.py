@@ -139,6 +139,7 @@ class Execution:
             amount_out=landing.amount_out, min_amount_out=self.routed.min_amount_out,
             executed_price=landing.executed_price, simulated_ms=landing.latency_ms,
         ))
+        await self.chain.settle(landing)
 
 
 async def execute(store: EventStore, chain: SimulatedChain, settings: Settings,

@@ -121,7 +121,7 @@ async def test_killing_any_service_loses_nothing_and_executes_nothing_twice(
         stop.set()
         await loading
         await spawning
-        result = await audit(database_url, redis_url, namespace, load.accepted, timeout_s=90)
+        result = await audit(running.env, load.accepted, timeout_s=90)
         await asyncio.gather(*watching)
     assert result.accepted >= 200 and load.refused > 0
     assert (result.lost, result.duplicated, result.executed_twice) == (0, 0, 0), result.report()
@@ -182,7 +182,7 @@ async def test_postgres_restart_mid_run_loses_nothing(
                 during = [await _submit(client) for _ in range(10)]
                 assert (await client.get(f"/orders/{during[0]}")).status_code == 200
                 postgres.start()
-                result = await audit(database_url, redis_url, namespace, first + during, 60)
+                result = await audit(running.env, first + during, 60)
                 assert (await client.get("/readyz")).status_code == 200
     finally:
         postgres.stop()
@@ -212,7 +212,7 @@ async def test_redis_outage_refuses_orders_with_503_then_recovers(
                     return response.json()["orderId"] if response.status_code == 202 else None
 
                 after = await eventually(accepted, 30, every_s=0.2)
-                result = await audit(database_url, redis.url, namespace, [before, after], 60)
+                result = await audit(running.env, [before, after], 60)
     finally:
         redis.stop()
     assert result.terminal == 2 and result.lost == 0, result.report()

@@ -206,8 +206,9 @@ async def test_an_executor_taking_over_converges_on_what_already_landed(
         story = (await stories(store, [requested.order_id]))[requested.order_id]
     assert types(story) == ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
     assert story[-1].tx_hash == landing.signature  # type: ignore[union-attr]
-    executions = await store.redis.hget(chain.executions_key, requested.order_id)
-    assert executions == b"1"
+    assert await chain.executions([requested.order_id]) == {requested.order_id: 1}
+    ttl = await store.redis.ttl(chain.ledger_key(requested.order_id, 1))
+    assert 0 < ttl <= settings.finished_order_ttl_s  # settled with the order
 
 
 async def test_persister_projects_every_event(
