@@ -380,6 +380,25 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
             yield system, load(env)
         finally:
             system.stop()
+            forget(load(env))
+
+
+def forget(settings: Settings) -> None:
+    """Deletes the run's keys, so benchmarks against a shared Redis leave nothing behind."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    finally:
+        client.close()
 
 
 def rss_mb(pid: int) -> float | None:

@@ -13,12 +13,12 @@ from services.persister.projection import event_rows, order_rows
 from shared.stream import Entry
 
 # Each statement takes a whole batch as one array per column: one statement for the batch
-# instead of one per row, which halved PostgreSQL's and the persister's CPU per event.
+# instead of one per row; binary parameters, as text arrays would escape every JSON string.
 INSERT_EVENTS = """
 INSERT INTO events (order_id, seq, event_id, type, at, stream_ms, stream_seq, data)
 SELECT order_id, seq, event_id, type, at, stream_ms, stream_seq, data::jsonb
-FROM unnest(%s::text[], %s::int[], %s::uuid[], %s::text[], %s::timestamptz[], %s::bigint[],
-            %s::bigint[], %s::text[])
+FROM unnest(%b::text[], %b::int[], %b::uuid[], %b::text[], %b::timestamptz[], %b::bigint[],
+            %b::bigint[], %b::text[])
      AS e (order_id, seq, event_id, type, at, stream_ms, stream_seq, data)
 ON CONFLICT (order_id, seq) DO NOTHING
 """
@@ -29,10 +29,10 @@ INSERT INTO orders AS o (
     order_type, routed_dex, quoted_out, min_amount_out, tx_hash, amount_out, executed_price,
     failed_attempts, error, created_at, updated_at)
 SELECT * FROM unnest(
-    %s::text[], %s::text[], %s::int[], %s::int[], %s::text[], %s::text[], %s::text[],
-    %s::numeric[], %s::float8[], %s::text[], %s::text[], %s::numeric[], %s::numeric[],
-    %s::text[], %s::numeric[], %s::float8[], %s::int[], %s::text[], %s::timestamptz[],
-    %s::timestamptz[])
+    %b::text[], %b::text[], %b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+    %b::numeric[], %b::float8[], %b::text[], %b::text[], %b::numeric[], %b::numeric[],
+    %b::text[], %b::numeric[], %b::float8[], %b::int[], %b::text[], %b::timestamptz[],
+    %b::timestamptz[])
 ON CONFLICT (order_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.status_seq > o.status_seq THEN EXCLUDED.status ELSE o.status END,
     status_seq = greatest(o.status_seq, EXCLUDED.status_seq),
