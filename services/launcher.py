@@ -119,6 +119,8 @@ FAST = {
     "OEE_EXECUTION_LATENCY_MS": "40-80",
     "OEE_RETRY_BASE_MS": "20",
     "OEE_BLOCK_MS": "200",
+    # Audits after a run look up every order's landings on the simulated chain.
+    "OEE_FINISHED_ORDER_TTL_S": "3600",
 }
 
 

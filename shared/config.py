@@ -64,12 +64,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     claim_idle_ms: int = 30_000
     # An entry delivered more often than this is dead-lettered.
     max_deliveries: int = 5
-    # How long the per-order index in Redis outlives a finished order; after that,
-    # late subscribers read the history from PostgreSQL.
-    finished_order_ttl_s: int = 600
+    # How long the per-order index in Redis (and the simulated chain's landing) outlives a
+    # finished order once PostgreSQL has it; after that, late subscribers read the history
+    # from PostgreSQL.
+    finished_order_ttl_s: int = 60
     # The stream keeps at least this much history (and never trims what a group still
     # needs); PostgreSQL keeps all of it.
-    stream_retention_s: float = 3600.0
+    stream_retention_s: float = 60.0
     log_level: str = "INFO"
 
     @property

@@ -32,13 +32,14 @@ from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
 from shared.queues import QUEUED_GROUPS, queue_of
 
-# A non-terminal order keeps its index this long at most, in case it never finishes.
+# An order keeps its index this long at most, in case it never finishes or PostgreSQL never
+# gets it; once the persister has recorded its end, ``finished_order_ttl_s``.
 _OPEN_ORDER_TTL_S = 7 * 24 * 3600
 
 _APPEND = """
 local ids = {}
 for i = 2, #KEYS do
-  local a = (i - 2) * 6 + 3
+  local a = (i - 2) * 6 + 2
   local seq, kind, order, data, terminal, queue =
     ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5]
   local open = redis.call('HEXISTS', KEYS[i], 'end') == 0
@@ -49,9 +50,8 @@ for i = 2, #KEYS do
     end
     if terminal == '1' then
       redis.call('HSET', KEYS[i], 'end', seq)
-      redis.call('EXPIRE', KEYS[i], ARGV[1])
     elseif seq == '1' then
-      redis.call('EXPIRE', KEYS[i], ARGV[2])
+      redis.call('EXPIRE', KEYS[i], ARGV[1])
     end
   else
     ids[#ids + 1] = false
@@ -151,7 +151,7 @@ class EventStore:
 
     async def _append_now(self, events: Sequence[Event]) -> list[StreamId | None]:
         keys: list[str] = [self.stream]
-        args: list[Any] = [self.settings.finished_order_ttl_s, _OPEN_ORDER_TTL_S]
+        args: list[Any] = [_OPEN_ORDER_TTL_S]
         for event in events:
             queue = queue_of(event)
             keys.append(self.order_key(event.order_id))
@@ -175,6 +175,14 @@ class EventStore:
                 pipe.hgetall(self.order_key(order_id))
             replies = await pipe.execute()
         return [_history(raw) for raw in replies]
+
+    async def recorded(self, order_ids: Sequence[str]) -> None:
+        """These finished orders are in PostgreSQL: their index may expire now, and a late
+        subscriber then reads the history from there, complete."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for order_id in order_ids:
+                pipe.expire(self.order_key(order_id), self.settings.finished_order_ttl_s)
+            await pipe.execute()
 
     async def last_id(self) -> StreamId:
         info = await self.redis.xinfo_stream(self.stream)

@@ -1,5 +1,6 @@
 """The persister: consume every event, record each batch in PostgreSQL in one transaction,
-and only then acknowledge it. While PostgreSQL is away it backs off and keeps the batch."""
+and only then acknowledge it. While PostgreSQL is away it backs off and keeps the batch.
+Once a finished order is recorded, its index in Redis may expire."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ class Recorder:
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     store = EventStore(settings)
     recorder = Recorder(settings.database_url)
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        await recorder.record(entries)
+        await store.recorded([e.event.order_id for e in entries if e.event.is_terminal])
+
     worker = Worker(
         store,
         # One batch at a time: a single connection, and batches land in stream order.
@@ -65,7 +71,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
             batch_size=settings.batch_size * 5, chunk_size=settings.batch_size * 5,
             concurrency=1,
         ),
-        recorder.record,
+        handle,
     )
     trimming = asyncio.create_task(trim_periodically(store, settings.stream_retention_s, stop))
     try:

@@ -229,6 +229,12 @@ async def test_persister_projects_every_event(
             return True if row and row[0] == 5 else None
 
         await eventually(projected, 20)
+
+        async def index_expiring() -> bool | None:
+            ttls = [await store.redis.ttl(store.order_key(o.order_id)) for o in orders]
+            return True if all(0 < t <= settings.finished_order_ttl_s for t in ttls) else None
+
+        await eventually(index_expiring, 10)  # PostgreSQL has them: Redis may let go
     cursor = await db.execute(
         "SELECT order_id, array_agg(type ORDER BY seq) FROM events"
         " WHERE order_id = ANY(%s) GROUP BY order_id", ([o.order_id for o in orders],))

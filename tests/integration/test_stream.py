@@ -29,7 +29,7 @@ async def test_append_is_idempotent_per_order_and_seq(store: EventStore) -> None
     assert await store.history(first.order_id) == [first]
 
 
-async def test_history_is_in_seq_order_and_finished_orders_expire(store: EventStore) -> None:
+async def test_history_is_in_seq_order_and_recorded_finished_orders_expire(store: EventStore) -> None:
     order_id = new_id()
     events = [
         order(order_id),
@@ -39,6 +39,9 @@ async def test_history_is_in_seq_order_and_finished_orders_expire(store: EventSt
     ids = await store.append(events)
     assert all(ids) and ids[0] < ids[1]  # type: ignore[operator]
     assert [e.seq for e in await store.history(order_id)] == [1, 2]
+    # Kept until PostgreSQL has the order, then only a short while.
+    assert await store.redis.ttl(store.order_key(order_id)) > store.settings.finished_order_ttl_s
+    await store.recorded([order_id])
     ttl = await store.redis.ttl(store.order_key(order_id))
     assert 0 < ttl <= store.settings.finished_order_ttl_s
 
