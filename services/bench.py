@@ -60,6 +60,9 @@ class Options(msgspec.Struct, kw_only=True):
     execution_latency_ms: str | None = None
     # Seconds between samples of the groups' backlog and of memory.
     sample_s: float = 5.0
+    # Orders run (closed loop) and left out before measuring: the first ones pay for
+    # connections, script loading and the first market tick.
+    warmup: int = 20
 
 
 class Sample(msgspec.Struct):
@@ -418,6 +421,11 @@ def run(options: Options, url: str | None) -> int:
 
     def go(base_url: str, settings: Settings, gateway_pid: int | None = None) -> Result:
         ws_url = base_url.replace("http", "ws", 1)
+        if options.warmup:
+            warmup = msgspec.structs.replace(
+                options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
+                in_flight=min(options.in_flight, options.warmup))
+            asyncio.run(Bench(base_url, ws_url, settings, warmup).run())
         return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid).run())
 
     if options.spawn:

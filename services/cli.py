@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench.add_argument("--execution-latency-ms", default=None, help="with --spawn")
     bench.add_argument("--sample-every", type=float, default=5.0,
                        help="seconds between samples of backlog and memory")
+    bench.add_argument("--warmup", type=int, default=20,
+                       help="orders run first and left out of the figures")
     commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
     commands.add_parser("router", help="quote both venues and route each order")
     commands.add_parser("executor", help="build, submit and confirm routed orders")
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
                 executors=args.executors, quote_latency_ms=args.quote_latency_ms,
                 execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
+                warmup=args.warmup,
             ), args.url))
         if args.command == "soak":
             from services.soak import run as run_soak

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from services.router.venues import ask_all
 from shared.config import Settings
@@ -64,15 +64,18 @@ class Router:
         return await self.route(state.requested, failed.seq + 1, Rerouted)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        work: list[Awaitable[Event | None]] = []
-        for entry in entries:
-            event = entry.event
-            if isinstance(event, OrderRequested):
-                work.append(self.route(event, event.seq + 1))
-            elif isinstance(event, AttemptFailed) and event.reroute:
-                work.append(self.reroute(event))
-        decided: list[Event | None] = list(await asyncio.gather(*work))
-        await self.store.append([e for e in decided if e is not None])
+        await asyncio.gather(*(self.decide_and_append(entry.event) for entry in entries))
+
+    async def decide_and_append(self, event: Event) -> None:
+        # Each decision is appended as soon as it is made, not held back for the slowest
+        # venue of the batch; appends made at the same moment still share a round trip.
+        decided: Event | None = None
+        if isinstance(event, OrderRequested):
+            decided = await self.route(event, event.seq + 1)
+        elif isinstance(event, AttemptFailed) and event.reroute:
+            decided = await self.reroute(event)
+        if decided is not None:
+            await self.store.append([decided])
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

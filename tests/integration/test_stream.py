@@ -29,7 +29,7 @@ async def test_append_is_idempotent_per_order_and_seq(store: EventStore) -> None
     assert await store.history(first.order_id) == [first]
 
 
-async def test_history_is_in_seq_order_and_recorded_finished_orders_expire(store: EventStore) -> None:
+async def test_history_is_in_seq_order_and_recorded_orders_expire(store: EventStore) -> None:
     order_id = new_id()
     events = [
         order(order_id),
