@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import msgspec
 import psycopg
 import websockets
@@ -33,6 +34,7 @@ from services.launcher import System
 from services.rawhttp import RawClient
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
+from shared.process import hold_many_connections
 from shared.stream import EventStore, StreamId
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
@@ -97,6 +99,9 @@ class Result(msgspec.Struct):
     # With --ws: from an event's time to its status message reaching the client.
     ws_delivery_ms: dict[str, float] = msgspec.field(default_factory=dict)
     ws_subscribers_peak: int = 0
+    # The gateway's own view (its /metrics histogram, over the run): share of statuses
+    # sent within each bound, in ms.
+    gateway_sent_within_ms: dict[str, float] = msgspec.field(default_factory=dict)
     gateway_rss_mb: float | None = None
     samples: list[Sample] = msgspec.field(default_factory=list)
 
@@ -145,7 +150,8 @@ class Bench:
 
     async def submit_ws(self) -> None:
         started = time.time()
-        async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30) as ws:
+        async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30,
+                                      compression=None) as ws:
             await ws.send(json.dumps(ORDER))
             track: Track | None = None
             self.subscribers += 1
@@ -247,6 +253,7 @@ class Bench:
         start = await store.last_id() if await store.redis.exists(store.stream) else StreamId(0, 0)
         following = asyncio.create_task(self.follow(store, start))
         showing = None if self.options.as_json else asyncio.create_task(self.progress())
+        delivery_before = await self.delivery_counts()
         began = time.time()
         watching = asyncio.create_task(self.watch(store, began))
         sent = await self.submit_all()
@@ -260,11 +267,25 @@ class Bench:
         pending = await self.pending(store)
         following.cancel()
         watching.cancel()
+        delivery = await self.delivery_counts()
         if showing:
             showing.cancel()
             sys.stderr.write("\n")
         await store.close()
-        return self.result(began, finished, projected, pending)
+        result = self.result(began, finished, projected, pending)
+        result.gateway_sent_within_ms = sent_within(delivery_before, delivery)
+        return result
+
+    async def delivery_counts(self) -> dict[str, int]:
+        """The gateway's delivery histogram: bound (seconds, as text) -> cumulative count."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as client:
+            text = (await client.get("/metrics")).text
+        counts = {}
+        for line in text.splitlines():
+            if line.startswith(DELIVERY_BUCKET):
+                bound, _, count = line[len(DELIVERY_BUCKET):].partition('"} ')
+                counts[bound] = int(count)
+        return counts
 
     async def projected_after(self, began: float) -> float | None:
         ids = [i for i, t in self.tracks.items() if t.status]
@@ -322,6 +343,18 @@ class Bench:
         )
 
 
+DELIVERY_BUCKET = 'oee_ws_delivery_seconds_bucket{le="'
+
+
+def sent_within(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Share of the statuses sent during the run within each bound (ms -> fraction)."""
+    total = after.get("+Inf", 0) - before.get("+Inf", 0)
+    if total <= 0:
+        return {}
+    return {("inf" if bound == "+Inf" else f"{float(bound) * 1000:g}"):
+            round((count - before.get(bound, 0)) / total, 4) for bound, count in after.items()}
+
+
 def render(result: Result, options: Options) -> str:
     lines = [
         f"accepted {result.accepted}  confirmed {result.confirmed}  failed {result.failed}  "
@@ -343,6 +376,11 @@ def render(result: Result, options: Options) -> str:
     if result.ws_delivery_ms:
         lines.append(row("ws delivery", result.ws_delivery_ms))
         lines.append(f"WebSocket subscribers at the peak: {result.ws_subscribers_peak}")
+        shares = result.gateway_sent_within_ms
+        if shares:
+            lines.append("gateway-side, statuses sent within (event time to send): "
+                         + ", ".join(f"{ms} ms {share:.2%}" for ms, share in shares.items()
+                                     if ms in ("10", "25", "50", "100", "250")))
     if result.gateway_rss_mb is not None:
         lines.append(f"gateway RSS at the end: {result.gateway_rss_mb} MB")
     lines.append("pending entries per group at the end: "
@@ -416,6 +454,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def run(options: Options, url: str | None) -> int:
+    hold_many_connections()  # the bench's own WebSocket clients, by the thousand
     if not (options.orders or options.duration_s):
         options.orders = 200
 
@@ -424,7 +463,7 @@ def run(options: Options, url: str | None) -> int:
         if options.warmup:
             warmup = msgspec.structs.replace(
                 options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
-                in_flight=min(options.in_flight, options.warmup))
+                in_flight=options.warmup)
             asyncio.run(Bench(base_url, ws_url, settings, warmup).run())
         return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid).run())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -19,6 +20,15 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
     )
+
+
+def hold_many_connections() -> None:
+    """GC settings for a process holding thousands of connections. Python's full
+    collections scan every live object: with 2,000 WebSocket connections they stalled the
+    gateway for 100-300 ms each, delaying every status in flight. Objects alive at start
+    are frozen out of the scans, and collections run less often."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 100)
 
 
 def run(main: Main) -> None:
