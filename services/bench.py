@@ -34,7 +34,6 @@ from services.launcher import System
 from services.rawhttp import RawClient
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
-from shared.process import hold_many_connections
 from shared.stream import EventStore, StreamId
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
@@ -454,7 +453,6 @@ def rss_mb(pid: int) -> float | None:
 
 
 def run(options: Options, url: str | None) -> int:
-    hold_many_connections()  # the bench's own WebSocket clients, by the thousand
     if not (options.orders or options.duration_s):
         options.orders = 200
 

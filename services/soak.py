@@ -231,8 +231,10 @@ def run(minutes: float, rate: float, kill_every_s: float) -> int:
             "OEE_RETRY_BASE_MS": os.environ.get("OEE_RETRY_BASE_MS", "50"),
             "OEE_CLAIM_IDLE_MS": os.environ.get("OEE_CLAIM_IDLE_MS", "2000"),
             "OEE_LOG_LEVEL": "WARNING",
-            # The audit at the end looks up every order's landings on the simulated chain.
+            # The audit at the end reads every order's landings on the simulated chain, and
+            # every terminal event in the log.
             "OEE_FINISHED_ORDER_TTL_S": "86400",
+            "OEE_STREAM_RETENTION_S": "86400",
         })
         logs = root / "logs"
         logs.mkdir()

@@ -36,12 +36,14 @@ class Batcher(Generic[T, R]):
         waiting, self._waiting = self._waiting, []
         try:
             answers = await self._send([item for items, _ in waiting for item in items])
-        except BaseException as error:
+        except asyncio.CancelledError:
+            for _, future in waiting:
+                future.cancel()
+            raise
+        except Exception as error:
             for _, future in waiting:
                 if not future.done():
                     future.set_exception(error)
-            if isinstance(error, asyncio.CancelledError):
-                raise
             return
         offset = 0
         for items, future in waiting:

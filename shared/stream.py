@@ -245,7 +245,9 @@ class EventStore:
                 bounds.append(StreamId.parse(summary["min"]))
         bound = min(bounds)
         if bound > StreamId(0, 0):
-            await self.redis.xtrim(stream, minid=str(bound), approximate=True)
+            # No LIMIT: by default an approximate trim evicts at most 10,000 entries per call,
+            # less than a busy stream gains between two trims.
+            await self.redis.xtrim(stream, minid=str(bound), approximate=True, limit=0)
             return bound
         return None
 

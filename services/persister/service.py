@@ -83,7 +83,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def trim_periodically(store: EventStore, retention_s: float, stop: asyncio.Event,
-                            every_s: float = 10.0) -> None:
+                            every_s: float = 1.0) -> None:
     """Keeps Redis memory bounded: the stream is trimmed behind the slowest group."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):

@@ -244,3 +244,15 @@ async def test_queues_are_trimmed_right_behind_their_group(store: EventStore) ->
     await store.trim(retention_s=3600)
     assert await store.redis.xlen(router.stream) < 300
     assert await store.redis.xlen(store.stream) == 300  # the log keeps its retention
+
+
+async def test_a_trim_keeps_up_with_a_busy_stream(store: EventStore) -> None:
+    # More than one approximate XTRIM evicts by default (10,000 entries).
+    for _ in range(24):
+        await store.append([order(new_id()) for _ in range(500)])
+    group = store.group("g")
+    await group.ensure()
+    while entries := await group.read("c", 5000):
+        await group.ack([e.id for e in entries])
+    await store.trim(retention_s=0)
+    assert await store.redis.xlen(store.stream) < 500
