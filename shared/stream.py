@@ -242,7 +242,9 @@ class EventStore:
             bounds.append(StreamId.parse(group["last-delivered-id"]))
             if group["pending"]:
                 summary: Any = await self.redis.xpending(stream, group["name"])
-                bounds.append(StreamId.parse(summary["min"]))
+                # Acknowledged in between, maybe: then nothing pending holds trimming back.
+                if summary["min"] is not None:
+                    bounds.append(StreamId.parse(summary["min"]))
         bound = min(bounds)
         if bound > StreamId(0, 0):
             # No LIMIT: by default an approximate trim evicts at most 10,000 entries per call,

@@ -92,3 +92,6 @@ async def trim_periodically(store: EventStore, retention_s: float, stop: asyncio
             await store.trim(retention_s)
         except RedisError as error:
             log.warning("could not trim the stream: %s", error)
+        except Exception:
+            # A bug here must not stop trimming for good, silently, as it once did.
+            log.exception("trimming the stream failed; trying again")

@@ -256,3 +256,37 @@ async def test_a_trim_keeps_up_with_a_busy_stream(store: EventStore) -> None:
         await group.ack([e.id for e in entries])
     await store.trim(retention_s=0)
     assert await store.redis.xlen(store.stream) < 500
+
+
+async def test_trim_copes_with_entries_acknowledged_while_it_looks(
+    store: EventStore, monkeypatch: Any
+) -> None:
+    await store.append([order(new_id()) for _ in range(10)])
+    group = store.group("g")
+    await group.ensure()
+    await group.read("c", 10)  # pending, as XINFO GROUPS will say
+
+    async def all_acknowledged_since(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"pending": 0, "min": None, "max": None, "consumers": []}
+
+    monkeypatch.setattr(store.redis, "xpending", all_acknowledged_since)
+    assert await store.trim(retention_s=0) is not None
+
+
+async def test_trimming_goes_on_after_a_failure(store: EventStore) -> None:
+    from services.persister.service import trim_periodically
+
+    stop = asyncio.Event()
+    calls = 0
+
+    async def flaky(retention_s: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise AttributeError("a bug")
+        if calls == 3:
+            stop.set()
+
+    store.trim = flaky  # type: ignore[method-assign,assignment]
+    await asyncio.wait_for(trim_periodically(store, 0, stop, every_s=0.01), 5)
+    assert calls == 3
