@@ -89,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "bench":
             from services.bench import Options
             from services.bench import run as run_bench
-            from shared.process import hold_many_connections
+            from shared.process import hold_many_objects
 
-            hold_many_connections()  # the bench's own WebSocket clients, by the thousand
+            hold_many_objects()  # the bench's own WebSocket clients, by the thousand
 
             sys.exit(run_bench(Options(
                 orders=args.orders, duration_s=args.duration, rate=args.rate,

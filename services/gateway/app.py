@@ -37,7 +37,7 @@ from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, to_builtins
 from shared.market import Market
 from shared.order import fold
-from shared.process import hold_many_connections
+from shared.process import hold_many_objects
 from shared.routing import NoRoute, decide
 from shared.stream import EventStore
 
@@ -393,7 +393,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> None:
-    hold_many_connections()
+    hold_many_objects()
     gateway = Gateway(settings)
     config = uvicorn.Config(
         create_app(settings, gateway),
