@@ -215,7 +215,11 @@ class Gateway:
         return json(self.openapi_document)
 
     async def metrics_text(self, request: Request) -> Response:
-        text = self.metrics.render(self.tail)
+        try:
+            backlog = await self.store.backlog()
+        except RedisError:
+            backlog = {}  # the rest of the metrics still answer while Redis is away
+        text = self.metrics.render(self.tail, backlog)
         return Response(text, media_type="text/plain; version=0.0.4")
 
     # --- WebSocket --------------------------------------------------------------------

@@ -44,7 +44,9 @@ class Metrics:
         self.delivery = Histogram((0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                    1.0, 2.5))
 
-    def render(self, tail: TailStats) -> str:
+    def render(self, tail: TailStats, backlog: dict[str, int]) -> str:
+        """``backlog``: per consumer group, entries pending or not yet read; what an
+        operator scales a service by."""
         rows = [
             ("oee_orders_accepted_total", "counter", "Orders appended.", self.accepted),
             ("oee_orders_rejected_total", "counter", "Order bodies refused.", self.rejected),
@@ -55,6 +57,10 @@ class Metrics:
         lines = []
         for name, kind, help_text, value in rows:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        lines += ["# HELP oee_group_backlog Entries a consumer group has pending or not read.",
+                  "# TYPE oee_group_backlog gauge"]
+        lines += [f'oee_group_backlog{{group="{group}"}} {count}'
+                  for group, count in sorted(backlog.items())]
         lines += [f"# HELP {DELIVERY} From an event's time to its status message sent.",
                   f"# TYPE {DELIVERY} histogram", *self.delivery.lines(DELIVERY)]
         return "\n".join(lines) + "\n"

@@ -277,6 +277,7 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert "oee_orders_accepted_total" in metrics and "oee_ws_subscribers" in metrics
     assert 'oee_ws_delivery_seconds_bucket{le="+Inf"}' in metrics
+    assert 'oee_group_backlog{group="executor"}' in metrics
     schema = (await client.get("/openapi.json")).json()
     assert "/orders/execute" in schema["paths"]
     assert "OrderRequested" in schema["components"]["schemas"]
