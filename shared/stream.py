@@ -161,13 +161,10 @@ class EventStore:
         return [StreamId.parse(i) if i else None for i in ids]
 
     async def history(self, order_id: str) -> list[AnyEvent]:
-        """Every event of one order still indexed in Redis, oldest first."""
+        """Every event of one order still indexed in Redis, oldest first. Reads made at the
+        same moment share one pipeline."""
         [history] = await self._histories([order_id])
         return history
-
-    async def histories(self, order_ids: Sequence[str]) -> list[list[AnyEvent]]:
-        """``history`` of many orders in one round trip."""
-        return await self._histories(order_ids)
 
     async def _read_histories(self, order_ids: list[str]) -> list[list[AnyEvent]]:
         async with self.redis.pipeline(transaction=False) as pipe:

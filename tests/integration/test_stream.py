@@ -222,7 +222,7 @@ async def test_concurrent_appends_share_one_round_trip(store: EventStore) -> Non
     ids = await asyncio.gather(*(store.append([o]) for o in orders))
     assert calls == [20]
     assert [i for [i] in ids] == sorted(i for [i] in ids)  # each caller got its own id
-    histories = await store.histories([o.order_id for o in orders])
+    histories = await asyncio.gather(*(store.history(o.order_id) for o in orders))
     assert [h[0] for h in histories] == orders
 
 
