@@ -1,0 +1,57 @@
+"""The Batcher alone: who shares a round trip, and what each caller gets back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.batching import Batcher
+
+
+async def test_callers_at_the_same_moment_share_one_send_and_get_their_own_answers() -> None:
+    sends: list[list[int]] = []
+
+    async def double(items: list[int]) -> list[int]:
+        sends.append(items)
+        return [2 * i for i in items]
+
+    batch = Batcher(double)
+    answers = await asyncio.gather(batch([1, 2]), batch([3]), batch([]), batch([4, 5, 6]))
+    assert answers == [[2, 4], [6], [], [8, 10, 12]]
+    assert sends == [[1, 2, 3, 4, 5, 6]]  # in call order; an empty call sends nothing
+    assert await batch([7]) == [14]  # a later call is a new send
+    assert sends[-1] == [7]
+
+
+async def test_a_failed_send_fails_every_caller_in_it_and_not_the_next() -> None:
+    fail = True
+
+    async def flaky(items: list[int]) -> list[int]:
+        if fail:
+            raise ConnectionError("gone")
+        return items
+
+    batch = Batcher(flaky)
+    results = await asyncio.gather(batch([1]), batch([2]), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    fail = False
+    assert await batch([3]) == [3]
+
+
+async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
+    release = asyncio.Event()
+
+    async def slow(items: list[int]) -> list[int]:
+        await release.wait()
+        return items
+
+    batch = Batcher(slow)
+    leaving = asyncio.create_task(batch([1]))
+    staying = asyncio.create_task(batch([2]))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    release.set()
+    assert await staying == [2]
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
