@@ -413,7 +413,6 @@ def serve(settings: Settings) -> None:
         # on status messages of a few hundred bytes.
         ws="websockets-sansio",
         ws_per_message_deflate=False,
-        ws_max_size=64 * 1024,
         timeout_graceful_shutdown=5,
     )
     _Server(config, gateway).run()

@@ -217,7 +217,10 @@ async def test_limit_orders_are_refused_with_the_types_that_exist(
     assert "market" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("first_message", ['{"tokenIn": "SOL"', json.dumps({**ORDER, "amount": 0})])
+@pytest.mark.parametrize("first_message", [
+    '{"tokenIn": "SOL"', json.dumps({**ORDER, "amount": 0}),
+    json.dumps({**ORDER, "pad": "x" * 100_000}),  # too large: still our error, not a cut-off
+])
 async def test_bad_input_over_websocket_gets_an_error_then_a_policy_close(
     running: System, store: EventStore, first_message: str
 ) -> None:
