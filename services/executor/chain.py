@@ -99,7 +99,10 @@ class SimulatedChain:
         self._settles = Batcher(self._settle_all)
 
     def ledger_key(self, order_id: str, attempt: int) -> str:
-        return f"{self.prefix}:tx:{signature(self.settings.seed, order_id, attempt)}"
+        return self._tx_key(signature(self.settings.seed, order_id, attempt))
+
+    def _tx_key(self, tx_hash: str) -> str:
+        return f"{self.prefix}:tx:{tx_hash}"
 
     async def executions(self, order_ids: Sequence[str]) -> dict[str, int]:
         """How many attempts of each order executed (landed); an audit for tests and soak.
@@ -144,7 +147,7 @@ class SimulatedChain:
         return landed
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
-        keys = [f"{self.prefix}:tx:{landing.signature}" for landing in landings]
+        keys = [self._tx_key(landing.signature) for landing in landings]
         args: list[Any] = [LEDGER_TTL_S, *(msgspec.json.encode(landing) for landing in landings)]
         found = await self._land(keys=keys, args=args)
         # Where another executor landed the same transaction first, its record is the truth.
@@ -158,7 +161,7 @@ class SimulatedChain:
     async def _settle_all(self, signatures: list[str]) -> list[None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for tx_hash in signatures:
-                pipe.expire(f"{self.prefix}:tx:{tx_hash}", self.settings.finished_order_ttl_s)
+                pipe.expire(self._tx_key(tx_hash), self.settings.finished_order_ttl_s)
             await pipe.execute()
         return [None] * len(signatures)
 
