@@ -30,6 +30,7 @@ import msgspec
 import psycopg
 import websockets
 
+from services.gateway.metrics import DELIVERY
 from services.launcher import System
 from services.rawhttp import RawClient
 from shared.config import Settings, load
@@ -263,7 +264,7 @@ class Bench:
                 await asyncio.wait_for(self.ended.wait(), 600)
         finished = time.time()
         projected = await self.projected_after(began)
-        pending = await self.pending(store)
+        pending = await store.backlog()
         following.cancel()
         watching.cancel()
         delivery = await self.delivery_counts()
@@ -299,9 +300,6 @@ class Bench:
                     return round(time.time() - began, 2)
                 await asyncio.sleep(0.1)
         return None
-
-    async def pending(self, store: EventStore) -> dict[str, int]:
-        return await store.backlog()
 
     def result(self, began: float, finished: float, projected: float | None,
                pending: dict[str, int]) -> Result:
@@ -342,7 +340,7 @@ class Bench:
         )
 
 
-DELIVERY_BUCKET = 'oee_ws_delivery_seconds_bucket{le="'
+DELIVERY_BUCKET = f'{DELIVERY}_bucket{{le="'
 
 
 def sent_within(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
