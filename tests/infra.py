@@ -35,7 +35,7 @@ def redis_server(scratch: Path) -> Iterator[str]:
             host = container.get_container_host_ip()
             yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
     else:
-        from services.embedded import EmbeddedRedis
+        from services.cli.embedded import EmbeddedRedis
 
         with EmbeddedRedis(scratch / "redis").start() as server:
             yield server.url
@@ -52,7 +52,7 @@ def postgres_server(scratch: Path) -> Iterator[str]:
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
     else:
-        from services.embedded import EmbeddedPostgres
+        from services.cli.embedded import EmbeddedPostgres
 
         with EmbeddedPostgres(scratch / "postgres").start() as server:
             server.create_database("postgres")

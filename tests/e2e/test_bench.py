@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.bench import Options, run
-from services.launcher import System, system
+from services.cli.bench import Options, run
+from services.cli.launcher import System, system
 
 
 @pytest.fixture(scope="module")

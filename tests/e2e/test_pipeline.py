@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import websockets
 
-from services.launcher import System, system
+from services.cli.launcher import System, system
 from shared.config import Settings
 from shared.events import Built, Submitted
 from shared.stream import EventStore

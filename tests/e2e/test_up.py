@@ -14,7 +14,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from services.embedded import free_port
+from services.cli.embedded import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,8 @@ import psycopg
 import redis.asyncio as aioredis
 import websockets
 
+from services.cli.launcher import System
 from services.executor.chain import SimulatedChain
-from services.launcher import System
 from shared.config import load
 from shared.events import decode
 
@@ -216,8 +216,8 @@ async def soak(system: System, env: dict[str, str], minutes: float, rate: float,
 
 
 def run(minutes: float, rate: float, kill_every_s: float) -> int:
-    from services.embedded import free_port
-    from services.up import servers
+    from services.cli.embedded import free_port
+    from services.cli.up import servers
 
     root = Path(tempfile.mkdtemp(prefix="oee-soak-"))
     root.chmod(0o755)

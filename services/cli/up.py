@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from services.launcher import System
+from services.cli.launcher import System
 from shared.config import load
 from shared.db import migrate
 from shared.process import setup_logging
@@ -31,13 +31,13 @@ def servers(root: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     with ExitStack() as stack:
         if not os.environ.get("REDIS_URL"):
-            from services.embedded import EmbeddedRedis
+            from services.cli.embedded import EmbeddedRedis
 
             redis = stack.enter_context(EmbeddedRedis(root / "redis").start())
             env["REDIS_URL"] = redis.url
             print(f"oee: embedded Redis (Valkey) at {redis.url}", flush=True)
         if not os.environ.get("DATABASE_URL"):
-            from services.embedded import EmbeddedPostgres
+            from services.cli.embedded import EmbeddedPostgres
 
             postgres = stack.enter_context(EmbeddedPostgres(root / "postgres").start())
             postgres.create_database("oee")

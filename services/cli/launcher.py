@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from services.embedded import free_port
+from services.cli.embedded import free_port
 
 SERVICES = ("persister", "router", "executor", "gateway")
 

@@ -83,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            from services.up import up as run_up
+            from services.cli.up import up as run_up
 
             sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
         if args.command == "bench":
-            from services.bench import Options
-            from services.bench import run as run_bench
+            from services.cli.bench import Options
+            from services.cli.bench import run as run_bench
             from shared.process import hold_many_objects
 
             hold_many_objects()  # the bench's own WebSocket clients, by the thousand
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 warmup=args.warmup,
             ), args.url))
         if args.command == "soak":
-            from services.soak import run as run_soak
+            from services.cli.soak import run as run_soak
 
             sys.exit(run_soak(args.minutes, args.rate, args.kill_every))
         {
@@ -114,6 +114,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as problem:
         parser.exit(2, f"oee: configuration error: {problem}\n")
 
-
-if __name__ == "__main__":
-    main()

@@ -30,9 +30,9 @@ import msgspec
 import psycopg
 import websockets
 
+from services.cli.launcher import System
+from services.cli.rawhttp import RawClient
 from services.gateway.metrics import DELIVERY
-from services.launcher import System
-from services.rawhttp import RawClient
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
 from shared.stream import EventStore, StreamId
@@ -397,8 +397,8 @@ def render(result: Result, options: Options) -> str:
 
 @contextmanager
 def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
-    from services.embedded import free_port
-    from services.up import servers
+    from services.cli.embedded import free_port
+    from services.cli.up import servers
 
     root = Path(tempfile.mkdtemp(prefix="oee-bench-"))
     root.chmod(0o755)
