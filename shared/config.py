@@ -72,6 +72,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # needs); PostgreSQL keeps all of it.
     stream_retention_s: float = 60.0
     log_level: str = "INFO"
+    # API keys: "required", or "off" (every request acts as one built-in operator account).
+    auth: str = "required"
+    # Submits per account per minute, shared by every gateway; bursts up to the same number.
+    rate_limit_per_min: int = 600
+    # How long an Idempotency-Key keeps its answer.
+    idempotency_ttl_s: int = 24 * 3600
+    # Open WebSockets per account on one gateway process.
+    max_ws_per_account: int = 100
+    # Orders not yet confirmed or failed, per account.
+    max_open_orders: int = 1000
 
     @property
     def stream(self) -> str:
@@ -134,4 +144,24 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "OEE_STREAM_RETENTION_S", defaults.stream_retention_s, 0, 10**8
         ),
         log_level=env.get("OEE_LOG_LEVEL", defaults.log_level).upper(),
+        auth=_choice(env, "OEE_AUTH", defaults.auth, ("required", "off")),
+        rate_limit_per_min=int(
+            _number(env, "OEE_RATE_LIMIT_PER_MIN", defaults.rate_limit_per_min, 1, 10**7)
+        ),
+        idempotency_ttl_s=int(
+            _number(env, "OEE_IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, 1, 10**8)
+        ),
+        max_ws_per_account=int(
+            _number(env, "OEE_MAX_WS_PER_ACCOUNT", defaults.max_ws_per_account, 1, 10**6)
+        ),
+        max_open_orders=int(
+            _number(env, "OEE_MAX_OPEN_ORDERS", defaults.max_open_orders, 1, 10**7)
+        ),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    text = env.get(name) or default
+    if text not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {text!r}")
+    return text

@@ -51,6 +51,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX orders_by_status ON orders (status, order_id);
     """,
+    """
+    -- An API key is shown once, at creation; only its SHA-256 is kept. A key reads
+    -- oee_<key_id>_<secret>: the id finds the row, the secret's hash is compared.
+    CREATE TABLE api_keys (
+        name         text        PRIMARY KEY,
+        key_id       text        NOT NULL UNIQUE,
+        secret_hash  bytea       NOT NULL,
+        role         text        NOT NULL CHECK (role IN ('trader', 'operator')),
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz,
+        revoked_at   timestamptz
+    );
+
+    -- Each order belongs to the account that submitted it.
+    ALTER TABLE orders ADD COLUMN account text NOT NULL DEFAULT '';
+    CREATE INDEX orders_by_account ON orders (account, order_id);
+    CREATE INDEX orders_by_account_status ON orders (account, status, order_id);
+    """,
 )
 
 

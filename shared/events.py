@@ -58,6 +58,8 @@ class OrderRequested(Event, tag=True, frozen=True):
     amount: str
     slippage: float
     order_type: Literal["market"] = "market"
+    # The account that submitted the order (never its key); "" on orders from before keys.
+    account: str = ""
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

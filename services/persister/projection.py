@@ -39,6 +39,7 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     amount_in: int | None
     slippage: float | None
     order_type: str | None
+    account: str | None
     routed_dex: str | None
     quoted_out: int | None
     min_amount_out: int | None
@@ -82,6 +83,7 @@ def order_rows(entries: Sequence[Entry]) -> list[OrderRow]:
             amount_in=req.amount_in if req else None,
             slippage=req.slippage if req else None,
             order_type=req.order_type if req else None,
+            account=req.account if req else None,
             routed_dex=routed.dex if routed else None,
             quoted_out=routed.amount_out if routed else None,
             min_amount_out=routed.min_amount_out if routed else None,

@@ -26,13 +26,20 @@ ON CONFLICT (order_id, seq) DO NOTHING
 UPSERT_ORDERS = """
 INSERT INTO orders AS o (
     order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in, slippage,
-    order_type, routed_dex, quoted_out, min_amount_out, tx_hash, amount_out, executed_price,
-    failed_attempts, error, created_at, updated_at)
-SELECT * FROM unnest(
+    order_type, account, routed_dex, quoted_out, min_amount_out, tx_hash, amount_out,
+    executed_price, failed_attempts, error, created_at, updated_at)
+SELECT order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in, slippage,
+    order_type, coalesce(account, ''), routed_dex, quoted_out, min_amount_out, tx_hash,
+    amount_out, executed_price, failed_attempts, error, created_at, updated_at
+FROM unnest(
     %b::text[], %b::text[], %b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
-    %b::numeric[], %b::float8[], %b::text[], %b::text[], %b::numeric[], %b::numeric[],
+    %b::numeric[], %b::float8[], %b::text[], %b::text[], %b::text[], %b::numeric[],
+    %b::numeric[],
     %b::text[], %b::numeric[], %b::float8[], %b::int[], %b::text[], %b::timestamptz[],
     %b::timestamptz[])
+    AS r (order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in,
+          slippage, order_type, account, routed_dex, quoted_out, min_amount_out, tx_hash,
+          amount_out, executed_price, failed_attempts, error, created_at, updated_at)
 ON CONFLICT (order_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.status_seq > o.status_seq THEN EXCLUDED.status ELSE o.status END,
     status_seq = greatest(o.status_seq, EXCLUDED.status_seq),
@@ -45,6 +52,8 @@ ON CONFLICT (order_id) DO UPDATE SET
     amount_in = coalesce(EXCLUDED.amount_in, o.amount_in),
     slippage = coalesce(EXCLUDED.slippage, o.slippage),
     order_type = coalesce(EXCLUDED.order_type, o.order_type),
+    -- '' is the default of a row whose OrderRequested has not been seen yet.
+    account = CASE WHEN EXCLUDED.account = '' THEN o.account ELSE EXCLUDED.account END,
     routed_dex = coalesce(EXCLUDED.routed_dex, o.routed_dex),
     quoted_out = coalesce(EXCLUDED.quoted_out, o.quoted_out),
     min_amount_out = coalesce(EXCLUDED.min_amount_out, o.min_amount_out),
@@ -60,7 +69,7 @@ ON CONFLICT (order_id) DO UPDATE SET
 async def record(conn: psycopg.AsyncConnection[object], entries: Sequence[Entry]) -> None:
     async with conn.transaction(), conn.cursor() as cursor:
         await cursor.execute(INSERT_EVENTS, columns(event_rows(entries), 8))
-        await cursor.execute(UPSERT_ORDERS, columns(order_rows(entries), 20))
+        await cursor.execute(UPSERT_ORDERS, columns(order_rows(entries), 21))
 
 
 def columns(rows: Sequence[msgspec.Struct], width: int) -> list[list[object]]:

@@ -46,7 +46,7 @@ def test_batch_with_only_a_later_event_leaves_columns_alone() -> None:
     assert row.last_seq == 4
     assert row.tx_hash == "tx-4"
     for column in (
-        "token_in", "token_out", "amount", "amount_in", "slippage", "order_type",
+        "token_in", "token_out", "amount", "amount_in", "slippage", "order_type", "account",
         "routed_dex", "quoted_out", "min_amount_out", "amount_out", "executed_price",
         "error", "created_at",
     ):
