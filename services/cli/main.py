@@ -80,6 +80,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("executor", help="build, submit and confirm routed orders")
     commands.add_parser("persister", help="project events into PostgreSQL")
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_create = keys_commands.add_parser("create", help="a new account and its key")
+    keys_create.add_argument("name", help="the account's name")
+    keys_create.add_argument("--operator", action="store_true",
+                             help="the operator role (default: trader)")
+    keys_commands.add_parser("list", help="every key: name, role, created, last used")
+    keys_revoke = keys_commands.add_parser("revoke", help="gateways refuse the key within 5 s")
+    keys_revoke.add_argument("name")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -100,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
                 warmup=args.warmup,
             ), args.url))
+        if args.command == "keys":
+            from services.cli import keys as keys_cli
+
+            if args.keys_command == "create":
+                sys.exit(keys_cli.create(args.name, args.operator))
+            if args.keys_command == "revoke":
+                sys.exit(keys_cli.revoke(args.name))
+            sys.exit(keys_cli.show())
         if args.command == "soak":
             from services.cli.soak import run as run_soak
 

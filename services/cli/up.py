@@ -17,11 +17,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from services.cli.launcher import System
+from shared.accounts import Account, AccountExists, Keyring, any_key, create_key
 from shared.config import load
 from shared.db import migrate
 from shared.process import setup_logging
 
 RESTART_DELAY_S = 1.0
+# Under the data folder, so the README's curl lines can read it: $(cat .oee/api-key).
+KEY_FILE = "api-key"
 
 
 @contextmanager
@@ -52,9 +55,49 @@ def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> i
     setup_logging(settings.log_level)
     root = Path(data_dir or os.environ.get("OEE_DATA_DIR") or ".oee").absolute()
     with servers(root) as env:
+        provision_key(env["DATABASE_URL"], root / KEY_FILE)
         system = System(env)
         system.start_all({"persister": persisters, "router": routers, "executor": executors})
         return _supervise(system, settings.port)
+
+
+def provision_key(database_url: str, path: Path) -> None:
+    """On the first start (no key in the database at all), an operator key named ``admin``,
+    printed once and kept in ``path``, readable by this user only."""
+    if not asyncio.run(any_key(database_url)):
+        try:
+            key = asyncio.run(create_key(database_url, "admin", operator=True))
+        except AccountExists:
+            pass  # another `oee up` on the same database made it first
+        else:
+            _write_private(path, key + "\n")
+            print(f"oee: operator key (also in {path}):", flush=True)
+            print(key, flush=True)
+            return
+    if not path.exists():
+        print("oee: API keys exist already; make one with `oee keys create NAME --operator`",
+              flush=True)
+    elif (account := asyncio.run(_account(database_url, path.read_text().strip()))) is None:
+        print(f"oee: {path} holds a key this database refuses; make another with"
+              " `oee keys create NAME --operator`", flush=True)
+    else:
+        print(f"oee: API key of account {account.name!r} in {path}", flush=True)
+
+
+async def _account(database_url: str, key: str) -> Account | None:
+    keyring = Keyring(database_url)
+    try:
+        return await keyring.authenticate(key)
+    finally:
+        await keyring.close()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a file that did not exist
+        file.write(text)
 
 
 def _supervise(system: System, port: int) -> int:
