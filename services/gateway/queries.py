@@ -57,15 +57,17 @@ class ReadModel:
             return [decode(row["data"]) for row in await cursor.fetchall()]
 
     async def orders(
-        self, status: str | None, before: str | None, limit: int
+        self, status: str | None, before: str | None, limit: int, account: str | None = None
     ) -> list[dict[str, Any]]:
-        """Newest first; order ids sort by creation time, so ``before`` is the cursor."""
+        """Newest first; order ids sort by creation time, so ``before`` is the cursor.
+        ``account`` None means every account's (an operator's view)."""
         async with self.connection() as conn:
             cursor = await conn.execute(
                 "SELECT * FROM orders"
                 " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+                " AND (%(account)s::text IS NULL OR account = %(account)s)"
                 " AND (%(before)s::text IS NULL OR order_id < %(before)s)"
                 " ORDER BY order_id DESC LIMIT %(limit)s",
-                {"status": status, "before": before, "limit": limit},
+                {"status": status, "account": account, "before": before, "limit": limit},
             )
             return list(await cursor.fetchall())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -18,6 +18,21 @@ def decimal_text(token: str | None, base_units: int | None) -> str | None:
     if token is None or base_units is None:
         return None
     return format(get(token).to_decimal(base_units).normalize(), "f")
+
+
+class Links(msgspec.Struct):
+    order: str
+    events: str
+
+
+class Accepted(msgspec.Struct, rename="camel"):
+    """The answer to a submit: 202 over HTTP, the first message over WebSocket."""
+
+    order_id: str
+    status: Literal["pending"]
+    # Where to follow the order: the WebSocket path, with its orderId.
+    stream: str
+    links: Links
 
 
 class StatusMessage(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -163,6 +178,8 @@ class OrderView(msgspec.Struct, rename="camel"):
     created_at: datetime | None
     updated_at: datetime | None
     attempts: list[Attempt] | None = None
+    # The account that submitted the order; None for orders from before API keys.
+    account: str | None = None
 
 
 def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
@@ -189,6 +206,7 @@ def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
         attempts=[
             Attempt(e.attempt, e.error, e.at) for e in events if isinstance(e, AttemptFailed)
         ],
+        account=req.account or None if req else None,
     )
 
 
@@ -217,4 +235,5 @@ def order_view_from_row(row: dict[str, Any]) -> OrderView:
         error=row["error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        account=row.get("account") or None,
     )
