@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, localcontext
+from typing import Annotated
 
 import msgspec
 
@@ -19,6 +20,18 @@ ORDER_TYPES = ("market",)
 MAX_SLIPPAGE = Decimal("0.5")
 # Solana token amounts are u64 base units.
 MAX_BASE_UNITS = 2**64 - 1
+
+
+class ErrorDetail(msgspec.Struct):
+    field: Annotated[str, msgspec.Meta(description="The field, header or parameter at fault")]
+    rule: Annotated[str, msgspec.Meta(description="The rule it broke, stable for programs")]
+    message: Annotated[str, msgspec.Meta(description="For people; may change")]
+
+
+class ErrorBody(msgspec.Struct):
+    """Every refusal, over HTTP and WebSocket alike."""
+
+    error: ErrorDetail
 
 
 class Invalid(Exception):
@@ -33,11 +46,17 @@ class Invalid(Exception):
 class OrderBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """The wire shape of an order; amounts may be JSON numbers or decimal strings."""
 
-    token_in: str
-    token_out: str
-    amount: Decimal
-    slippage: Decimal
-    type: str = "market"
+    token_in: Annotated[str, msgspec.Meta(
+        description="Symbol (any case) or mint address", examples=["SOL"])]
+    token_out: Annotated[str, msgspec.Meta(
+        description="Symbol (any case) or mint address", examples=["USDC"])]
+    amount: Annotated[Decimal, msgspec.Meta(
+        description="tokenIn amount in decimal token units (0.5 SOL, not lamports)",
+        examples=[0.5])]
+    slippage: Annotated[Decimal, msgspec.Meta(
+        description="Tolerated shortfall from the quote, a fraction in (0, 0.5]",
+        examples=[0.01])]
+    type: Annotated[str, msgspec.Meta(description="Order type; only market is built")] = "market"
 
 
 _decoder = msgspec.json.Decoder(OrderBody)
@@ -148,3 +167,24 @@ def quote_request(params: Mapping[str, str]) -> OrderRequested:
     except msgspec.ValidationError as error:
         raise _explain(error) from None
     return validate(body, order_id="quote")
+
+
+class SubmitMessage(OrderBody, forbid_unknown_fields=True, rename="camel"):
+    """An order sent over WebSocket: the POST body, plus the Idempotency-Key header's
+    value, since a WebSocket message has no headers."""
+
+    idempotency_key: str | None = None
+
+
+_submit_decoder = msgspec.json.Decoder(SubmitMessage)
+
+
+def submit_message(text: bytes | str, order_id: str) -> tuple[OrderRequested, str | None]:
+    """The order in a WebSocket submit message, and its idempotency key if any."""
+    try:
+        message = _submit_decoder.decode(text)
+    except msgspec.ValidationError as error:
+        raise _explain(error) from None
+    except msgspec.DecodeError as error:
+        raise Invalid("body", "json", f"the message is not valid JSON: {error}") from None
+    return validate(message, order_id), message.idempotency_key
