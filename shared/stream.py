@@ -34,7 +34,7 @@ from shared.queues import QUEUED_GROUPS, queue_of
 
 # An order keeps its index this long at most, in case it never finishes or PostgreSQL never
 # gets it; once the persister has recorded its end, ``finished_order_ttl_s``.
-_OPEN_ORDER_TTL_S = 7 * 24 * 3600
+OPEN_ORDER_TTL_S = 7 * 24 * 3600
 
 _APPEND = """
 local ids = {}
@@ -151,7 +151,7 @@ class EventStore:
 
     async def _append_now(self, events: Sequence[Event]) -> list[StreamId | None]:
         keys: list[str] = [self.stream]
-        args: list[Any] = [_OPEN_ORDER_TTL_S]
+        args: list[Any] = [OPEN_ORDER_TTL_S]
         for event in events:
             queue = queue_of(event)
             keys.append(self.order_key(event.order_id))

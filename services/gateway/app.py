@@ -8,7 +8,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -22,24 +23,38 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from services.gateway.auth import HEADER, Authenticator, key_in_message, unauthorized
+from services.gateway.docs import docs_routes
+from services.gateway.guard import MessageGuard
+from services.gateway.idempotency import (
+    Answer,
+    IdempotencyKeys,
+    InFlight,
+    Mismatch,
+    Replay,
+    fingerprint,
+    is_valid_key,
+)
+from services.gateway.limits import Limits
 from services.gateway.metrics import Metrics
 from services.gateway.openapi import document
 from services.gateway.queries import ReadModel
-from services.gateway.subscriptions import Tail, UnknownOrder, follow
-from services.gateway.validation import Invalid, order_from, quote_request
+from services.gateway.subscriptions import History, Tail, UnknownOrder, follow
+from services.gateway.validation import Invalid, order_from, quote_request, submit_message
 from services.gateway.views import (
     order_view,
     order_view_from_row,
     quote_view,
     status_message,
 )
+from shared.accounts import Account
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, to_builtins
 from shared.market import Market
 from shared.order import fold
 from shared.process import hold_many_objects
 from shared.routing import NoRoute, decide
-from shared.stream import EventStore
+from shared.stream import OPEN_ORDER_TTL_S, EventStore
 
 log = logging.getLogger("oee.gateway")
 
@@ -70,16 +85,62 @@ def json(content: Any, status_code: int = 200, headers: dict[str, str] | None = 
     return Response(_encoder.encode(content), status_code, headers, "application/json")
 
 
-def error(status_code: int, field: str, rule: str, message: str) -> Response:
-    return json(Invalid(field, rule, message).as_json(), status_code)
+def error(status_code: int, field: str, rule: str, message: str,
+          headers: dict[str, str] | None = None) -> Response:
+    return json(Invalid(field, rule, message).as_json(), status_code, headers)
 
 
-def unavailable(what: str) -> Response:
-    return json(
-        {"error": {"rule": "unavailable", "message": f"{what} is unavailable; try again shortly"}},
-        503,
-        {"Retry-After": "1"},
-    )
+def unavailable(what: str) -> Refusal:
+    return Refusal(503, Invalid("service", "unavailable",
+                                f"{what} is unavailable; try again shortly"), {"Retry-After": "1"})
+
+
+class Refusal(Exception):
+    """A request the gateway will not carry out, with the status and error that say why."""
+
+    def __init__(self, status_code: int, invalid: Invalid,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(invalid.message)
+        self.status_code, self.invalid, self.headers = status_code, invalid, headers or {}
+
+    def response(self) -> Response:
+        return json(self.invalid.as_json(), self.status_code, self.headers)
+
+
+class Acceptance(msgspec.Struct, frozen=True):
+    order_id: str
+    # The 202 answer's body: a replayed request gets these very bytes.
+    body: bytes
+    headers: dict[str, str]
+
+
+def accepted_body(order_id: str) -> bytes:
+    return _encoder.encode({
+        "orderId": order_id, "status": "pending", "stream": f"/orders/execute?orderId={order_id}",
+        "links": {"order": f"/orders/{order_id}", "events": f"/orders/{order_id}/events"},
+    })
+
+
+def owns(account: Account, events: list[AnyEvent]) -> bool:
+    """Whether ``account`` may see the order of ``events``: its own, or any for operators."""
+    if account.is_operator:
+        return True
+    return any(isinstance(e, OrderRequested) and e.account == account.name for e in events)
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 time with its offset."""
+    try:
+        parsed: datetime = msgspec.json.decode(_encoder.encode(text), type=datetime)
+    except msgspec.ValidationError:
+        parsed = datetime.min
+    if parsed.tzinfo is None:
+        raise Invalid("asOf", "datetime", "asOf must be an RFC 3339 time with an offset, "
+                      "like 2026-11-27T10:00:00Z")
+    return parsed
+
+
+Handler = Callable[[Request, Account], Awaitable[Response]]
 
 
 class Gateway:
@@ -91,6 +152,13 @@ class Gateway:
         self.metrics = Metrics()
         self.market = Market.from_settings(settings)
         self.openapi_document = document()
+        self.auth = Authenticator(settings.auth, settings.database_url)
+        self.limits = Limits(self.store.redis, settings.namespace, settings.rate_limit_per_min,
+                             settings.max_open_orders, OPEN_ORDER_TTL_S)
+        self.idempotency = IdempotencyKeys(self.store.redis, settings.namespace,
+                                           settings.idempotency_ttl_s)
+        # Open WebSockets per account on this process.
+        self.sockets: Counter[str] = Counter()
         # Set on SIGTERM: every subscription closes with 1001 before the server stops.
         self.going_away = asyncio.Event()
         self.subscriptions: set[asyncio.Task[Any]] = set()
@@ -99,66 +167,157 @@ class Gateway:
         # Redis holds recent orders, consistent with the stream; PostgreSQL holds them all.
         return await self.store.history(order_id) or await self.read_model.events(order_id)
 
-    async def accept(self, order: OrderRequested) -> None:
-        await self.store.append([order])
+    def history_for(self, account: Account) -> History:
+        """The history of orders ``account`` may see; another account's order has none,
+        exactly like an order that does not exist."""
+        async def history(order_id: str) -> list[AnyEvent]:
+            events = await self.history(order_id)
+            return events if owns(account, events) else []
+        return history
+
+    # --- submitting -------------------------------------------------------------------
+
+    async def submit(self, account: Account, order: OrderRequested,
+                     idempotency_key: str | None) -> Acceptance:
+        """Accept ``order`` once per idempotency key, within the account's limits."""
+        if idempotency_key is None:
+            return await self.admit(account, order)
+        if not is_valid_key(idempotency_key):
+            raise Refusal(400, Invalid("Idempotency-Key", "idempotency_key",
+                                       "an idempotency key is 1 to 255 printable ASCII characters"))
+        order_print = fingerprint(order.token_in, order.token_out, order.amount_in,
+                                  order.slippage, order.order_type)
+        try:
+            outcome = await self.idempotency.claim(account.name, idempotency_key, order_print)
+        except RedisError:
+            log.exception("could not read idempotency key")
+            raise unavailable("the event stream") from None
+        match outcome:
+            case Replay(answer=answer):
+                replayed: dict[str, Any] = msgspec.json.decode(answer.body)
+                return Acceptance(replayed["orderId"], answer.body,
+                                  {"Idempotent-Replayed": "true"})
+            case InFlight():
+                raise Refusal(409, Invalid("Idempotency-Key", "in_flight",
+                                           "the first request with this key is still in flight; "
+                                           "retry shortly"), {"Retry-After": "1"})
+            case Mismatch():
+                raise Refusal(422, Invalid("Idempotency-Key", "idempotency_mismatch",
+                                           "this key was used with a different order"))
+        try:
+            accepted = await self.admit(account, order)
+        except BaseException:
+            with contextlib.suppress(RedisError):
+                await self.idempotency.release(account.name, idempotency_key)
+            raise
+        try:
+            await self.idempotency.answer(account.name, idempotency_key,
+                                          Answer(202, accepted.body))
+        except RedisError:
+            # The order is accepted; a retry within the in-flight window still gets 409.
+            log.exception("could not store the answer of idempotency key")
+        return accepted
+
+    async def admit(self, account: Account, order: OrderRequested) -> Acceptance:
+        try:
+            admission = await self.limits.admit(account.name, order.order_id)
+        except RedisError:
+            log.exception("could not check the limits of %s", account.name)
+            raise unavailable("the event stream") from None
+        if not admission.rate.allowed:
+            raise Refusal(429, Invalid(
+                "x-api-key", "rate_limited",
+                f"more than {admission.rate.limit} orders a minute; retry in "
+                f"{admission.rate.headers()['Retry-After']} s"), admission.rate.headers())
+        if not admission.open_orders_ok:
+            raise Refusal(429, Invalid(
+                "x-api-key", "open_orders",
+                f"{self.settings.max_open_orders} orders are unfinished already; submit more "
+                "once some are confirmed or failed"), {"Retry-After": "1"})
+        try:
+            await self.store.append([order])
+        except RedisError:
+            log.exception("could not append order %s", order.order_id)
+            with contextlib.suppress(RedisError):
+                await self.limits.forget_open_order(account.name, order.order_id)
+            raise unavailable("the event stream") from None
         self.metrics.accepted += 1
+        return Acceptance(order.order_id, accepted_body(order.order_id), admission.rate.headers())
 
     # --- HTTP -------------------------------------------------------------------------
 
-    async def execute(self, request: Request) -> Response:
+    def authenticated(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` for requests with a valid key; 401 for the others."""
+        async def endpoint(request: Request) -> Response:
+            try:
+                account = await self.auth.account(request.headers.get(HEADER))
+            except Exception:
+                log.exception("could not read the API keys")
+                return unavailable("the key store").response()
+            if account is None:
+                return json(unauthorized().as_json(), 401, {"WWW-Authenticate": "ApiKey"})
+            return await handler(request, account)
+        return endpoint
+
+    async def execute(self, request: Request, account: Account) -> Response:
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
                 self.metrics.rejected += 1
                 return error(413, "body", "size", f"the body is larger than {MAX_BODY_BYTES} bytes")
-        order_id = new_order_id()
         try:
-            order = order_from(bytes(body), order_id)
+            order = order_from(bytes(body), new_order_id())
+            order = msgspec.structs.replace(order, account=account.name)
+            accepted = await self.submit(account, order, request.headers.get("idempotency-key"))
         except Invalid as invalid:
             self.metrics.rejected += 1
             return json(invalid.as_json(), 400)
-        try:
-            await self.accept(order)
-        except RedisError:
-            log.exception("could not append order %s", order_id)
-            return unavailable("the event stream")
-        path = f"/orders/execute?orderId={order_id}"
-        return json(
-            {"orderId": order_id, "status": "pending", "stream": path,
-             "links": {"order": f"/orders/{order_id}", "events": f"/orders/{order_id}/events"}},
-            202,
-            {"Location": f"/orders/{order_id}"},
-        )
+        except Refusal as refusal:
+            self.metrics.rejected += 1
+            return refusal.response()
+        headers = {"Location": f"/orders/{accepted.order_id}", **accepted.headers}
+        return Response(accepted.body, 202, headers, "application/json")
 
-    async def get_order(self, request: Request) -> Response:
-        found = await self.events_of(request)
-        if isinstance(found, Response):
-            return found
-        order_id, events = found
+    async def get_order(self, request: Request, account: Account) -> Response:
+        try:
+            as_of = request.query_params.get("asOf")
+            at = instant(as_of) if as_of is not None else None
+            order_id, events = await self.events_of(request, account)
+        except Invalid as invalid:
+            return json(invalid.as_json(), 400)
+        except Refusal as refusal:
+            return refusal.response()
+        if at is not None:
+            # The order as it stood then: the same fold over the events known by then.
+            events = [e for e in events if e.at <= at]
+            if not events:
+                return error(404, "orderId", "unknown_order", f"no order {order_id!r} at {as_of}")
         return json(order_view(fold(order_id, events), events))
 
-    async def get_events(self, request: Request) -> Response:
-        found = await self.events_of(request)
-        if isinstance(found, Response):
-            return found
-        order_id, events = found
+    async def get_events(self, request: Request, account: Account) -> Response:
+        try:
+            order_id, events = await self.events_of(request, account)
+        except Refusal as refusal:
+            return refusal.response()
         return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
 
-    async def events_of(self, request: Request) -> tuple[str, list[AnyEvent]] | Response:
-        """The order named in the path and its events, or the response that says why not."""
+    async def events_of(self, request: Request, account: Account) -> tuple[str, list[AnyEvent]]:
+        """The order named in the path and its events, if ``account`` may see them."""
         order_id = request.path_params["order_id"]
-        unknown = error(404, "orderId", "unknown_order", f"no order {order_id!r}")
+        unknown = Refusal(404, Invalid("orderId", "unknown_order", f"no order {order_id!r}"))
         if not is_order_id(order_id):
-            return unknown
+            raise unknown
         try:
-            events = await self.history(order_id)
+            events = await self.history_for(account)(order_id)
         except Exception:
             log.exception("could not read order %s", order_id)
-            return unavailable("order storage")
-        return (order_id, events) if events else unknown
+            raise unavailable("order storage") from None
+        if not events:
+            raise unknown
+        return order_id, events
 
-    async def list_orders(self, request: Request) -> Response:
+    async def list_orders(self, request: Request, account: Account) -> Response:
         params = request.query_params
         status = params.get("status")
         statuses = ("pending", "routing", "building", "submitted", "confirmed", "failed")
@@ -173,16 +332,22 @@ class Gateway:
         before = params.get("before")
         if before is not None and not is_order_id(before):
             return error(400, "before", "cursor", "before must be an order id from a page")
+        owner = params.get("account")
+        if not account.is_operator:
+            if owner not in (None, account.name):
+                return error(400, "account", "operator_only",
+                             "only operator keys list other accounts' orders")
+            owner = account.name
         try:
-            rows = await self.read_model.orders(status, before, limit)
+            rows = await self.read_model.orders(status, before, limit, owner)
         except Exception:
             log.exception("could not list orders")
-            return unavailable("order storage")
+            return unavailable("order storage").response()
         orders = [order_view_from_row(r) for r in rows]
         next_cursor = orders[-1].order_id if len(orders) == limit else None
         return json({"orders": orders, "next": next_cursor})
 
-    async def quote(self, request: Request) -> Response:
+    async def quote(self, request: Request, account: Account) -> Response:
         try:
             order = quote_request(request.query_params)
         except Invalid as invalid:
@@ -225,78 +390,97 @@ class Gateway:
     # --- WebSocket --------------------------------------------------------------------
 
     async def execute_ws(self, ws: WebSocket) -> None:
+        """Authenticate, then stream ``?orderId=`` or submit the next message and stream
+        that. Whatever the client breaks, it gets the error, then a policy close."""
         await ws.accept()
+        guard = MessageGuard()
         try:
-            order_id = ws.query_params.get("orderId")
-            if order_id is None:
-                order_id = await self.submit_over(ws)
+            account = await self.ws_account(ws, guard)
+            if self.sockets[account.name] >= self.settings.max_ws_per_account:
+                raise Invalid("x-api-key", "too_many_connections",
+                              f"at most {self.settings.max_ws_per_account} WebSockets per "
+                              "account; close one first")
+            self.sockets[account.name] += 1
+            try:
+                order_id = ws.query_params.get("orderId")
                 if order_id is None:
-                    return
-            elif not is_order_id(order_id):
-                await self.refuse(ws, Invalid("orderId", "unknown_order", f"no order {order_id!r}"))
-                return
-            await self.stream_to(ws, order_id)
+                    text = await self.next_message(ws, guard, "send the order as a message")
+                    order, key = submit_message(text, new_order_id())
+                    order = msgspec.structs.replace(order, account=account.name)
+                    order_id = (await self.submit(account, order, key)).order_id
+                elif not is_order_id(order_id):
+                    raise Invalid("orderId", "unknown_order", f"no order {order_id!r}")
+                await self.stream_to(ws, order_id, account, guard)
+            finally:
+                self.sockets[account.name] -= 1
+                if not self.sockets[account.name]:
+                    del self.sockets[account.name]
+        except Invalid as invalid:
+            await self.refuse(ws, invalid)
+        except Refusal as refusal:
+            await self.refuse(ws, refusal.invalid, 1011 if refusal.status_code == 503 else None)
         except WebSocketDisconnect:
             pass
 
-    async def submit_over(self, ws: WebSocket) -> str | None:
+    async def ws_account(self, ws: WebSocket, guard: MessageGuard) -> Account:
+        key = ws.headers.get(HEADER)
+        if key is None and self.auth.required:
+            key = key_in_message(await self.next_message(ws, guard, "authenticate first"))
+        try:
+            account = await self.auth.account(key)
+        except Exception:
+            log.exception("could not read the API keys")
+            raise unavailable("the key store") from None
+        if account is None:
+            raise unauthorized()
+        return account
+
+    async def next_message(self, ws: WebSocket, guard: MessageGuard, what: str) -> str:
         try:
             message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
         except TimeoutError:
-            await self.refuse(ws, Invalid("body", "timeout", "send the order as the first message"))
-            return None
+            raise Invalid("message", "timeout", f"{what} within {FIRST_MESSAGE_TIMEOUT_S:g} s"
+                          ) from None
         if message["type"] == "websocket.disconnect":
-            return None
-        body = message.get("text") or message.get("bytes") or b""
-        if len(body) > MAX_BODY_BYTES:
-            await self.refuse(ws, Invalid("body", "size", f"larger than {MAX_BODY_BYTES} bytes"))
-            return None
-        order_id = new_order_id()
-        try:
-            order = order_from(body, order_id)
-        except Invalid as invalid:
-            await self.refuse(ws, invalid)
-            return None
-        try:
-            await self.accept(order)
-        except RedisError:
-            log.exception("could not append order %s", order_id)
-            await ws.send_bytes(_encoder.encode({"error": {"rule": "unavailable",
-                                                           "message": "try again shortly"}}))
-            await ws.close(1011)
-            return None
-        return order_id
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return guard.check(message)
 
-    async def refuse(self, ws: WebSocket, invalid: Invalid) -> None:
+    async def refuse(self, ws: WebSocket, invalid: Invalid, code: int | None = None) -> None:
         self.metrics.rejected += 1
-        await ws.send_text(_encoder.encode(invalid.as_json()).decode())
-        await ws.close(POLICY_VIOLATION)
+        if ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, ConnectionError):
+                await ws.send_text(_encoder.encode(invalid.as_json()).decode())
+        await _close(ws, code or POLICY_VIOLATION)
 
-    async def stream_to(self, ws: WebSocket, order_id: str) -> None:
+    async def stream_to(self, ws: WebSocket, order_id: str, account: Account,
+                        guard: MessageGuard) -> None:
         """Statuses until the terminal one (then 1000), the client leaving, or the gateway
         going away (then 1001: the client reconnects elsewhere and gets the full history)."""
         handler = asyncio.current_task()
         assert handler is not None
         self.subscriptions.add(handler)
         try:
-            await self._stream_to(ws, order_id)
+            await self._stream_to(ws, order_id, account, guard)
         finally:
             self.subscriptions.discard(handler)
 
-    async def _stream_to(self, ws: WebSocket, order_id: str) -> None:
-        sending = asyncio.create_task(self.send_statuses(ws, order_id))
-        leaving = asyncio.create_task(_until_disconnect(ws))
+    async def _stream_to(self, ws: WebSocket, order_id: str, account: Account,
+                         guard: MessageGuard) -> None:
+        sending = asyncio.create_task(self.send_statuses(ws, order_id, account))
+        listening = asyncio.create_task(_listen(ws, guard))
         going_away = asyncio.create_task(self.going_away.wait())
         self.metrics.subscribers += 1
         try:
             done, _ = await asyncio.wait(
-                {sending, leaving, going_away}, return_when=asyncio.FIRST_COMPLETED
+                {sending, listening, going_away}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             self.metrics.subscribers -= 1
-            for task in (sending, leaving, going_away):
+            for task in (sending, listening, going_away):
                 task.cancel()
-            await asyncio.gather(leaving, going_away, return_exceptions=True)
+            await asyncio.gather(sending, listening, going_away, return_exceptions=True)
+        if listening in done and isinstance(listening.exception(), Invalid):
+            raise listening.exception()  # type: ignore[misc]
         if sending not in done:
             if going_away in done:
                 await _close(ws, 1001)
@@ -307,13 +491,12 @@ class Gateway:
         if isinstance(sending.exception(), WebSocketDisconnect | ConnectionError):
             return
         if isinstance(sending.exception(), UnknownOrder):
-            await self.refuse(ws, Invalid("orderId", "unknown_order", f"no order {order_id!r}"))
-            return
+            raise Invalid("orderId", "unknown_order", f"no order {order_id!r}")
         log.error("subscription to %s failed", order_id, exc_info=sending.exception())
         await _close(ws, 1011)
 
-    async def send_statuses(self, ws: WebSocket, order_id: str) -> None:
-        async for state, event in follow(self.tail, order_id, self.history):
+    async def send_statuses(self, ws: WebSocket, order_id: str, account: Account) -> None:
+        async for state, event in follow(self.tail, order_id, self.history_for(account)):
             message = status_message(state, event)
             if message is not None:
                 await ws.send_text(_encoder.encode(message).decode())
@@ -341,14 +524,16 @@ class Gateway:
             tail_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await tail_task
+            await self.auth.close()
             await self.read_model.close()
             await self.store.close()
 
 
-async def _until_disconnect(ws: WebSocket) -> None:
-    """Read (and ignore) what the client sends, until it leaves."""
-    while (await ws.receive())["type"] != "websocket.disconnect":
-        pass
+async def _listen(ws: WebSocket, guard: MessageGuard) -> None:
+    """Read what the client sends while it is streamed to, until it leaves; raises
+    Invalid for a binary, oversized or flooding message."""
+    while (message := await ws.receive())["type"] != "websocket.disconnect":
+        guard.check(message)
 
 
 async def _close(ws: WebSocket, code: int) -> None:
@@ -359,18 +544,20 @@ async def _close(ws: WebSocket, code: int) -> None:
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
     gateway = gateway or Gateway(settings)
+    keyed = gateway.authenticated
     return Starlette(
         routes=[
-            Route("/orders/execute", gateway.execute, methods=["POST"]),
+            Route("/orders/execute", keyed(gateway.execute), methods=["POST"]),
             WebSocketRoute("/orders/execute", gateway.execute_ws),
-            Route("/orders", gateway.list_orders, methods=["GET"]),
-            Route("/quote", gateway.quote, methods=["GET"]),
-            Route("/orders/{order_id}", gateway.get_order, methods=["GET"]),
-            Route("/orders/{order_id}/events", gateway.get_events, methods=["GET"]),
+            Route("/orders", keyed(gateway.list_orders), methods=["GET"]),
+            Route("/quote", keyed(gateway.quote), methods=["GET"]),
+            Route("/orders/{order_id}", keyed(gateway.get_order), methods=["GET"]),
+            Route("/orders/{order_id}/events", keyed(gateway.get_events), methods=["GET"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
             Route("/metrics", gateway.metrics_text, methods=["GET"]),
             Route("/openapi.json", gateway.openapi, methods=["GET"]),
+            *docs_routes(),
         ],
         lifespan=gateway.lifespan,
     )

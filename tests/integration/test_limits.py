@@ -1,0 +1,90 @@
+"""The gateway's shared limits and idempotency keys, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.gateway.idempotency import (
+    Answer,
+    Claimed,
+    IdempotencyKeys,
+    InFlight,
+    Mismatch,
+    Replay,
+    fingerprint,
+    is_valid_key,
+)
+from services.gateway.limits import Limits
+from shared.stream import EventStore
+
+
+def limits(store: EventStore, per_minute: int = 60, max_open: int = 1000) -> Limits:
+    return Limits(store.redis, store.settings.namespace, per_minute, max_open, 3600)
+
+
+async def test_an_account_bursts_its_allowance_then_waits(store: EventStore) -> None:
+    limit = limits(store, per_minute=60)
+    admitted = [await limit.admit("alice", f"order-{i}") for i in range(60)]
+    assert all(a.admitted for a in admitted)
+    assert [a.rate.remaining for a in admitted[:3]] == [59, 58, 57]
+    refused = await limit.admit("alice", "order-60")
+    assert not refused.rate.allowed and not refused.admitted
+    # One submit a second is the steady rate: the next is at most a second away.
+    assert 0 < refused.rate.retry_after_s <= 1.0
+    headers = refused.rate.headers()
+    assert headers["Retry-After"] == "1"
+    assert headers["RateLimit-Policy"] == '"submits";q=60;w=60'
+    assert headers["RateLimit"] == '"submits";r=0;t=1'
+    # Another account has its own bucket.
+    assert (await limit.admit("bob", "order-b")).admitted
+
+
+async def test_concurrent_submits_never_exceed_the_burst(store: EventStore) -> None:
+    limit = limits(store, per_minute=100)
+    results = await asyncio.gather(*(limit.admit("carol", f"o{i}") for i in range(300)))
+    # Within the second or so this takes, at most one or two more drip in at 100/min.
+    assert 100 <= sum(r.admitted for r in results) <= 102
+
+
+async def test_unfinished_orders_are_capped_until_one_ends(store: EventStore) -> None:
+    limit = limits(store, max_open=3)
+    for order_id in ("a", "b", "c"):
+        await store.redis.hset(store.order_key(order_id), "1", "{}")
+        assert (await limit.admit("dave", order_id)).admitted
+    full = await limit.admit("dave", "d")
+    assert not full.open_orders_ok and not full.admitted
+    await store.redis.hset(store.order_key("b"), "end", "5")
+    admitted = await limit.admit("dave", "d")
+    # The fourth submit to pass: the refusal took nothing from the rate bucket.
+    assert admitted.admitted and admitted.rate.remaining == 60 - 4
+    await limit.forget_open_order("dave", "d")
+    assert (await limit.admit("dave", "e")).admitted
+
+
+async def test_an_idempotency_key_is_claimed_once_and_replays_its_answer(
+    store: EventStore,
+) -> None:
+    keys = IdempotencyKeys(store.redis, store.settings.namespace, ttl_s=60)
+    order = fingerprint("SOL", "USDC", 500_000_000, 0.01, "market")
+    assert await keys.claim("alice", "retry-1", order) == Claimed()
+    assert await keys.claim("alice", "retry-1", order) == InFlight()
+    assert await keys.claim("alice", "retry-1", fingerprint("SOL", "USDC", 1, 0.01)) == Mismatch()
+    # Scoped per account: bob's "retry-1" is another key.
+    assert await keys.claim("bob", "retry-1", order) == Claimed()
+    await keys.answer("alice", "retry-1", Answer(202, b'{"orderId":"x"}'))
+    assert await keys.claim("alice", "retry-1", order) == Replay(Answer(202, b'{"orderId":"x"}'))
+    ttl = await store.redis.ttl(keys._key("alice", "retry-1"))
+    assert 50 < ttl <= 60
+    await keys.release("bob", "retry-1")
+    assert await keys.claim("bob", "retry-1", order) == Claimed()
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "é"])
+def test_an_idempotency_key_is_printable_ascii_of_at_most_255(key: str) -> None:
+    assert not is_valid_key(key)
+
+
+def test_a_uuid_is_a_valid_idempotency_key() -> None:
+    assert is_valid_key("8e03978e-40d5-43e8-bc93-6894a57f9324")
