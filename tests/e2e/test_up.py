@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ import pytest
 from websockets.sync.client import connect
 
 from services.cli.embedded import free_port
+from shared.accounts import Account, Keyring
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +29,31 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def first_start_key(data_dir: Path) -> str:
+    """The operator key the first start made: in ``api-key``, private, printed once, and
+    accepted by the database."""
+    path = data_dir / "api-key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = path.read_text().strip()
+    log = (data_dir / "up.log").read_text()
+    lines = log.splitlines()
+    announced = next(i for i, line in enumerate(lines) if "operator key (also in" in line)
+    assert str(path) in lines[announced] and lines[announced + 1] == key
+    assert log.count(key) == 1
+    database_url = re.search(r"embedded PostgreSQL at (\S+)", log)
+    assert database_url, log
+    assert asyncio.run(account_of(database_url[1], key)) == Account("admin", "operator")
+    return key
+
+
+async def account_of(database_url: str, key: str) -> Account | None:
+    keyring = Keyring(database_url)
+    try:
+        return await keyring.authenticate(key)
+    finally:
+        await keyring.close()
 
 
 def test_up_runs_everything_with_embedded_servers_and_stops_them(server_dir: Path) -> None:
@@ -48,7 +77,9 @@ def test_up_runs_everything_with_embedded_servers_and_stops_them(server_dir: Pat
             time.sleep(0.1)
         pids = [int(p.read_text()) for p in server_dir.rglob("*.oee-pid")]
         assert len(pids) == 2 and all(alive(p) for p in pids)
-        with connect(f"ws://127.0.0.1:{port}/orders/execute", open_timeout=10) as ws:
+        key = first_start_key(server_dir)
+        with connect(f"ws://127.0.0.1:{port}/orders/execute", open_timeout=10,
+                     additional_headers={"x-api-key": key}) as ws:
             ws.send(json.dumps(
                 {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.01}))
             statuses = [json.loads(m)["status"] for m in ws]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from services.cli.up import provision_key
 from shared.accounts import (
     Account,
     AccountExists,
@@ -314,3 +316,39 @@ async def test_cli_refuses_taken_invalid_and_unknown_names(database_url: str) ->
     assert code == 1 and "invalid account name" in err
     code, _, err = await oee_keys(database_url, "revoke", unique("nobody"))
     assert code == 1 and "no account" in err
+
+
+def test_the_first_up_makes_a_private_operator_key_then_only_points_at_it(
+    admin_database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "data" / "api-key"
+    with fresh_database(admin_database_url) as url:
+        asyncio.run(migrate(url))
+        provision_key(url, path)
+        out = capsys.readouterr().out.splitlines()
+        key = path.read_text().strip()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert out[-2] == f"oee: operator key (also in {path}):" and out[-1] == key
+        assert asyncio.run(account_of(url, key)) == Account("admin", "operator")
+
+        provision_key(url, path)  # a later start: the key stays, and is not printed
+        out = capsys.readouterr().out
+        assert path.read_text().strip() == key and key not in out and "'admin'" in out
+
+        path.unlink()
+        provision_key(url, path)
+        assert "oee keys create NAME --operator" in capsys.readouterr().out
+        assert not path.exists()
+
+        path.write_text("oee_notarealkeyid_" + "x" * 43)
+        provision_key(url, path)
+        assert "refuses" in capsys.readouterr().out
+        assert [k.name for k in asyncio.run(list_keys(url))] == ["admin"]
+
+
+async def account_of(database_url: str, key: str) -> Account | None:
+    keyring = Keyring(database_url)
+    try:
+        return await keyring.authenticate(key)
+    finally:
+        await keyring.close()
