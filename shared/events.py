@@ -4,20 +4,29 @@ Every event carries the same envelope (id, order id, per-order sequence number, 
 the type tag selects the payload. One schema serves the stream, PostgreSQL and the API.
 An event's ``seq`` is decided by the event that caused it (``cause.seq + 1``), so a service
 that handles the same cause twice produces the same (order, seq) and the store drops the copy.
+
+Every event carries its schema version ``v``; events stored before versions existed have
+none and are version 1. ``decode`` is the one read path and upcasts older versions
+(``shared.upcast``; the rules are in docs/events.md). What an event does to its order (the
+status it sets, the move it makes) is the lifecycle's to say (``shared.lifecycle``).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Literal
 
 import msgspec
 
+from shared import lifecycle
+from shared.lifecycle import FailureKind
+from shared.lifecycle import Status as Status  # re-exported: readers of events name statuses
 from shared.route import Candidate, Dex
+from shared.upcast import Schema
 
-Status = Literal["pending", "routing", "building", "submitted", "confirmed", "failed"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"confirmed", "failed"})
+STATUSES = lifecycle.STATUSES
+TERMINAL_STATUSES: frozenset[str] = frozenset(lifecycle.TERMINAL)
 
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c0e-6c59-4d2a-9b0e-4f6b8f0c2a11")
 
@@ -31,9 +40,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename=
     seq: int
     at: datetime = msgspec.field(default_factory=now)
     id: str = ""
-
-    # The order status this event moves to; None for facts that do not change it.
-    status: ClassVar[Status | None] = None
+    # The schema version this event was written at; a new version of a type raises the
+    # default in its class (and registers an upcaster, see SCHEMA below).
+    v: int = 1
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -42,15 +51,25 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename=
 
     @property
     def type(self) -> str:
-        return type(self).__name__
+        # The wire tag, not the class name: a later version's class keeps its type's tag.
+        return type(self).__struct_config__.tag  # type: ignore[return-value]
+
+    @property
+    def status(self) -> Status | None:
+        """The status this event moves its order to; None for facts that do not change it."""
+        return lifecycle.sets_status(self.type)
+
+    @property
+    def move(self) -> str:
+        """What this event does in the order's lifecycle."""
+        return self.type
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in lifecycle.TERMINAL
 
 
 class OrderRequested(Event, tag=True, frozen=True):
-    status = "pending"
     token_in: str
     token_out: str
     # Base units of token_in; `amount` keeps the client's decimal text for the audit trail.
@@ -71,7 +90,6 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class Routed(Event, tag=True, frozen=True):
-    status: ClassVar[Status | None] = "routing"
     # The venues of the chosen route: "raydium", "raydium+meteora" (split), "meteora>raydium".
     dex: str
     route: Candidate
@@ -87,11 +105,8 @@ class Rerouted(Routed, tag=True, frozen=True):
     """A new route after an attempt failed on price (slippage) or age (expired quote).
     The order's status does not change: it is still being executed."""
 
-    status = None
-
 
 class Built(Event, tag=True, frozen=True):
-    status = "building"
     dex: str
     instructions: list[str]
     wraps_sol: bool
@@ -99,7 +114,6 @@ class Built(Event, tag=True, frozen=True):
 
 
 class Submitted(Event, tag=True, frozen=True):
-    status = "submitted"
     tx_hash: str
     attempt: int
 
@@ -110,15 +124,18 @@ class AttemptFailed(Event, tag=True, frozen=True):
     retryable: bool
     retry_in_ms: float | None = None
     # transient: sent again after a backoff; slippage / expired: routed again first.
-    kind: Literal["transient", "slippage", "expired"] = "transient"
+    kind: FailureKind = "transient"
+
+    @property
+    def move(self) -> str:
+        return lifecycle.attempt_move(self.kind, self.retryable)
 
     @property
     def reroute(self) -> bool:
-        return self.retryable and self.kind != "transient"
+        return self.move == "AttemptFailed:reroute"
 
 
 class Confirmed(Event, tag=True, frozen=True):
-    status = "confirmed"
     tx_hash: str
     attempt: int
     dex: str
@@ -132,7 +149,6 @@ class Confirmed(Event, tag=True, frozen=True):
 
 
 class Failed(Event, tag=True, frozen=True):
-    status = "failed"
     error: str
     reason: str
     attempts: int
@@ -152,8 +168,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Failed,
 )
 
+# Every type at its current version, and the upcasters from its older ones: register a new
+# version here (docs/events.md says how).
+SCHEMA = Schema(EVENT_TYPES)
+
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(AnyEvent)
 
 
 def encode(event: Event) -> bytes:
@@ -161,7 +180,8 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> AnyEvent:
-    event: AnyEvent = _decoder.decode(data)
+    """An event of any version, as its current class."""
+    event: AnyEvent = SCHEMA.decode(data)
     return event
 
 

@@ -1,5 +1,11 @@
-"""An order's state, folded from its events. Pure: the executor folds an order's history to
-resume it, and the persister folds a batch to project it."""
+"""An order's state: a fold of its events over the lifecycle (``shared.lifecycle``). Pure.
+
+The executor and the router fold an order's history to decide, the persister folds a batch
+to project it, the API folds what it reads. Every part of the state is what the latest event
+that says it says (by seq), so ``apply`` takes events in any order, any number of times, and
+folding two halves and merging them (as the persister's upsert does in SQL) equals folding
+the whole.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import datetime
 
 import msgspec
 
+from shared import lifecycle
 from shared.events import (
     AttemptFailed,
     Built,
@@ -19,6 +26,7 @@ from shared.events import (
     Status,
     Submitted,
 )
+from shared.lifecycle import Service, State
 
 
 class OrderState(msgspec.Struct, kw_only=True):
@@ -26,10 +34,11 @@ class OrderState(msgspec.Struct, kw_only=True):
 
     order_id: str
     status: Status | None = None
-    # The seq of the event that set `status`: events may be folded in any order.
+    # The seq of the event that set `status`.
     status_seq: int = 0
     last_seq: int = 0
     requested: OrderRequested | None = None
+    # The latest route (Routed or Rerouted); its own seq says how recent it is.
     routed: Routed | None = None
     built: Built | None = None
     tx_hash: str | None = None
@@ -39,38 +48,61 @@ class OrderState(msgspec.Struct, kw_only=True):
     error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The lifecycle's state: the target of the latest event (the seq is `last_seq`).
+    state: State | None = None
+    # The seq of the event that set `tx_hash`.
+    tx_seq: int = 0
+    last_failure: AttemptFailed | None = None
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in ("confirmed", "failed")
+        return self.status in lifecycle.TERMINAL
+
+    @property
+    def actor(self) -> Service | None:
+        """The service whose turn it is; None before the order exists and once it ended."""
+        return None if self.state is None else lifecycle.ACTOR.get(self.state)
+
+    def allows(self, event: Event) -> bool:
+        return lifecycle.allows(self.state, event.move)
 
     def apply(self, event: Event) -> None:
-        if event.status is not None and event.seq > self.status_seq:
-            self.status, self.status_seq = event.status, event.seq
         if event.seq > self.last_seq:
             self.last_seq, self.updated_at = event.seq, event.at
+            self.state = lifecycle.target(event.move)
+        status = event.status
+        if status is not None and event.seq > self.status_seq:
+            self.status, self.status_seq = status, event.seq
         match event:
             case OrderRequested():
                 self.requested = event
                 self.created_at = event.at
-            case Routed():
-                self.routed = event
+            case Routed():  # and Rerouted
+                if self.routed is None or event.seq > self.routed.seq:
+                    self.routed = event
             case Built():
-                self.built = event
+                if self.built is None or event.seq > self.built.seq:
+                    self.built = event
             case Submitted():
-                self.tx_hash = event.tx_hash
+                self._set_tx(event.tx_hash, event.seq)
             case AttemptFailed():
                 self.failed_attempts = max(self.failed_attempts, event.attempt)
+                if self.last_failure is None or event.seq > self.last_failure.seq:
+                    self.last_failure = event
             case Confirmed():
-                self.tx_hash = event.tx_hash
+                self._set_tx(event.tx_hash, event.seq)
                 self.amount_out = event.amount_out
                 self.executed_price = event.executed_price
             case Failed():
                 self.error = event.error
 
+    def _set_tx(self, tx_hash: str, seq: int) -> None:
+        if seq > self.tx_seq:
+            self.tx_hash, self.tx_seq = tx_hash, seq
+
 
 def fold(order_id: str, events: Iterable[Event]) -> OrderState:
     state = OrderState(order_id=order_id)
-    for event in sorted(events, key=lambda e: e.seq):
+    for event in events:
         state.apply(event)
     return state

@@ -10,8 +10,10 @@ event is in the log if and only if it is in its order's hash. That gives two thi
 * a subscriber can read an order's whole history with one HGETALL, consistent with the
   stream position it starts tailing from.
 
-The hash also marks an order's end: once a terminal event is in, nothing more is appended
-to that order, so an order reaches exactly one terminal state however many services race.
+The hash also keeps the order's lifecycle state, and the script refuses an event that the
+state does not allow (``shared.lifecycle``): once a terminal event is in, nothing more is
+appended to that order, so an order reaches exactly one terminal state however many
+services race, and no service can write a step out of turn.
 
 The same script puts an event that the router or the executor acts on in that service's
 queue (``shared.queues``), so each reads only its own work.
@@ -27,6 +29,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared import lifecycle
 from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
@@ -36,21 +39,32 @@ from shared.queues import QUEUED_GROUPS, queue_of
 # gets it; once the persister has recorded its end, ``finished_order_ttl_s``.
 OPEN_ORDER_TTL_S = 7 * 24 * 3600
 
+# The lifecycle's allowed (state, move) pairs, as a Lua set; the order's state is kept in its
+# hash under 'st'. Checking here costs a hash read and write inside the script that appends
+# anyway, not a round trip per event. A hash with events but no 'st' was written before the
+# machine: only its end ('end') is checked, and it gets a state from its next event on.
+_ALLOWED = ", ".join(f"['{pair}'] = true" for pair in lifecycle.lua_allowed())
+
 _APPEND = """
+local allowed = {__ALLOWED__}
 local ids = {}
 for i = 2, #KEYS do
-  local a = (i - 2) * 6 + 2
-  local seq, kind, order, data, terminal, queue =
-    ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5]
-  local open = redis.call('HEXISTS', KEYS[i], 'end') == 0
-  if open and redis.call('HSETNX', KEYS[i], seq, data) == 1 then
+  local a = (i - 2) * 7 + 2
+  local seq, move, target, kind, order, data, queue =
+    ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4], ARGV[a+5], ARGV[a+6]
+  local found = redis.call('HMGET', KEYS[i], 'st', 'end', '1')
+  local ok
+  if found[1] then ok = allowed[found[1] .. '|' .. move]
+  elseif found[2] then ok = false
+  elseif found[3] then ok = true
+  else ok = allowed['|' .. move] end
+  if ok and redis.call('HSETNX', KEYS[i], seq, data) == 1 then
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
     if queue ~= '' then
       redis.call('XADD', queue, '*', 'o', order, 's', seq, 't', kind, 'd', data)
     end
-    if terminal == '1' then
-      redis.call('HSET', KEYS[i], 'end', seq)
-    elseif seq == '1' then
+    redis.call('HSET', KEYS[i], 'st', target)
+    if seq == '1' then
       redis.call('EXPIRE', KEYS[i], ARGV[1])
     end
   else
@@ -58,7 +72,7 @@ for i = 2, #KEYS do
   end
 end
 return ids
-"""
+""".replace("__ALLOWED__", _ALLOWED)
 
 # Events per script call: one call blocks Redis while it runs, so a burst is cut in pieces.
 _APPEND_CHUNK = 500
@@ -140,7 +154,8 @@ class EventStore:
 
     async def append(self, events: Sequence[Event]) -> list[StreamId | None]:
         """Append in order; returns each event's stream id, or None where the store dropped
-        the event: it had one with that (order, seq) already, or the order had ended."""
+        the event: it had one with that (order, seq) already, or the order's lifecycle does
+        not allow it now (an order that ended allows nothing)."""
         return await self._appends(events)
 
     async def _append_all(self, events: list[Event]) -> list[StreamId | None]:
@@ -155,8 +170,9 @@ class EventStore:
         for event in events:
             queue = queue_of(event)
             keys.append(self.order_key(event.order_id))
-            args += [event.seq, event.type, event.order_id, encode(event), int(event.is_terminal),
-                     self.queue_key(queue) if queue else ""]
+            move = event.move
+            args += [event.seq, move, lifecycle.target(move), event.type, event.order_id,
+                     encode(event), self.queue_key(queue) if queue else ""]
         ids = await self._append(keys=keys, args=args)
         return [StreamId.parse(i) if i else None for i in ids]
 
@@ -265,8 +281,11 @@ class EventStore:
         return [(StreamId.parse(i), f[b"o"].decode(), f[b"d"]) for i, f in reply[0][1]]
 
 
+_NOT_EVENTS = frozenset({b"st", b"end"})
+
+
 def _history(raw: Mapping[Any, bytes | str]) -> list[AnyEvent]:
-    events = (decode(data) for seq, data in raw.items() if seq != b"end")
+    events = (decode(data) for key, data in raw.items() if key not in _NOT_EVENTS)
     return sorted(events, key=lambda e: e.seq)
 
 

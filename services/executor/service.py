@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Literal
 
 from services.executor.chain import (
     Landing,
@@ -16,6 +15,7 @@ from services.executor.chain import (
     TransientError,
 )
 from services.executor.execution import backoff_ms, build
+from shared import lifecycle
 from shared.config import Settings
 from shared.events import (
     AttemptFailed,
@@ -28,6 +28,7 @@ from shared.events import (
     Submitted,
     now,
 )
+from shared.lifecycle import FailureKind
 from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, worker_settings
@@ -61,6 +62,10 @@ class Execution:
     async def run(self) -> None:
         attempt = self.state.failed_attempts + 1
         landing = None
+        if self.state.state == "giving_up" and self.state.last_failure is not None:
+            # The last attempt failed and its executor stopped before writing the end.
+            await self.give_up(self.state.last_failure)
+            return
         if self.state.built is None:
             # Nothing can have been sent before Built is in: if another executor races us
             # to it, this append is dropped and we step aside.
@@ -112,25 +117,28 @@ class Execution:
                 f"older than {self.settings.quote_max_age_ms:.0f} ms"
             )
 
-    async def attempt_failed(self, attempt: int, error: str,
-                             kind: Literal["transient", "slippage", "expired"]) -> bool:
+    async def attempt_failed(self, attempt: int, error: str, kind: FailureKind) -> bool:
         """Records the failed attempt; returns whether it was the last (the order failed)."""
-        last = attempt >= self.settings.max_attempts
+        move = lifecycle.after_failure(kind, attempt, self.settings.max_attempts)
         delay = backoff_ms(attempt, self.settings.retry_base_ms)
         log.warning("order %s attempt %d failed: %s", self.order_id, attempt, error)
-        await self.append(AttemptFailed(
+        failure = AttemptFailed(
             order_id=self.order_id, seq=self.next_seq, attempt=attempt, error=error,
-            retryable=not last, retry_in_ms=None if last or kind != "transient" else delay,
-            kind=kind,
+            retryable=move != "AttemptFailed:give_up",
+            retry_in_ms=delay if move == "AttemptFailed:retry" else None, kind=kind,
+        )
+        await self.append(failure)
+        if move == "AttemptFailed:give_up":
+            await self.give_up(failure)
+            return True
+        return False
+
+    async def give_up(self, last: AttemptFailed) -> None:
+        await self.append(Failed(
+            order_id=self.order_id, seq=self.next_seq, reason=lifecycle.FAIL_REASON[last.kind],
+            error=f"failed after {last.attempt} attempts; last error: {last.error}",
+            attempts=last.attempt,
         ))
-        if last:
-            reason = {"transient": "attempts_exhausted", "slippage": "slippage_exceeded",
-                      "expired": "quote_expired"}[kind]
-            await self.append(Failed(
-                order_id=self.order_id, seq=self.next_seq, reason=reason,
-                error=f"failed after {attempt} attempts; last error: {error}", attempts=attempt,
-            ))
-        return last
 
     async def finish(self, landing: Landing) -> None:
         await self.append(Confirmed(
@@ -145,7 +153,9 @@ class Execution:
 async def execute(store: EventStore, chain: SimulatedChain, settings: Settings,
                   routed: Routed) -> None:
     state = fold(routed.order_id, await store.history(routed.order_id))
-    if state.is_terminal or state.requested is None or state.routed is None:
+    # A redelivered route of an order that moved on (waiting for a new route, or ended) is
+    # not the executor's to act on.
+    if state.actor != "executor" or state.requested is None or state.routed is None:
         return
     try:
         await Execution(store, chain, settings, state, state.requested, state.routed).run()

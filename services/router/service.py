@@ -59,7 +59,8 @@ class Router:
 
     async def reroute(self, failed: AttemptFailed) -> Routed | Failed | None:
         state = fold(failed.order_id, await self.store.history(failed.order_id))
-        if state.requested is None or state.is_terminal:
+        # Not the router's turn any more (the order moved on, or ended): nothing to do.
+        if state.requested is None or state.actor != "router":
             return None
         return await self.route(state.requested, failed.seq + 1, Rerouted)
 

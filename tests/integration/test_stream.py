@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from shared.events import Confirmed, Failed, OrderRequested
+from shared.events import Built, Confirmed, Failed, OrderRequested, encode
 from shared.stream import Entry, EventStore, StreamId
 from shared.worker import Worker, WorkerSettings
 from tests.helpers import eventually, order, route_now
@@ -31,11 +31,7 @@ async def test_append_is_idempotent_per_order_and_seq(store: EventStore) -> None
 
 async def test_history_is_in_seq_order_and_recorded_orders_expire(store: EventStore) -> None:
     order_id = new_id()
-    events = [
-        order(order_id),
-        Confirmed(order_id=order_id, seq=2, tx_hash="x", attempt=1, dex="raydium",
-                  amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0),
-    ]
+    events = [order(order_id), no_route(order_id, seq=2)]
     ids = await store.append(events)
     assert all(ids) and ids[0] < ids[1]  # type: ignore[operator]
     assert [e.seq for e in await store.history(order_id)] == [1, 2]
@@ -135,14 +131,57 @@ async def _pending(store: EventStore, count: int) -> bool | None:
     return True if groups and groups[0]["pending"] == count and groups[0]["lag"] == 0 else None
 
 
+def no_route(order_id: str, seq: int) -> Failed:
+    return Failed(order_id=order_id, seq=seq, reason="no_route", error="none", attempts=0)
+
+
+def confirmed(order_id: str, seq: int) -> Confirmed:
+    return Confirmed(order_id=order_id, seq=seq, tx_hash="x", attempt=1, dex="raydium",
+                     amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0)
+
+
 async def test_nothing_is_appended_after_an_order_ended(store: EventStore) -> None:
     order_id = new_id()
-    confirmed = Confirmed(order_id=order_id, seq=2, tx_hash="x", attempt=1, dex="raydium",
-                          amount_in=1, amount_out=2, min_amount_out=2, executed_price=2.0)
-    await store.append([order(order_id), confirmed])
+    await store.append([order(order_id), no_route(order_id, seq=2)])
     late = msgspec.structs.replace(route_now(order(order_id), store.settings), seq=3)
     assert await store.append([late]) == [None]
     assert [e.seq for e in await store.history(order_id)] == [1, 2]
+
+
+async def test_the_store_refuses_what_the_lifecycle_does_not_allow(store: EventStore) -> None:
+    order_id = new_id()
+    requested = order(order_id)
+    routed = route_now(requested, store.settings)
+    # No order yet: only OrderRequested opens one.
+    assert await store.append([routed]) == [None]
+    built = Built(order_id=order_id, seq=3, dex=routed.dex, instructions=[], wraps_sol=True,
+                  unwraps_sol=False)
+    # Confirmed straight after Routed skips building and submitting: refused, in one call
+    # with events that are allowed.
+    ids = await store.append([requested, routed, confirmed(order_id, seq=3), built])
+    assert [i is not None for i in ids] == [True, True, False, True]
+    assert [e.type for e in await store.history(order_id)] == [
+        "OrderRequested", "Routed", "Built"]
+    assert await store.redis.hget(store.order_key(order_id), "st") == b"building"
+
+
+async def test_an_order_indexed_before_the_lifecycle_is_checked_only_for_its_end(
+    store: EventStore,
+) -> None:
+    order_id = new_id()
+    requested = order(order_id)
+    key = store.order_key(order_id)
+    # As the store wrote it before: events by seq, no state.
+    await store.redis.hset(key, "1", encode(requested))
+    # Its next event is taken on trust and gives it a state; from there it is checked.
+    routed = msgspec.structs.replace(route_now(requested, store.settings), seq=5)
+    assert all(await store.append([routed]))
+    assert await store.append([confirmed(order_id, seq=6)]) == [None]
+    assert all(await store.append([no_route(order_id, seq=6)]))
+    old_end = new_id()
+    await store.redis.hset(store.order_key(old_end), mapping={"1": encode(order(old_end)),
+                                                              "end": "2"})
+    assert await store.append([no_route(old_end, seq=3)]) == [None]
 
 
 async def test_a_poison_entry_is_dead_lettered_and_its_order_fails(store: EventStore) -> None:
@@ -196,10 +235,9 @@ async def test_the_stream_is_trimmed_only_behind_the_slowest_group(store: EventS
 async def test_events_a_service_acts_on_also_go_to_its_queue(store: EventStore) -> None:
     requested = order(new_id())
     routed = route_now(requested, store.settings)
-    confirmed = Confirmed(order_id=requested.order_id, seq=3, tx_hash="x", attempt=1,
-                          dex="raydium", amount_in=1, amount_out=2, min_amount_out=2,
-                          executed_price=2.0)
-    await store.append([requested, routed, confirmed])
+    built = Built(order_id=requested.order_id, seq=3, dex=routed.dex, instructions=[],
+                  wraps_sol=True, unwraps_sol=False)
+    await store.append([requested, routed, built])
     assert await store.redis.xlen(store.stream) == 3  # the log has every event
     router, executor = store.group("router"), store.group("executor")
     for group in (router, executor):

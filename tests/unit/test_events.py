@@ -129,9 +129,8 @@ def test_routed_round_trips_every_kind_of_route(route: Candidate, dex: str) -> N
 def test_rerouted_is_a_routed_that_keeps_the_status() -> None:
     event = builders.rerouted()
     assert isinstance(event, Routed)
-    assert Rerouted.status is None
     assert event.status is None
-    assert Routed.status == "routing"  # the subclass does not change its parent
+    assert builders.routed().status == "routing"  # the subclass does not change its parent
     assert not event.is_terminal
     data = json.loads(encode(event))
     assert data["type"] == "Rerouted"
@@ -246,7 +245,6 @@ def test_at_defaults_to_now_in_utc() -> None:
     ],
 )
 def test_status_of_each_event(kind: type[Event], status: str | None) -> None:
-    assert kind.status == status
     assert SAMPLES[kind].status == status
 
 

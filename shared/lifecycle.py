@@ -1,0 +1,177 @@
+"""An order's lifecycle: one pure state machine.
+
+The machine reads moves, not event classes: a move is an event's type, except that a failed
+attempt is one of three moves (retry, reroute, give up), because what comes after it depends
+on which. Every move lands on one fixed state, whatever state it leaves; the table says only
+from which states each move is allowed. Two things follow:
+
+* an order's state is the target of its latest move, so folding its events in any order
+  (as the persister does with batches) gives the state that stepping them in seq order gives;
+* the event store can refuse a disallowed move from a compact table of (state, move) pairs,
+  inside the script that appends (see ``shared.stream``).
+
+States are the client-visible statuses plus two the client sees as ``building``: an order
+whose attempt failed on price or age and waits for a new route, and one whose last attempt
+failed and has only its ``Failed`` left to write. To add a state (say ``open`` for a waiting
+order), add it to ``Status`` (or ``State``), give it a row in ``_ALLOWED``, and give the new
+moves their target in ``_TARGET``.
+
+Nothing here imports the events: the machine speaks in type names, which are also what the
+store's script sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final, Literal, get_args
+
+Status = Literal["pending", "routing", "building", "submitted", "confirmed", "failed"]
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
+TERMINAL: Final[frozenset[Status]] = frozenset({"confirmed", "failed"})
+
+State = Literal[Status, "rerouting", "giving_up"]
+STATES: Final[tuple[State, ...]] = (*STATUSES, "rerouting", "giving_up")
+
+FailureKind = Literal["transient", "slippage", "expired"]
+FailReason = Literal[
+    "attempts_exhausted", "slippage_exceeded", "quote_expired", "no_route", "dead_lettered"
+]
+Service = Literal["router", "executor"]
+
+# The state every move lands on.
+_TARGET: Final[Mapping[str, State]] = {
+    "OrderRequested": "pending",
+    "Routed": "routing",
+    "Built": "building",
+    "Submitted": "submitted",
+    "AttemptFailed:retry": "building",
+    "AttemptFailed:reroute": "rerouting",
+    "AttemptFailed:give_up": "giving_up",
+    "Rerouted": "building",
+    "Confirmed": "confirmed",
+    "Failed": "failed",
+}
+
+# The moves each state allows; None is an order with no event yet. Failed is allowed from
+# every state that is not an end: the router ends an order it cannot route, and any worker
+# one whose entry it could not finish (dead letter).
+_ALLOWED: Final[Mapping[State | None, frozenset[str]]] = {
+    None: frozenset({"OrderRequested"}),
+    "pending": frozenset({"Routed", "Failed"}),
+    "routing": frozenset({"Built", "Failed"}),
+    "building": frozenset({
+        "Submitted", "AttemptFailed:retry", "AttemptFailed:reroute", "AttemptFailed:give_up",
+        "Failed",
+    }),
+    "rerouting": frozenset({"Rerouted", "Failed"}),
+    "giving_up": frozenset({"Failed"}),
+    "submitted": frozenset({"Confirmed", "Failed"}),
+    "confirmed": frozenset(),
+    "failed": frozenset(),
+}
+
+# The service whose turn it is in each state; the states missing here wait for nobody.
+ACTOR: Final[Mapping[State, Service]] = {
+    "pending": "router",
+    "rerouting": "router",
+    "routing": "executor",
+    "building": "executor",
+    "giving_up": "executor",
+    "submitted": "executor",
+}
+
+# The moves that hand an order to another service: the event goes to that service's queue.
+# After its own moves (Built, Submitted, a retry) the executor carries on in hand.
+HANDS_OVER: Final[Mapping[str, Service]] = {
+    "OrderRequested": "router",
+    "AttemptFailed:reroute": "router",
+    "Routed": "executor",
+    "Rerouted": "executor",
+}
+
+FAIL_REASON: Final[Mapping[FailureKind, FailReason]] = {
+    "transient": "attempts_exhausted",
+    "slippage": "slippage_exceeded",
+    "expired": "quote_expired",
+}
+
+
+class NotAllowed(ValueError):
+    """A move the order's state does not allow."""
+
+
+def attempt_move(kind: FailureKind, retryable: bool) -> str:
+    """The move of a failed attempt: sent again, routed again first, or the last one."""
+    if not retryable:
+        return "AttemptFailed:give_up"
+    return "AttemptFailed:retry" if kind == "transient" else "AttemptFailed:reroute"
+
+
+def after_failure(kind: FailureKind, attempt: int, max_attempts: int) -> str:
+    """What comes after attempt ``attempt`` failed: the move to record."""
+    return attempt_move(kind, retryable=attempt < max_attempts)
+
+
+def target(move: str) -> State:
+    return _TARGET[move]
+
+
+def allows(state: State | None, move: str) -> bool:
+    return move in _ALLOWED[state]
+
+
+def step(state: State | None, move: str) -> State:
+    """The state after ``move``; NotAllowed if ``state`` does not allow it."""
+    if not allows(state, move):
+        raise NotAllowed(f"{move} is not allowed in state {state or 'new'}")
+    return _TARGET[move]
+
+
+def walk(moves: Iterable[str]) -> State | None:
+    """Step through an order's moves in seq order, from no event at all."""
+    state: State | None = None
+    for move in moves:
+        state = step(state, move)
+    return state
+
+
+def status_of(state: State) -> Status:
+    """What a client sees: the waits between attempts are still ``building``."""
+    if state in ("rerouting", "giving_up"):
+        return "building"
+    assert state in STATUSES
+    return state
+
+
+def sets_status(event_type: str) -> Status | None:
+    """The status an event type sets, or None where the client's status stays as it was
+    (a failed attempt, a new route)."""
+    return _SETS_STATUS.get(event_type)
+
+
+def is_terminal(state: State | None) -> bool:
+    return state is not None and not _ALLOWED[state]
+
+
+def lua_allowed() -> list[str]:
+    """Every allowed (state, move) pair as ``state|move``, ``|move`` for a new order: the
+    table the store's script checks against."""
+    return sorted(f"{state or ''}|{move}" for state, moves in _ALLOWED.items() for move in moves)
+
+
+def _status_setters() -> dict[str, Status]:
+    """Event type -> the status it moves a client to. A type whose moves never change what
+    a client sees (a failed attempt, a new route) sets none, so it sends no status message;
+    the table must not have a type that changes the status from some states only."""
+    changes: dict[str, set[bool]] = {}
+    for state, moves in _ALLOWED.items():
+        for move in moves:
+            before = status_of(state) if state is not None else None
+            changes.setdefault(move.partition(":")[0], set()).add(
+                before != status_of(_TARGET[move]))
+    assert all(len(kinds) == 1 for kinds in changes.values()), changes
+    return {move.partition(":")[0]: status_of(state) for move, state in _TARGET.items()
+            if changes[move.partition(":")[0]] == {True}}
+
+
+_SETS_STATUS: Final[Mapping[str, Status]] = _status_setters()
