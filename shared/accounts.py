@@ -277,10 +277,9 @@ class Keyring:
     def _remember(self, key_id: str, entry: _Entry) -> None:
         self._entries.pop(key_id, None)
         self._entries[key_id] = entry
-        if len(self._entries) > self.max_entries:
+        while len(self._entries) > self.max_entries:
             # Oldest first: dicts keep insertion order, and every refresh re-inserts.
-            for stale in list(self._entries)[: len(self._entries) - self.max_entries]:
-                del self._entries[stale]
+            del self._entries[next(iter(self._entries))]
 
     async def _touch(self, key_id: str) -> None:
         try:

@@ -352,3 +352,17 @@ async def account_of(database_url: str, key: str) -> Account | None:
         return await keyring.authenticate(key)
     finally:
         await keyring.close()
+
+
+async def test_a_flood_of_unknown_keys_keeps_the_cache_bounded(database_url: str) -> None:
+    name = unique("bounded")
+    key = await create_key(database_url, name)
+    keyring = Keyring(database_url, ttl_s=60, max_entries=10)
+    try:
+        assert await keyring.authenticate(key) is not None
+        for _ in range(30):
+            assert await keyring.authenticate(new_key()) is None
+        assert len(keyring._entries) == 10
+        assert await keyring.authenticate(key) == Account(name, "trader")  # looked up again
+    finally:
+        await keyring.close()
