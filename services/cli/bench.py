@@ -33,6 +33,7 @@ import websockets
 from services.cli.launcher import System
 from services.cli.rawhttp import RawClient
 from services.gateway.metrics import DELIVERY
+from shared.accounts import create_key
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
 from shared.stream import EventStore, StreamId
@@ -65,6 +66,12 @@ class Options(msgspec.Struct, kw_only=True):
     # Orders run (closed loop) and left out before measuring: the first ones pay for
     # connections, script loading and the first market tick.
     warmup: int = 20
+    # The key to submit with; --spawn makes one.
+    api_key: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}
 
 
 class Sample(msgspec.Struct):
@@ -151,7 +158,8 @@ class Bench:
     async def submit_ws(self) -> None:
         started = time.time()
         async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30,
-                                      compression=None) as ws:
+                                      compression=None,
+                                      additional_headers=self.options.headers) as ws:
             await ws.send(json.dumps(ORDER))
             track: Track | None = None
             self.subscribers += 1
@@ -191,7 +199,7 @@ class Bench:
         deadline = time.monotonic() + (o.duration_s or 10**9)
         sent = 0
         tasks: set[asyncio.Task[None]] = set()
-        client = RawClient(self.base_url, CONNECTIONS)
+        client = RawClient(self.base_url, CONNECTIONS, self.options.headers)
         try:
             started = time.monotonic()
             while sent < self.target and time.monotonic() < deadline:
@@ -403,8 +411,13 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
     root = Path(tempfile.mkdtemp(prefix="oee-bench-"))
     root.chmod(0o755)
     with servers(root) as env:
-        env.update({"PORT": str(free_port()), "OEE_NAMESPACE": f"bench-{secrets.token_hex(3)}",
-                    "OEE_LOG_LEVEL": "WARNING"})
+        namespace = f"bench-{secrets.token_hex(3)}"
+        env.update({"PORT": str(free_port()), "OEE_NAMESPACE": namespace,
+                    "OEE_LOG_LEVEL": "WARNING",
+                    # Keys stay on, as in production; the limits are lifted for the load.
+                    "OEE_AUTH": "required", "OEE_RATE_LIMIT_PER_MIN": "100000000",
+                    "OEE_MAX_OPEN_ORDERS": "10000000", "OEE_MAX_WS_PER_ACCOUNT": "1000000"})
+        options.api_key = asyncio.run(create_key(env["DATABASE_URL"], namespace))
         if options.quote_latency_ms is not None:
             env["OEE_QUOTE_LATENCY_MS"] = options.quote_latency_ms
         if options.execution_latency_ms is not None:
@@ -468,6 +481,7 @@ def run(options: Options, url: str | None) -> int:
             result = go(system.url, settings, system.processes["gateway"][0].pid)
     else:
         settings = load()
+        options.api_key = options.api_key or os.environ.get("OEE_API_KEY")
         result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
     if options.as_json:
         print(msgspec.json.encode(result).decode())

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from services.cli import trail
 from shared.config import ConfigError, load
 from shared.process import run, setup_logging
 
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench.add_argument("--execution-latency-ms", default=None, help="with --spawn")
     bench.add_argument("--sample-every", type=float, default=5.0,
                        help="seconds between samples of backlog and memory")
+    bench.add_argument("--key", default=None,
+                       help="API key to submit with (default $OEE_API_KEY; --spawn makes one)")
     bench.add_argument("--warmup", type=int, default=20,
                        help="orders run first and left out of the figures")
     commands.add_parser("gateway", help="HTTP and WebSocket API (PORT, default 8000)")
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("executor", help="build, submit and confirm routed orders")
     commands.add_parser("persister", help="project events into PostgreSQL")
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    trail.register(commands)
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_create = keys_commands.add_parser("create", help="a new account and its key")
@@ -91,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys_revoke.add_argument("name")
     args = parser.parse_args(argv)
     try:
+        if args.command in trail.COMMANDS:
+            sys.exit(trail.run(args))
         if args.command == "up":
             from services.cli.up import up as run_up
 
@@ -107,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
                 executors=args.executors, quote_latency_ms=args.quote_latency_ms,
                 execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
-                warmup=args.warmup,
+                warmup=args.warmup, api_key=args.key,
             ), args.url))
         if args.command == "keys":
             from services.cli import keys as keys_cli

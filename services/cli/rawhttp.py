@@ -11,8 +11,10 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class RawClient:
-    def __init__(self, base_url: str, connections: int) -> None:
+    def __init__(self, base_url: str, connections: int,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(base_url)
+        self.headers = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.idle: list[Connection] = []
@@ -37,7 +39,8 @@ class RawClient:
         try:
             writer.write(
                 f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{self.headers}\r\n"
                 .encode() + body
             )
             head = await reader.readuntil(b"\r\n\r\n")
