@@ -7,7 +7,6 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from services.cli import trail
 from shared.config import ConfigError, load
 from shared.process import run, setup_logging
 
@@ -83,7 +82,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("executor", help="build, submit and confirm routed orders")
     commands.add_parser("persister", help="project events into PostgreSQL")
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
-    trail.register(commands)
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_create = keys_commands.add_parser("create", help="a new account and its key")
@@ -95,8 +93,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys_revoke.add_argument("name")
     args = parser.parse_args(argv)
     try:
-        if args.command in trail.COMMANDS:
-            sys.exit(trail.run(args))
         if args.command == "up":
             from services.cli.up import up as run_up
 
