@@ -69,6 +69,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_by_account ON orders (account, order_id);
     CREATE INDEX orders_by_account_status ON orders (account, status, order_id);
     """,
+    """
+    -- The seq of the event that set each group of columns that can change, as status_seq
+    -- does for the status: a redelivered older event never overwrites a newer fact. Rows
+    -- from before take their last seq, an upper bound of the true one: no older event wins,
+    -- and any later one still does.
+    ALTER TABLE orders
+        ADD COLUMN route_seq integer NOT NULL DEFAULT 0,
+        ADD COLUMN tx_seq    integer NOT NULL DEFAULT 0;
+    UPDATE orders SET route_seq = CASE WHEN routed_dex IS NULL THEN 0 ELSE last_seq END,
+                      tx_seq = CASE WHEN tx_hash IS NULL THEN 0 ELSE last_seq END
+     WHERE routed_dex IS NOT NULL OR tx_hash IS NOT NULL;
+    """,
 )
 
 

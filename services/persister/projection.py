@@ -1,5 +1,7 @@
 """What a batch of events writes: the audit rows as they are, and per order the columns
-its events set. Pure; the SQL that applies it lives in records.py."""
+its events set: the order's fold (``shared.order``) over the batch. Pure; the SQL that
+merges it into the stored row, by the same rule the fold follows (each column group is what
+its latest event says), lives in records.py."""
 
 from __future__ import annotations
 
@@ -43,7 +45,11 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     routed_dex: str | None
     quoted_out: int | None
     min_amount_out: int | None
+    # The seq of the route's event (0: none in this batch), so a newer route is never
+    # overwritten by an older one redelivered later.
+    route_seq: int
     tx_hash: str | None
+    tx_seq: int
     amount_out: int | None
     executed_price: float | None
     failed_attempts: int
@@ -87,7 +93,9 @@ def order_rows(entries: Sequence[Entry]) -> list[OrderRow]:
             routed_dex=routed.dex if routed else None,
             quoted_out=routed.amount_out if routed else None,
             min_amount_out=routed.min_amount_out if routed else None,
+            route_seq=routed.seq if routed else 0,
             tx_hash=s.tx_hash,
+            tx_seq=s.tx_seq,
             amount_out=s.amount_out,
             executed_price=s.executed_price,
             failed_attempts=s.failed_attempts,

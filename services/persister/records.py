@@ -26,20 +26,21 @@ ON CONFLICT (order_id, seq) DO NOTHING
 UPSERT_ORDERS = """
 INSERT INTO orders AS o (
     order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in, slippage,
-    order_type, account, routed_dex, quoted_out, min_amount_out, tx_hash, amount_out,
-    executed_price, failed_attempts, error, created_at, updated_at)
+    order_type, account, routed_dex, quoted_out, min_amount_out, route_seq, tx_hash, tx_seq,
+    amount_out, executed_price, failed_attempts, error, created_at, updated_at)
 SELECT order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in, slippage,
-    order_type, coalesce(account, ''), routed_dex, quoted_out, min_amount_out, tx_hash,
-    amount_out, executed_price, failed_attempts, error, created_at, updated_at
+    order_type, coalesce(account, ''), routed_dex, quoted_out, min_amount_out, route_seq,
+    tx_hash, tx_seq, amount_out, executed_price, failed_attempts, error, created_at, updated_at
 FROM unnest(
     %b::text[], %b::text[], %b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
     %b::numeric[], %b::float8[], %b::text[], %b::text[], %b::text[], %b::numeric[],
-    %b::numeric[],
-    %b::text[], %b::numeric[], %b::float8[], %b::int[], %b::text[], %b::timestamptz[],
-    %b::timestamptz[])
+    %b::numeric[], %b::int[],
+    %b::text[], %b::int[], %b::numeric[], %b::float8[], %b::int[], %b::text[],
+    %b::timestamptz[], %b::timestamptz[])
     AS r (order_id, status, status_seq, last_seq, token_in, token_out, amount, amount_in,
-          slippage, order_type, account, routed_dex, quoted_out, min_amount_out, tx_hash,
-          amount_out, executed_price, failed_attempts, error, created_at, updated_at)
+          slippage, order_type, account, routed_dex, quoted_out, min_amount_out, route_seq,
+          tx_hash, tx_seq, amount_out, executed_price, failed_attempts, error, created_at,
+          updated_at)
 ON CONFLICT (order_id) DO UPDATE SET
     status = CASE WHEN EXCLUDED.status_seq > o.status_seq THEN EXCLUDED.status ELSE o.status END,
     status_seq = greatest(o.status_seq, EXCLUDED.status_seq),
@@ -54,10 +55,17 @@ ON CONFLICT (order_id) DO UPDATE SET
     order_type = coalesce(EXCLUDED.order_type, o.order_type),
     -- '' is the default of a row whose OrderRequested has not been seen yet.
     account = CASE WHEN EXCLUDED.account = '' THEN o.account ELSE EXCLUDED.account END,
-    routed_dex = coalesce(EXCLUDED.routed_dex, o.routed_dex),
-    quoted_out = coalesce(EXCLUDED.quoted_out, o.quoted_out),
-    min_amount_out = coalesce(EXCLUDED.min_amount_out, o.min_amount_out),
-    tx_hash = coalesce(EXCLUDED.tx_hash, o.tx_hash),
+    -- The route and the transaction can change (a reroute, a new attempt): the newer event
+    -- wins, whichever batch brings it. The other columns are said once, by one event.
+    routed_dex = CASE WHEN EXCLUDED.route_seq > o.route_seq
+                      THEN EXCLUDED.routed_dex ELSE o.routed_dex END,
+    quoted_out = CASE WHEN EXCLUDED.route_seq > o.route_seq
+                      THEN EXCLUDED.quoted_out ELSE o.quoted_out END,
+    min_amount_out = CASE WHEN EXCLUDED.route_seq > o.route_seq
+                          THEN EXCLUDED.min_amount_out ELSE o.min_amount_out END,
+    route_seq = greatest(o.route_seq, EXCLUDED.route_seq),
+    tx_hash = CASE WHEN EXCLUDED.tx_seq > o.tx_seq THEN EXCLUDED.tx_hash ELSE o.tx_hash END,
+    tx_seq = greatest(o.tx_seq, EXCLUDED.tx_seq),
     amount_out = coalesce(EXCLUDED.amount_out, o.amount_out),
     executed_price = coalesce(EXCLUDED.executed_price, o.executed_price),
     failed_attempts = greatest(o.failed_attempts, EXCLUDED.failed_attempts),
@@ -69,7 +77,7 @@ ON CONFLICT (order_id) DO UPDATE SET
 async def record(conn: psycopg.AsyncConnection[object], entries: Sequence[Entry]) -> None:
     async with conn.transaction(), conn.cursor() as cursor:
         await cursor.execute(INSERT_EVENTS, columns(event_rows(entries), 8))
-        await cursor.execute(UPSERT_ORDERS, columns(order_rows(entries), 21))
+        await cursor.execute(UPSERT_ORDERS, columns(order_rows(entries), 23))
 
 
 def columns(rows: Sequence[msgspec.Struct], width: int) -> list[list[object]]:
