@@ -153,3 +153,19 @@ def test_rerouted_wins_whatever_the_event_order() -> None:
         shuffled = story[:]
         rng.shuffle(shuffled)
         assert fold("o-1", shuffled).routed == story[-1]
+
+
+def test_a_redelivered_route_applied_after_the_new_one_does_not_replace_it() -> None:
+    state = OrderState(order_id="o-1")
+    for event in _reroute_story()[::-1]:  # Rerouted first, the old Routed last
+        state.apply(event)
+    assert state.routed == _reroute_story()[-1]
+    assert (state.state, state.status, state.last_seq) == ("building", "submitted", 6)
+
+
+def test_the_latest_transaction_wins_in_any_order() -> None:
+    story = _retry_story()
+    state = OrderState(order_id="o-1")
+    for event in sorted(story, key=lambda e: -e.seq):
+        state.apply(event)
+    assert (state.tx_hash, state.tx_seq) == ("tx3", 9)
