@@ -18,6 +18,8 @@ from shared.events import AnyEvent, Status
 STATUSES: tuple[Status, ...] = ("pending", "routing", "building", "submitted", "confirmed",
                                 "failed")
 KEY_SCHEME = "ApiKey"
+# The decimal text an amount or a slippage may be written as ("0.5", "1e-3").
+DECIMAL_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 class OrderPage(msgspec.Struct):
@@ -185,7 +187,8 @@ def _list_orders() -> dict[str, Any]:
             _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                    "Page size"),
-            _query("before", {"type": "string"}, "The `next` of the previous page"),
+            _query("before", {"type": "string", "format": "uuid"},
+                   "The `next` of the previous page"),
             _query("account", {"type": "string"},
                    "Operator keys only: one account's orders"),
         ],
@@ -233,14 +236,15 @@ def _get_events() -> dict[str, Any]:
 
 def _quote() -> dict[str, Any]:
     text = {"type": "string"}
+    decimal = {"type": "string", "pattern": DECIMAL_TEXT}
     return {
         "summary": "The route the engine would take now, executing nothing",
         "operationId": "quote",
         "parameters": [
             _query("tokenIn", text, "As in an order", required=True),
             _query("tokenOut", text, "As in an order", required=True),
-            _query("amount", text, "As in an order", required=True),
-            _query("slippage", text, "As in an order; 0.01 when absent"),
+            _query("amount", decimal, "As in an order", required=True),
+            _query("slippage", decimal, "As in an order; 0.01 when absent"),
         ],
         "responses": {
             "200": _response("the route", "QuoteView"),
@@ -287,6 +291,7 @@ def _accept_numbers(schema: Any) -> None:
         if schema.get("format") == "decimal":
             del schema["format"]
             schema["type"] = ["number", "string"]
+            schema["pattern"] = DECIMAL_TEXT
         for value in schema.values():
             _accept_numbers(value)
     elif isinstance(schema, list):
