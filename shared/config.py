@@ -1,12 +1,21 @@
-"""Settings read from the environment, once, at the edge of each process."""
+"""Settings read from the environment, once, at the edge of each process.
+
+Each setting is declared once, as a field of ``Settings``: its type and constraints
+(``msgspec.Meta``), its default, and an ``Env`` naming the variable and saying what it
+means. Parsing the environment, the error that names a bad variable, and the README's
+table (``oee settings --markdown``) are all derived from these declarations.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import typing
 from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 
 class ConfigError(ValueError):
@@ -37,131 +46,216 @@ class Range(msgspec.Struct, frozen=True):
     def mean(self) -> float:
         return (self.low + self.high) / 2
 
+    def __str__(self) -> str:
+        """As the variable is written: '2000-3000', or '500' for a range of one value."""
+        if self.low == self.high:
+            return _plain(self.low)
+        return f"{_plain(self.low)}-{_plain(self.high)}"
 
+
+class Env(msgspec.Struct, frozen=True):
+    """Where a setting comes from and what it is for."""
+
+    var: str
+    doc: str
+    # How the README shows the default when the value alone would mislead (an empty seed
+    # means a random one); ``{default}`` stands for the value.
+    shown: str = ""
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+AuthMode = Literal["required", "off"]
+
+
+# The order of the fields is the order of the README's table.
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    host: str = "127.0.0.1"
-    port: int = 8000
+    port: Annotated[int, Meta(ge=0, le=65535), Env("PORT", "gateway port")] = 8000
+    host: Annotated[str, Env(
+        "OEE_HOST", "gateway bind address (`0.0.0.0` in the container image)"
+    )] = "127.0.0.1"
+    redis_url: Annotated[str, Env(
+        "REDIS_URL", "Redis", shown="embedded with `oee up`; else {default}"
+    )] = "redis://127.0.0.1:6379/0"
+    database_url: Annotated[str, Env(
+        "DATABASE_URL", "PostgreSQL", shown="embedded with `oee up`; else {default}"
+    )] = "postgresql://postgres@127.0.0.1:5432/postgres"
+    quote_latency_ms: Annotated[float, Meta(ge=0, le=60_000), Env(
+        "OEE_QUOTE_LATENCY_MS", "simulated quote latency per venue"
+    )] = 200.0
+    execution_latency_ms: Annotated[Range, Env(
+        "OEE_EXECUTION_LATENCY_MS", "time per execution attempt"
+    )] = Range(2000.0, 3000.0)
+    failure_rate: Annotated[float, Meta(ge=0, le=1), Env(
+        "OEE_FAILURE_RATE", "chance that one attempt fails transiently"
+    )] = 0.0
+    price_drift: Annotated[float, Meta(ge=0, le=0.5), Env(
+        "OEE_PRICE_DRIFT", "amplitude of the token prices' drift around their reference"
+    )] = 0.03
+    market_tick_ms: Annotated[float, Meta(ge=1, le=3_600_000), Env(
+        "OEE_MARKET_TICK_MS", "the market moves in ticks of this length"
+    )] = 1000.0
+    # As a Solana blockhash expires, an old route is not sent.
+    quote_max_age_ms: Annotated[float, Meta(ge=1, le=86_400_000), Env(
+        "OEE_QUOTE_MAX_AGE_MS", "a route older than this is routed again instead of sent"
+    )] = 60_000.0
+    seed: Annotated[str, Env(
+        "OEE_SEED", "makes a run reproducible", shown="(random)"
+    )] = ""
+    executor_concurrency: Annotated[int, Meta(ge=1, le=10_000), Env(
+        "OEE_EXECUTOR_CONCURRENCY", "orders in flight per executor process"
+    )] = 10
+    max_attempts: Annotated[int, Meta(ge=1, le=100), Env(
+        "OEE_MAX_ATTEMPTS", "attempts per order"
+    )] = 3
+    retry_base_ms: Annotated[float, Meta(ge=0, le=600_000), Env(
+        "OEE_RETRY_BASE_MS", "first retry delay; doubles each attempt"
+    )] = 500.0
+    batch_size: Annotated[int, Meta(ge=1, le=10_000), Env(
+        "OEE_BATCH_SIZE", "entries per `XREADGROUP` (the persister reads 5x)"
+    )] = 100
+    block_ms: Annotated[int, Meta(ge=1, le=60_000), Env(
+        "OEE_BLOCK_MS", "how long a blocking read waits"
+    )] = 1000
+    claim_idle_ms: Annotated[int, Meta(ge=1, le=86_400_000), Env(
+        "OEE_CLAIM_IDLE_MS",
+        "idle time after which another consumer's pending entry is claimed",
+    )] = 30_000
+    max_deliveries: Annotated[int, Meta(ge=1, le=1000), Env(
+        "OEE_MAX_DELIVERIES",
+        "an entry delivered more often than this is dead-lettered and its order failed",
+    )] = 5
+    # After that, late subscribers read the history from PostgreSQL.
+    finished_order_ttl_s: Annotated[int, Meta(ge=1, le=10**7), Env(
+        "OEE_FINISHED_ORDER_TTL_S",
+        "how long Redis keeps a finished order's index (and its landing on the simulated"
+        " chain) once PostgreSQL has the order",
+    )] = 60
+    # PostgreSQL keeps all of it.
+    stream_retention_s: Annotated[float, Meta(ge=0, le=10**8), Env(
+        "OEE_STREAM_RETENTION_S",
+        "the log keeps at least this much history; older entries are trimmed once every"
+        " group is done with them",
+    )] = 60.0
     # Every Redis key the engine touches starts with this, so test runs never collide.
-    namespace: str = "oee"
-    seed: str = ""
-    quote_latency_ms: float = 200.0
-    execution_latency_ms: Range = Range(2000.0, 3000.0)
-    failure_rate: float = 0.0
-    # How far token prices drift from their reference, as a fraction.
-    price_drift: float = 0.03
-    # The market moves in ticks of this length.
-    market_tick_ms: float = 1000.0
-    # A route older than this is not executed (as a Solana blockhash expires); routed again.
-    quote_max_age_ms: float = 60_000.0
-    executor_concurrency: int = 10
-    max_attempts: int = 3
-    retry_base_ms: float = 500.0
-    batch_size: int = 100
-    block_ms: int = 1000
-    # A pending entry idle this long is taken over by another consumer.
-    claim_idle_ms: int = 30_000
-    # An entry delivered more often than this is dead-lettered.
-    max_deliveries: int = 5
-    # How long the per-order index in Redis (and the simulated chain's landing) outlives a
-    # finished order once PostgreSQL has it; after that, late subscribers read the history
-    # from PostgreSQL.
-    finished_order_ttl_s: int = 60
-    # The stream keeps at least this much history (and never trims what a group still
-    # needs); PostgreSQL keeps all of it.
-    stream_retention_s: float = 60.0
-    log_level: str = "INFO"
-    # API keys: "required", or "off" (every request acts as one built-in operator account).
-    auth: str = "required"
-    # Submits per account per minute, shared by every gateway; bursts up to the same number.
-    rate_limit_per_min: int = 600
-    # How long an Idempotency-Key keeps its answer.
-    idempotency_ttl_s: int = 24 * 3600
-    # Open WebSockets per account on one gateway process.
-    max_ws_per_account: int = 100
-    # Orders not yet confirmed or failed, per account.
-    max_open_orders: int = 1000
+    namespace: Annotated[str, Env(
+        "OEE_NAMESPACE", "prefix of every Redis key (the stream is `{namespace}:events`)"
+    )] = "oee"
+    consumer: Annotated[str, Env(
+        "OEE_CONSUMER",
+        "consumer name in the group; set it to a stable name to resume a process's own"
+        " pending entries after a restart",
+        shown="`{service}-{host}-{pid}`",
+    )] = ""
+    data_dir: Annotated[str, Env(
+        "OEE_DATA_DIR", "where `oee up` keeps the embedded servers' data"
+    )] = "./.oee"
+    log_level: Annotated[LogLevel, Env("OEE_LOG_LEVEL", "log level")] = "INFO"
+    auth: Annotated[AuthMode, Env(
+        "OEE_AUTH",
+        "`required`: every request needs an API key; `off`: every request acts as the"
+        " built-in operator account `local`",
+    )] = "required"
+    rate_limit_per_min: Annotated[int, Meta(ge=1, le=10**7), Env(
+        "OEE_RATE_LIMIT_PER_MIN",
+        "submits per account per minute, shared by every gateway (bursts of up to the"
+        " same number)",
+    )] = 600
+    idempotency_ttl_s: Annotated[int, Meta(ge=1, le=10**8), Env(
+        "OEE_IDEMPOTENCY_TTL_S", "how long an `Idempotency-Key` keeps its answer"
+    )] = 24 * 3600
+    max_ws_per_account: Annotated[int, Meta(ge=1, le=10**6), Env(
+        "OEE_MAX_WS_PER_ACCOUNT", "open WebSockets per account on one gateway process"
+    )] = 100
+    max_open_orders: Annotated[int, Meta(ge=1, le=10**7), Env(
+        "OEE_MAX_OPEN_ORDERS", "unfinished orders per account"
+    )] = 1000
 
     @property
     def stream(self) -> str:
         return f"{self.namespace}:events"
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    text = env.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {text!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {text!r}")
-    return value
+class Setting(msgspec.Struct, frozen=True):
+    """One declared setting, as ``load`` and the README's table use it."""
+
+    field: str
+    env: Env
+    kind: Any  # the field's type with its constraints, as msgspec converts to it
+    default: Any
+
+    @property
+    def rule(self) -> str:
+        """What the variable accepts, in words: '' when any text will do."""
+        base, meta = _unwrap(self.kind)
+        if base is Range:
+            return "a number or a range `low-high`, 0 <= low <= high"
+        if typing.get_origin(base) is Literal:
+            return f"one of {', '.join(typing.get_args(base))}"
+        noun = {int: "an integer", float: "a number"}.get(base)
+        if noun is None:
+            return ""
+        if meta is not None and meta.ge is not None and meta.le is not None:
+            return f"{noun} from {_number(meta.ge)} to {_number(meta.le)}"
+        return noun
+
+    @property
+    def shown_default(self) -> str:
+        value = f"`{_plain(self.default)}`"
+        return self.env.shown.replace("{default}", value) if self.env.shown else value
+
+    def parse(self, text: str) -> Any:
+        base, _ = _unwrap(self.kind)
+        if base is Range:
+            return Range.parse(self.env.var, text)
+        if typing.get_origin(base) is Literal:
+            # Choices are matched in any case: `OEE_LOG_LEVEL=debug` means DEBUG.
+            text = next((c for c in typing.get_args(base) if c.lower() == text.lower()), text)
+        try:
+            return msgspec.convert(text, self.kind, strict=False)
+        except msgspec.ValidationError:
+            raise ConfigError(f"{self.env.var} must be {self.rule}, got {text!r}") from None
+
+
+def _unwrap(kind: Any) -> tuple[Any, Meta | None]:
+    if typing.get_origin(kind) is not Annotated:
+        return kind, None
+    base, *extras = typing.get_args(kind)
+    return base, next((e for e in extras if isinstance(e, Meta)), None)
+
+
+def _plain(value: object) -> str:
+    """A value as one would write it in the variable: 200.0 as '200'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: float) -> str:
+    """1_000_000 as '1,000,000' and 0.5 as '0.5', for people."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
+def _declared() -> tuple[Setting, ...]:
+    settings = []
+    for field in msgspec.structs.fields(Settings):
+        env = next(e for e in typing.get_args(field.type) if isinstance(e, Env))
+        # Without the Env marker, msgspec still sees the same constraints.
+        base, meta = _unwrap(field.type)
+        kind = base if meta is None else Annotated[base, meta]
+        settings.append(Setting(field.name, env, kind, field.default))
+    return tuple(settings)
+
+
+SETTINGS: tuple[Setting, ...] = _declared()
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process's environment); an unset or empty
+    variable means the default."""
     env = os.environ if env is None else env
-    defaults = Settings()
-    latency = env.get("OEE_EXECUTION_LATENCY_MS")
-    return Settings(
-        redis_url=env.get("REDIS_URL") or defaults.redis_url,
-        database_url=env.get("DATABASE_URL") or defaults.database_url,
-        host=env.get("OEE_HOST") or defaults.host,
-        port=int(_number(env, "PORT", defaults.port, 0, 65535)),
-        namespace=env.get("OEE_NAMESPACE") or defaults.namespace,
-        seed=env.get("OEE_SEED", defaults.seed),
-        quote_latency_ms=_number(env, "OEE_QUOTE_LATENCY_MS", defaults.quote_latency_ms, 0, 60_000),
-        execution_latency_ms=(
-            Range.parse("OEE_EXECUTION_LATENCY_MS", latency)
-            if latency
-            else defaults.execution_latency_ms
-        ),
-        failure_rate=_number(env, "OEE_FAILURE_RATE", defaults.failure_rate, 0, 1),
-        price_drift=_number(env, "OEE_PRICE_DRIFT", defaults.price_drift, 0, 0.5),
-        market_tick_ms=_number(env, "OEE_MARKET_TICK_MS", defaults.market_tick_ms, 1, 3_600_000),
-        quote_max_age_ms=_number(
-            env, "OEE_QUOTE_MAX_AGE_MS", defaults.quote_max_age_ms, 1, 86_400_000
-        ),
-        executor_concurrency=int(
-            _number(env, "OEE_EXECUTOR_CONCURRENCY", defaults.executor_concurrency, 1, 10_000)
-        ),
-        max_attempts=int(_number(env, "OEE_MAX_ATTEMPTS", defaults.max_attempts, 1, 100)),
-        retry_base_ms=_number(env, "OEE_RETRY_BASE_MS", defaults.retry_base_ms, 0, 600_000),
-        batch_size=int(_number(env, "OEE_BATCH_SIZE", defaults.batch_size, 1, 10_000)),
-        block_ms=int(_number(env, "OEE_BLOCK_MS", defaults.block_ms, 1, 60_000)),
-        claim_idle_ms=int(
-            _number(env, "OEE_CLAIM_IDLE_MS", defaults.claim_idle_ms, 1, 86_400_000)
-        ),
-        max_deliveries=int(
-            _number(env, "OEE_MAX_DELIVERIES", defaults.max_deliveries, 1, 1000)
-        ),
-        finished_order_ttl_s=int(
-            _number(env, "OEE_FINISHED_ORDER_TTL_S", defaults.finished_order_ttl_s, 1, 10**7)
-        ),
-        stream_retention_s=_number(
-            env, "OEE_STREAM_RETENTION_S", defaults.stream_retention_s, 0, 10**8
-        ),
-        log_level=env.get("OEE_LOG_LEVEL", defaults.log_level).upper(),
-        auth=_choice(env, "OEE_AUTH", defaults.auth, ("required", "off")),
-        rate_limit_per_min=int(
-            _number(env, "OEE_RATE_LIMIT_PER_MIN", defaults.rate_limit_per_min, 1, 10**7)
-        ),
-        idempotency_ttl_s=int(
-            _number(env, "OEE_IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, 1, 10**8)
-        ),
-        max_ws_per_account=int(
-            _number(env, "OEE_MAX_WS_PER_ACCOUNT", defaults.max_ws_per_account, 1, 10**6)
-        ),
-        max_open_orders=int(
-            _number(env, "OEE_MAX_OPEN_ORDERS", defaults.max_open_orders, 1, 10**7)
-        ),
-    )
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    text = env.get(name) or default
-    if text not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {text!r}")
-    return text
+    given = {}
+    for setting in SETTINGS:
+        text = env.get(setting.env.var, "").strip()
+        if text:
+            given[setting.field] = setting.parse(text)
+    return Settings(**given)

@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("executor", help="build, submit and confirm routed orders")
     commands.add_parser("persister", help="project events into PostgreSQL")
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    settings = commands.add_parser("settings", help="every setting as this environment sets it")
+    settings.add_argument("--markdown", action="store_true",
+                          help="the README's table of every setting instead")
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_create = keys_commands.add_parser("create", help="a new account and its key")
@@ -119,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.keys_command == "revoke":
                 sys.exit(keys_cli.revoke(args.name))
             sys.exit(keys_cli.show())
+        if args.command == "settings":
+            from services.cli import settings as settings_cli
+
+            sys.exit(settings_cli.run(args.markdown))
         if args.command == "soak":
             from services.cli.soak import run as run_soak
 

@@ -2,9 +2,75 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from shared.config import ConfigError, Range, Settings, load
+from services.cli.settings import effective, markdown
+from shared.config import SETTINGS, ConfigError, Range, Settings, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A value other than the default for every declared variable, and what it reads as.
+EVERY = {
+    "PORT": ("9000", 9000),
+    "OEE_HOST": ("0.0.0.0", "0.0.0.0"),
+    "REDIS_URL": ("redis://example:6379/1", "redis://example:6379/1"),
+    "DATABASE_URL": ("postgresql://u:secret@db/x", "postgresql://u:secret@db/x"),
+    "OEE_QUOTE_LATENCY_MS": ("5", 5.0),
+    "OEE_EXECUTION_LATENCY_MS": ("10-20", Range(10, 20)),
+    "OEE_FAILURE_RATE": ("0.25", 0.25),
+    "OEE_PRICE_DRIFT": ("0.1", 0.1),
+    "OEE_MARKET_TICK_MS": ("250", 250.0),
+    "OEE_QUOTE_MAX_AGE_MS": ("5000", 5000.0),
+    "OEE_SEED": ("abc", "abc"),
+    "OEE_EXECUTOR_CONCURRENCY": ("3", 3),
+    "OEE_MAX_ATTEMPTS": ("7", 7),
+    "OEE_RETRY_BASE_MS": ("20", 20.0),
+    "OEE_BATCH_SIZE": ("50", 50),
+    "OEE_BLOCK_MS": ("200", 200),
+    "OEE_CLAIM_IDLE_MS": ("2000", 2000),
+    "OEE_MAX_DELIVERIES": ("9", 9),
+    "OEE_FINISHED_ORDER_TTL_S": ("3600", 3600),
+    "OEE_STREAM_RETENTION_S": ("0.5", 0.5),
+    "OEE_NAMESPACE": ("ns", "ns"),
+    "OEE_CONSUMER": ("executor-a", "executor-a"),
+    "OEE_DATA_DIR": ("/var/oee", "/var/oee"),
+    "OEE_LOG_LEVEL": ("warning", "WARNING"),
+    "OEE_AUTH": ("off", "off"),
+    "OEE_RATE_LIMIT_PER_MIN": ("60", 60),
+    "OEE_IDEMPOTENCY_TTL_S": ("600", 600),
+    "OEE_MAX_WS_PER_ACCOUNT": ("4", 4),
+    "OEE_MAX_OPEN_ORDERS": ("20", 20),
+}
+
+# For every variable with a rule, values it refuses.
+BAD = {
+    "PORT": ["70000", "-1", "http", "80.5"],
+    "OEE_QUOTE_LATENCY_MS": ["fast", "-1", "60001", "inf"],
+    "OEE_EXECUTION_LATENCY_MS": ["abc", "3000-2000", "-5", "1-2-3", "2000-"],
+    "OEE_FAILURE_RATE": ["2", "-0.1", "often", "nan"],
+    "OEE_PRICE_DRIFT": ["0.6", "-0.01", "x"],
+    "OEE_MARKET_TICK_MS": ["0", "3600001", "x"],
+    "OEE_QUOTE_MAX_AGE_MS": ["0", "x"],
+    "OEE_EXECUTOR_CONCURRENCY": ["0", "10001", "1.5", "ten"],
+    "OEE_MAX_ATTEMPTS": ["0", "101"],
+    "OEE_RETRY_BASE_MS": ["-1", "600001"],
+    "OEE_BATCH_SIZE": ["0", "10001"],
+    "OEE_BLOCK_MS": ["0", "60001"],
+    "OEE_CLAIM_IDLE_MS": ["0", "86400001"],
+    "OEE_MAX_DELIVERIES": ["0", "1001"],
+    "OEE_FINISHED_ORDER_TTL_S": ["0", "10000001"],
+    "OEE_STREAM_RETENTION_S": ["-1", "100000001"],
+    "OEE_LOG_LEVEL": ["loud", "verbose"],
+    "OEE_AUTH": ["maybe", "on"],
+    "OEE_RATE_LIMIT_PER_MIN": ["0", "10000001"],
+    "OEE_IDEMPOTENCY_TTL_S": ["0", "100000001"],
+    "OEE_MAX_WS_PER_ACCOUNT": ["0", "1000001"],
+    "OEE_MAX_OPEN_ORDERS": ["0", "10000001"],
+}
 
 
 def test_defaults() -> None:
@@ -71,32 +137,6 @@ def test_failure_rate_bounds_are_inclusive(rate: str) -> None:
     assert load({"OEE_FAILURE_RATE": rate}).failure_rate == float(rate)
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("OEE_EXECUTION_LATENCY_MS", "abc"),
-        ("OEE_EXECUTION_LATENCY_MS", "3000-2000"),
-        ("OEE_EXECUTION_LATENCY_MS", "-5"),
-        ("OEE_EXECUTION_LATENCY_MS", "1-2-3"),
-        ("OEE_EXECUTION_LATENCY_MS", "2000-"),
-        ("OEE_FAILURE_RATE", "2"),
-        ("OEE_FAILURE_RATE", "-0.1"),
-        ("OEE_FAILURE_RATE", "often"),
-        ("OEE_FAILURE_RATE", "nan"),
-        ("OEE_QUOTE_LATENCY_MS", "fast"),
-        ("OEE_QUOTE_LATENCY_MS", "-1"),
-        ("OEE_EXECUTOR_CONCURRENCY", "0"),
-        ("PORT", "70000"),
-        ("PORT", "http"),
-    ],
-)
-def test_bad_values_raise_config_error_naming_the_variable(name: str, value: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load({name: value})
-    assert name in str(caught.value)
-    assert repr(value) in str(caught.value)
-
-
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
 
@@ -112,3 +152,97 @@ def test_range_parse_directly() -> None:
 def test_non_finite_execution_latency_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="OEE_EXECUTION_LATENCY_MS"):
         load({"OEE_EXECUTION_LATENCY_MS": value})
+
+
+def test_every_declared_setting_is_read_from_its_variable() -> None:
+    assert sorted(EVERY) == sorted(s.env.var for s in SETTINGS)
+    settings = load({name: text for name, (text, _) in EVERY.items()})
+    for setting in SETTINGS:
+        _, expected = EVERY[setting.env.var]
+        assert getattr(settings, setting.field) == expected, setting.env.var
+        assert expected != setting.default, f"{setting.env.var}: pick a value not the default"
+
+
+def test_values_are_trimmed_and_choices_match_in_any_case() -> None:
+    settings = load({"PORT": " 9000 ", "OEE_AUTH": "OFF", "OEE_LOG_LEVEL": "Error"})
+    assert (settings.port, settings.auth, settings.log_level) == (9000, "off", "ERROR")
+
+
+def test_every_variable_with_a_rule_has_bad_values_tested() -> None:
+    assert sorted(BAD) == sorted(s.env.var for s in SETTINGS if s.rule)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in BAD.items() for value in values]
+)
+def test_each_bad_value_is_one_line_naming_the_variable_and_the_rule(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name} must be "), message
+    assert message.endswith(f"got {value!r}"), message
+    assert "\n" not in message
+
+
+def test_the_log_level_error_lists_the_levels() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"OEE_LOG_LEVEL": "loud"})
+    assert str(caught.value) == (
+        "OEE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"
+    )
+
+
+def test_settings_are_built_directly_with_keywords() -> None:
+    settings = Settings(namespace="t", execution_latency_ms=Range(1, 2), auth="off")
+    assert settings.stream == "t:events"
+    assert settings.execution_latency_ms.mean == 1.5
+
+
+def test_the_readme_table_is_the_generated_one() -> None:
+    """Regenerate with `oee settings --markdown` and paste it under ## Configuration."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1]
+    lines = section.split("\n|", 1)[1].split("\n")
+    table = ["|" + lines[0], *(line for line in _while_table(lines[1:]))]
+    assert "\n".join(table) + "\n" == markdown()
+
+
+def _while_table(lines: list[str]) -> list[str]:
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_the_table_has_a_row_per_setting() -> None:
+    rows = markdown().splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == [s.env.var for s in SETTINGS]
+    assert "| `OEE_SEED` | (random) |" in markdown()
+    assert "embedded with `oee up`; else `redis://127.0.0.1:6379/0`" in markdown()
+    assert "| `OEE_EXECUTION_LATENCY_MS` | `2000-3000` |" in markdown()
+
+
+def test_effective_settings_hide_passwords() -> None:
+    text = effective({"DATABASE_URL": "postgresql://u:secret@db/x", "OEE_SEED": "s"})
+    assert "DATABASE_URL=postgresql://u:***@db/x" in text
+    assert "secret" not in text
+    assert "OEE_SEED=s" in text
+
+
+@pytest.mark.parametrize("command", ["router", "settings"])
+def test_a_bad_value_stops_the_command_with_one_line_and_exit_2(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", command],
+        env={"PATH": "/usr/bin:/bin", "OEE_LOG_LEVEL": "loud"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "oee: configuration error: OEE_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR,"
+        " CRITICAL, got 'loud'\n"
+    )
+    assert done.stdout == ""
