@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.gateway.auth import HEADER, Authenticator, key_in_message, unauthorized
 from services.gateway.docs import docs_routes
+from services.gateway.feed import Follower, Owners, follow_all
 from services.gateway.guard import MessageGuard
 from services.gateway.idempotency import (
     Answer,
@@ -42,6 +43,7 @@ from services.gateway.queries import ReadModel
 from services.gateway.subscriptions import History, Tail, UnknownOrder, follow
 from services.gateway.validation import Invalid, order_from, quote_request, submit_message
 from services.gateway.views import (
+    StatusMessage,
     order_view,
     order_view_from_row,
     quote_view,
@@ -50,11 +52,12 @@ from services.gateway.views import (
 from shared.accounts import Account
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, to_builtins
+from shared.lifecycle import STATUSES
 from shared.market import Market
 from shared.order import fold
 from shared.process import hold_many_objects
 from shared.routing import NoRoute, decide
-from shared.stream import OPEN_ORDER_TTL_S, EventStore
+from shared.stream import OPEN_ORDER_TTL_S, EventStore, StreamId
 
 log = logging.getLogger("oee.gateway")
 
@@ -157,6 +160,7 @@ class Gateway:
                              settings.max_open_orders, OPEN_ORDER_TTL_S)
         self.idempotency = IdempotencyKeys(self.store.redis, settings.namespace,
                                            settings.idempotency_ttl_s)
+        self.owners = Owners(self.history)
         # Open WebSockets per account on this process.
         self.sockets: Counter[str] = Counter()
         # Set on SIGTERM: every subscription closes with 1001 before the server stops.
@@ -320,9 +324,8 @@ class Gateway:
     async def list_orders(self, request: Request, account: Account) -> Response:
         params = request.query_params
         status = params.get("status")
-        statuses = ("pending", "routing", "building", "submitted", "confirmed", "failed")
-        if status is not None and status not in statuses:
-            return error(400, "status", "status", "status must be one of " + ", ".join(statuses))
+        if status is not None and status not in STATUSES:
+            return error(400, "status", "status", "status must be one of " + ", ".join(STATUSES))
         try:
             limit = int(params.get("limit", "50"))
         except ValueError:
@@ -390,8 +393,42 @@ class Gateway:
     # --- WebSocket --------------------------------------------------------------------
 
     async def execute_ws(self, ws: WebSocket) -> None:
-        """Authenticate, then stream ``?orderId=`` or submit the next message and stream
-        that. Whatever the client breaks, it gets the error, then a policy close."""
+        """Stream ``?orderId=``, or submit the next message and stream that order."""
+
+        async def serve(account: Account, guard: MessageGuard) -> None:
+            order_id = ws.query_params.get("orderId")
+            if order_id is None:
+                text = await self.next_message(ws, guard, "send the order as a message")
+                order, key = submit_message(text, new_order_id())
+                order = msgspec.structs.replace(order, account=account.name)
+                order_id = (await self.submit(account, order, key)).order_id
+            elif not is_order_id(order_id):
+                raise Invalid("orderId", "unknown_order", f"no order {order_id!r}")
+            await self.stream_to(ws, self.send_statuses(ws, order_id, account), guard)
+
+        await self.websocket(ws, serve)
+
+    async def stream_ws(self, ws: WebSocket) -> None:
+        """Every status of every order the account may see, live; ``?after=POSITION``
+        first resends what came after that position."""
+
+        async def serve(account: Account, guard: MessageGuard) -> None:
+            after_text = ws.query_params.get("after")
+            try:
+                after = StreamId.parse(after_text) if after_text is not None else None
+            except ValueError:
+                raise Invalid("after", "position", "after must be a position from a status "
+                              "message, like 1764230400000-0") from None
+            follower = Follower(account, self.owners, self.history)
+            feed = follow_all(self.tail, self.store, self.read_model, follower, after)
+            await self.stream_to(ws, self.send_feed(ws, feed), guard)
+
+        await self.websocket(ws, serve)
+
+    async def websocket(self, ws: WebSocket,
+                        serve: Callable[[Account, MessageGuard], Awaitable[None]]) -> None:
+        """Authenticate, hold one of the account's connections, then ``serve``. Whatever
+        the client breaks, it gets the error, then a policy close."""
         await ws.accept()
         guard = MessageGuard()
         try:
@@ -402,15 +439,7 @@ class Gateway:
                               "account; close one first")
             self.sockets[account.name] += 1
             try:
-                order_id = ws.query_params.get("orderId")
-                if order_id is None:
-                    text = await self.next_message(ws, guard, "send the order as a message")
-                    order, key = submit_message(text, new_order_id())
-                    order = msgspec.structs.replace(order, account=account.name)
-                    order_id = (await self.submit(account, order, key)).order_id
-                elif not is_order_id(order_id):
-                    raise Invalid("orderId", "unknown_order", f"no order {order_id!r}")
-                await self.stream_to(ws, order_id, account, guard)
+                await serve(account, guard)
             finally:
                 self.sockets[account.name] -= 1
                 if not self.sockets[account.name]:
@@ -452,21 +481,22 @@ class Gateway:
                 await ws.send_text(_encoder.encode(invalid.as_json()).decode())
         await _close(ws, code or POLICY_VIOLATION)
 
-    async def stream_to(self, ws: WebSocket, order_id: str, account: Account,
+    async def stream_to(self, ws: WebSocket, sending: Coroutine[Any, Any, None],
                         guard: MessageGuard) -> None:
-        """Statuses until the terminal one (then 1000), the client leaving, or the gateway
-        going away (then 1001: the client reconnects elsewhere and gets the full history)."""
+        """Run ``sending`` until it ends (then close 1000), the client leaves or breaks a
+        rule, or the gateway goes away (then 1001: the client reconnects elsewhere and
+        gets the full history)."""
         handler = asyncio.current_task()
         assert handler is not None
         self.subscriptions.add(handler)
         try:
-            await self._stream_to(ws, order_id, account, guard)
+            await self._stream_to(ws, sending, guard)
         finally:
             self.subscriptions.discard(handler)
 
-    async def _stream_to(self, ws: WebSocket, order_id: str, account: Account,
+    async def _stream_to(self, ws: WebSocket, sending_statuses: Coroutine[Any, Any, None],
                          guard: MessageGuard) -> None:
-        sending = asyncio.create_task(self.send_statuses(ws, order_id, account))
+        sending = asyncio.create_task(sending_statuses)
         listening = asyncio.create_task(_listen(ws, guard))
         going_away = asyncio.create_task(self.going_away.wait())
         self.metrics.subscribers += 1
@@ -479,29 +509,37 @@ class Gateway:
             for task in (sending, listening, going_away):
                 task.cancel()
             await asyncio.gather(sending, listening, going_away, return_exceptions=True)
-        if listening in done and isinstance(listening.exception(), Invalid):
-            raise listening.exception()  # type: ignore[misc]
+        for task in (listening, sending):
+            if task in done and isinstance(problem := task.exception(), Invalid | Refusal):
+                raise problem
         if sending not in done:
             if going_away in done:
                 await _close(ws, 1001)
             return
-        if sending.exception() is None:
+        problem = sending.exception()
+        if problem is None:
             await _close(ws, 1000)
-            return
-        if isinstance(sending.exception(), WebSocketDisconnect | ConnectionError):
-            return
-        if isinstance(sending.exception(), UnknownOrder):
-            raise Invalid("orderId", "unknown_order", f"no order {order_id!r}")
-        log.error("subscription to %s failed", order_id, exc_info=sending.exception())
-        await _close(ws, 1011)
+        elif not isinstance(problem, WebSocketDisconnect | ConnectionError):
+            log.error("a subscription failed", exc_info=problem)
+            await _close(ws, 1011)
 
     async def send_statuses(self, ws: WebSocket, order_id: str, account: Account) -> None:
-        async for state, event in follow(self.tail, order_id, self.history_for(account)):
-            message = status_message(state, event)
-            if message is not None:
-                await ws.send_text(_encoder.encode(message).decode())
-                self.metrics.statuses_sent += 1
-                self.metrics.delivery.observe(time.time() - event.at.timestamp())
+        try:
+            async for state, event in follow(self.tail, order_id, self.history_for(account)):
+                message = status_message(state, event)
+                if message is not None:
+                    await self.send_status(ws, message, event.at)
+        except UnknownOrder:
+            raise Invalid("orderId", "unknown_order", f"no order {order_id!r}") from None
+
+    async def send_feed(self, ws: WebSocket, feed: AsyncIterator[StatusMessage]) -> None:
+        async for message in feed:
+            await self.send_status(ws, message, message.timestamp)
+
+    async def send_status(self, ws: WebSocket, message: StatusMessage, at: datetime) -> None:
+        await ws.send_text(_encoder.encode(message).decode())
+        self.metrics.statuses_sent += 1
+        self.metrics.delivery.observe(time.time() - at.timestamp())
 
     async def go_away(self, timeout_s: float = 5.0) -> None:
         """Close every subscription with 1001 and wait, briefly, until they are closed."""
@@ -549,6 +587,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         routes=[
             Route("/orders/execute", keyed(gateway.execute), methods=["POST"]),
             WebSocketRoute("/orders/execute", gateway.execute_ws),
+            WebSocketRoute("/orders/stream", gateway.stream_ws),
             Route("/orders", keyed(gateway.list_orders), methods=["GET"]),
             Route("/quote", keyed(gateway.quote), methods=["GET"]),
             Route("/orders/{order_id}", keyed(gateway.get_order), methods=["GET"]),

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from shared.events import AnyEvent, decode
 from shared.order import OrderState
-from shared.stream import EventStore, StreamId
+from shared.stream import Entry, EventStore, StreamId
 
 log = logging.getLogger("oee.gateway")
 
@@ -33,6 +33,8 @@ class Tail:
         self.batch = batch
         self.position = StreamId(0, 0)
         self.subscribers: dict[str, set[asyncio.Queue[AnyEvent]]] = defaultdict(set)
+        # Followers of every order (each filters what it may see): /orders/stream.
+        self.firehose: set[asyncio.Queue[Entry]] = set()
         self.events_seen = 0
 
     async def start(self) -> None:
@@ -52,10 +54,15 @@ class Tail:
             for entry_id, order_id, data in entries:
                 self.position = entry_id
                 queues = self.subscribers.get(order_id)
-                if queues:  # decoded only when someone follows this order
-                    event = decode(data)
-                    for queue in queues:
-                        queue.put_nowait(event)
+                if not (queues or self.firehose):
+                    continue  # decoded only when someone follows this order
+                event = decode(data)
+                for queue in queues or ():
+                    queue.put_nowait(event)
+                if self.firehose:
+                    entry = Entry(entry_id, event)
+                    for everything in self.firehose:
+                        everything.put_nowait(entry)
             self.events_seen += len(entries)
 
     def subscribe(self, order_id: str) -> asyncio.Queue[AnyEvent]:

@@ -26,7 +26,8 @@ class Links(msgspec.Struct):
 
 
 class Accepted(msgspec.Struct, rename="camel"):
-    """The answer to a submit: 202 over HTTP, the first message over WebSocket."""
+    """The 202 answer to a submit over HTTP. (Over WebSocket, the pending status is the
+    answer.)"""
 
     order_id: str
     status: Literal["pending"]
@@ -47,6 +48,8 @@ class StatusMessage(msgspec.Struct, omit_defaults=True, rename="camel"):
     amount_out: str | None = None
     min_amount_out: str | None = None
     error: str | None = None
+    # On /orders/stream only: the event's place in the log, to resume from after a reconnect.
+    position: str | None = None
 
 
 def status_message(state: OrderState, event: Event) -> StatusMessage | None:

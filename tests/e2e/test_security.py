@@ -305,6 +305,61 @@ async def test_one_idempotency_key_across_two_gateways_makes_one_order(
     assert len(requested) == 1
 
 
+async def read_statuses(ws: websockets.ClientConnection, count: int,
+                        timeout_s: float = 20) -> list[dict[str, Any]]:
+    """The next ``count`` messages of a stream that never ends by itself."""
+    async with asyncio.timeout(timeout_s):
+        return [json.loads(await ws.recv()) for _ in range(count)]
+
+
+async def test_the_account_stream_resumes_without_gaps_on_another_gateway(
+    gateways: tuple[System, System], http: httpx.AsyncClient, new_key: Any
+) -> None:
+    first, second = gateways
+    _, alice_key = await new_key()
+    _, bob_key = await new_key()
+    _, operator_key = await new_key(operator=True)
+    stream = "/orders/stream"
+    alice_ws = await websockets.connect(first.ws_url + stream, additional_headers=auth(alice_key))
+    operator_ws = await websockets.connect(second.ws_url + stream,
+                                           additional_headers=auth(operator_key))
+
+    async def submit(key: str) -> str:
+        response = await http.post(first.url + "/orders/execute", json=ORDER, headers=auth(key))
+        assert response.status_code == 202
+        order_id: str = response.json()["orderId"]
+        return order_id
+
+    theirs = await submit(bob_key)
+    mine = [await submit(alice_key) for _ in range(2)]
+    seen = await read_statuses(alice_ws, 2 * len(HAPPY))
+    await alice_ws.close()
+    by_order = {o: [m["status"] for m in seen if m["orderId"] == o] for o in mine}
+    assert by_order == {o: HAPPY for o in mine}
+    assert theirs not in {m["orderId"] for m in seen}
+    positions = [m["position"] for m in seen]
+    assert len(set(positions)) == len(positions)
+    everyone = await read_statuses(operator_ws, 3 * len(HAPPY))
+    await operator_ws.close()
+    assert {m["orderId"] for m in everyone} == {theirs, *mine}
+
+    # Gone after the first three statuses; more orders finish meanwhile; back on the other
+    # gateway with the last position seen: the rest, once, in order.
+    later = [await submit(alice_key) for _ in range(2)]
+    resume = f"{second.ws_url}{stream}?after={positions[2]}"
+    async with websockets.connect(resume, additional_headers=auth(alice_key)) as ws:
+        rest = await read_statuses(ws, len(seen) - 3 + 2 * len(HAPPY))
+    assert [m["position"] for m in rest[: len(seen) - 3]] == positions[3:]
+    for order_id in later:
+        assert [m["status"] for m in rest if m["orderId"] == order_id] == HAPPY
+    assert theirs not in {m["orderId"] for m in rest}
+
+    async with websockets.connect(f"{first.ws_url}{stream}?after=yesterday",
+                                  additional_headers=auth(alice_key)) as ws:
+        refused = await drain(ws)
+    assert ws.close_code == 1008 and refused[0]["error"]["rule"] == "position"
+
+
 async def test_keys_are_never_written_anywhere(
     gateways: tuple[System, System], keys: list[str], logs: Path, database_url: str,
     redis_url: str, namespace: str,

@@ -1,0 +1,132 @@
+"""/orders/stream: every status of every order an account may see, in log order, each with
+its place in the log, so a client that reconnects resumes where it left off.
+
+A follower registers with the tail first and reads what it missed second: the events that
+PostgreSQL recorded after its position, then the log that Redis still holds after those.
+The tail delivers everything appended after the registration; positions drop the overlap.
+So a client that reconnects with the last position it saw gets every status it missed,
+once, and then the live ones, with no gap between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from services.gateway.queries import ReadModel
+from services.gateway.subscriptions import History, Tail
+from services.gateway.views import StatusMessage, status_message
+from shared.accounts import Account
+from shared.events import AnyEvent, OrderRequested
+from shared.order import OrderState, fold
+from shared.stream import Entry, EventStore, StreamId, parse_entries
+
+_PAGE = 1000
+
+
+class Owners:
+    """Which account each order belongs to: learned from the OrderRequested events that pass
+    by, and looked up once for orders that began before. Shared by a gateway's followers."""
+
+    def __init__(self, history: History, size: int = 100_000) -> None:
+        self.history = history
+        self.size = size
+        self.known: OrderedDict[str, str] = OrderedDict()
+
+    def learn(self, event: AnyEvent) -> None:
+        if isinstance(event, OrderRequested):
+            self._remember(event.order_id, event.account)
+
+    async def of(self, order_id: str) -> str | None:
+        if (owner := self.known.get(order_id)) is not None:
+            return owner
+        requested = [e for e in await self.history(order_id) if isinstance(e, OrderRequested)]
+        if not requested:
+            return None
+        self._remember(order_id, requested[0].account)
+        return requested[0].account
+
+    def _remember(self, order_id: str, account: str) -> None:
+        self.known[order_id] = account
+        if len(self.known) > self.size:
+            self.known.popitem(last=False)
+
+
+class Follower:
+    """One client's view: the orders it may see, and each one's state so far."""
+
+    def __init__(self, account: Account, owners: Owners, history: History) -> None:
+        self.account, self.owners, self.history = account, owners, history
+        self.states: dict[str, OrderState] = {}
+
+    async def message(self, entry: Entry) -> StatusMessage | None:
+        event = entry.event
+        self.owners.learn(event)
+        if (not self.account.is_operator
+                and await self.owners.of(event.order_id) != self.account.name):
+            return None
+        state = self.states.get(event.order_id)
+        if state is None or state.last_seq + 1 != event.seq:
+            # Began before this client's position: the state from the order's history.
+            earlier = [e for e in await self.history(event.order_id) if e.seq < event.seq]
+            state = fold(event.order_id, earlier)
+        state.apply(event)
+        if event.is_terminal:
+            self.states.pop(event.order_id, None)
+        else:
+            self.states[event.order_id] = state
+        message = status_message(state, event)
+        return msgspec.structs.replace(message, position=str(entry.id)) if message else None
+
+
+async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
+                     follower: Follower, after: StreamId | None) -> AsyncIterator[StatusMessage]:
+    """Statuses after ``after`` (from now, when None), then live ones, for ever."""
+    queue: asyncio.Queue[Entry] = asyncio.Queue()
+    tail.firehose.add(queue)
+    try:
+        last = StreamId(0, 0)
+        if after is not None:
+            last = after
+            async for entry in missed(store, read_model, follower.account, after):
+                if entry.id > last:
+                    last = entry.id
+                    if (message := await follower.message(entry)) is not None:
+                        yield message
+        while True:
+            entry = await queue.get()
+            if entry.id > last:
+                last = entry.id
+                if (message := await follower.message(entry)) is not None:
+                    yield message
+    finally:
+        tail.firehose.discard(queue)
+
+
+async def missed(store: EventStore, read_model: ReadModel, account: Account,
+                 after: StreamId) -> AsyncIterator[Entry]:
+    """What was appended after ``after``, in log order, from the log Redis holds and, for
+    what Redis has trimmed, from PostgreSQL: Redis trims only entries every group has
+    acknowledged, the persister's included, so whatever lies before the first entry Redis
+    returns is in PostgreSQL."""
+    position = after
+    owner = None if account.is_operator else account.name
+    while True:
+        raw: Any = await store.redis.xrange(store.stream, min=f"({position}", count=_PAGE)
+        held = parse_entries(raw)
+        until = held[0].id if held else None
+        while True:
+            rows = await read_model.events_after(position, owner, _PAGE, until)
+            for position, event in rows:
+                yield Entry(position, event)
+            if len(rows) < _PAGE:
+                break
+        for entry in held:
+            position = entry.id
+            yield entry
+        if len(raw) < _PAGE:
+            return
