@@ -47,23 +47,26 @@ SCHEMAS = (OrderBody, SubmitMessage, AuthMessage, Accepted, StatusMessage, Error
            OrderPage, EventList, QuoteView, Health, Readiness)
 
 WEBSOCKET = """\
-**WebSocket** on the same path (browsers can only upgrade a GET). Full protocol with
+**WebSocket** on the same path (browsers can only upgrade a GET). The whole protocol, with
 examples: docs/websocket.md.
 
 1. Authenticate: the handshake header `x-api-key`, or (browsers, which cannot set it) a
-   first text message `AuthMessage` `{"type":"auth","apiKey":"..."}` within 10 s.
+   first text message `AuthMessage` `{"type":"auth","apiKey":"..."}`.
 2. Then either
    - `?orderId=ID` in the URL: the server streams that order's `StatusMessage`s, or
    - send one text message, a `SubmitMessage` (this POST's body, optionally with
-     `"idempotencyKey"`): the server answers `Accepted`, then streams the `StatusMessage`s.
+     `"idempotencyKey"`): the server streams the new order's `StatusMessage`s; the first,
+     `pending` with `seq` 1, carries the new `orderId`.
 3. Every status of the order arrives exactly once, in order, ending with the terminal one
    (`confirmed` or `failed`); then the server closes with **1000**. A gateway that shuts
    down closes with **1001**: reconnect with `?orderId=` for the whole history again.
-4. Any refusal is one text message `ErrorBody`, then a close with **1008**. Rules:
-   `unauthorized`, `too_many_connections` (per account, per gateway process), `binary`
-   (a binary frame), `size` (a message over 16 KiB), `flood` (more than 20 messages/s
-   sustained, bursts of 40), `json`, and every order rule of this POST (`required`,
-   `type`, `unknown_token`, ...), `idempotency_key`, `unknown_order`.
+4. A refusal is one text message, an `ErrorBody`, then a close with **1008** (**1011** for
+   rule `unavailable`: retry). Rules: `unauthorized`, `too_many_connections` (per account,
+   per gateway process), `timeout` (no first message in time), `binary` (a binary frame),
+   `size` (a message over 16 KiB), `flood` (more than 20 messages/s sustained, bursts of
+   40), `json`, every order rule of this POST (`required`, `type`, `unknown_token`, ...),
+   the submit refusals of this POST (`idempotency_key`, `in_flight`,
+   `idempotency_mismatch`, `rate_limited`, `open_orders`), and `unknown_order`.
 5. While streaming, a binary, oversized or flooding client message is refused as above;
    other text messages are ignored.
 """
