@@ -182,6 +182,10 @@ class EventStore:
         [history] = await self._histories([order_id])
         return history
 
+    async def histories(self, order_ids: Sequence[str]) -> list[list[AnyEvent]]:
+        """``history`` of many orders in one round trip."""
+        return await self._histories(order_ids)
+
     async def _read_histories(self, order_ids: list[str]) -> list[list[AnyEvent]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for order_id in order_ids:

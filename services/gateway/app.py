@@ -156,8 +156,8 @@ class Gateway:
         self.market = Market.from_settings(settings)
         self.openapi_document = document()
         self.auth = Authenticator(settings.auth, settings.database_url)
-        self.limits = Limits(self.store.redis, settings.namespace, settings.rate_limit_per_min,
-                             settings.max_open_orders, OPEN_ORDER_TTL_S)
+        self.limits = Limits(self.store, settings.rate_limit_per_min, settings.max_open_orders,
+                             OPEN_ORDER_TTL_S)
         self.idempotency = IdempotencyKeys(self.store.redis, settings.namespace,
                                            settings.idempotency_ttl_s)
         self.owners = Owners(self.history)

@@ -4,9 +4,9 @@
   timestamp per account, the "theoretical arrival time" of the next request. An account
   may burst its whole per-minute allowance at once, then submits at the steady rate.
 * Unfinished orders are a sorted set per account (order id, scored by acceptance time).
-  An order leaves it once its index in Redis says it has ended (or has expired, which only
-  happens to recorded, finished orders); the set is pruned only when it is full, so the
-  common case costs a few commands in the one round trip a submit makes anyway.
+  An order leaves it once its history in Redis says it has ended (or has expired, which
+  only happens to recorded, finished orders); the set is pruned only when it is full, so
+  the common case costs a few commands in the one round trip a submit makes anyway.
 
 The scripts read Redis' own clock, so gateways whose clocks disagree still share one limit.
 """
@@ -17,32 +17,24 @@ import math
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
-# KEYS: the account's rate key, its set of unfinished orders.
-# ARGV: order id, ms between submits, burst, max unfinished orders, order index key prefix,
-#       how long an unfinished order counts at most (ms).
+from shared.stream import EventStore
+
+# KEYS: the account's rate key, its set of unfinished orders (one hash slot: see _key).
+# ARGV: order id, ms between submits, burst, max unfinished orders, how long an unfinished
+#       order counts at most (ms).
 # Returns {outcome, remaining, wait ms}; outcome 1 admitted, 0 over the rate, 2 too many
 # unfinished orders. A refused submit takes nothing from the bucket.
 _ADMIT = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local order, interval, burst = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local max_open, order_prefix, max_age_ms = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local max_open, max_age_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - max_age_ms)
 if redis.call('ZCARD', KEYS[2]) >= max_open then
-  for _, open in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local index = order_prefix .. open
-    if redis.call('EXISTS', index) == 0 or redis.call('HEXISTS', index, 'end') == 1 then
-      redis.call('ZREM', KEYS[2], open)
-    end
-  end
-  if redis.call('ZCARD', KEYS[2]) >= max_open then
-    return {2, 0, 1000}
-  end
+  return {2, 0, 1000}
 end
-
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local allowed_at = tat - (burst - 1) * interval
 if now < allowed_at then
@@ -85,29 +77,49 @@ class Admission(msgspec.Struct, frozen=True):
 
 
 class Limits:
-    def __init__(self, redis: aioredis.Redis, namespace: str, per_minute: int,
-                 max_open_orders: int, open_order_max_age_s: int) -> None:
-        self.redis = redis
-        self.namespace = namespace
+    def __init__(self, store: EventStore, per_minute: int, max_open_orders: int,
+                 open_order_max_age_s: int) -> None:
+        self.store = store
+        self.redis = store.redis
         self.per_minute = per_minute
         self.max_open_orders = max_open_orders
         self.open_order_max_age_ms = open_order_max_age_s * 1000
-        self._admit = redis.register_script(_ADMIT)
+        self._admit = self.redis.register_script(_ADMIT)
 
     def _key(self, kind: str, account: str) -> str:
-        return f"{self.namespace}:{kind}:{account}"
+        # One hash tag per account: on a Redis Cluster, the script's keys share a slot.
+        return f"{self.store.settings.namespace}:{{account:{account}}}:{kind}"
 
     async def admit(self, account: str, order_id: str) -> Admission:
         """Take one submit from the account's bucket and count ``order_id`` among its
         unfinished orders, if both limits allow it; otherwise change nothing."""
+        admission = await self._try_admit(account, order_id)
+        if not admission.open_orders_ok and await self._forget_finished(account):
+            admission = await self._try_admit(account, order_id)
+        return admission
+
+    async def _try_admit(self, account: str, order_id: str) -> Admission:
         reply: Any = await self._admit(
             keys=[self._key("rate", account), self._key("open", account)],
             args=[order_id, 60_000 / self.per_minute, self.per_minute, self.max_open_orders,
-                  f"{self.namespace}:order:", self.open_order_max_age_ms],
+                  self.open_order_max_age_ms],
         )
         outcome, remaining, wait_ms = (int(float(v)) for v in reply)
         rate = RateDecision(outcome != 0, self.per_minute, max(0, remaining), wait_ms / 1000)
         return Admission(rate, outcome != 2)
+
+    async def _forget_finished(self, account: str) -> int:
+        """Drop the orders that have ended from the account's set; how many. Their indexes
+        live in other hash slots, so this is done here rather than in the script."""
+        key = self._key("open", account)
+        members: list[bytes] = await self.redis.zrange(key, 0, -1)  # type: ignore[assignment]
+        orders = [m.decode() for m in members]
+        histories = await self.store.histories(orders)
+        ended = [o for o, h in zip(orders, histories, strict=True)
+                 if not h or any(e.is_terminal for e in h)]
+        if ended:
+            await self.redis.zrem(key, *ended)
+        return len(ended)
 
     async def forget_open_order(self, account: str, order_id: str) -> None:
         """The order was never accepted after all."""

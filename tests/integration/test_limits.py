@@ -18,10 +18,11 @@ from services.gateway.idempotency import (
 )
 from services.gateway.limits import Limits
 from shared.stream import EventStore
+from tests.unit import builders
 
 
 def limits(store: EventStore, per_minute: int = 60, max_open: int = 1000) -> Limits:
-    return Limits(store.redis, store.settings.namespace, per_minute, max_open, 3600)
+    return Limits(store, per_minute, max_open, 3600)
 
 
 async def test_an_account_bursts_its_allowance_then_waits(store: EventStore) -> None:
@@ -50,12 +51,13 @@ async def test_concurrent_submits_never_exceed_the_burst(store: EventStore) -> N
 
 async def test_unfinished_orders_are_capped_until_one_ends(store: EventStore) -> None:
     limit = limits(store, max_open=3)
-    for order_id in ("a", "b", "c"):
-        await store.redis.hset(store.order_key(order_id), "1", "{}")
-        assert (await limit.admit("dave", order_id)).admitted
+    orders = [builders.requested(order_id) for order_id in ("a", "b", "c")]
+    await store.append(orders)
+    for requested in orders:
+        assert (await limit.admit("dave", requested.order_id)).admitted
     full = await limit.admit("dave", "d")
     assert not full.open_orders_ok and not full.admitted
-    await store.redis.hset(store.order_key("b"), "end", "5")
+    await store.append([builders.failed("b", seq=2, reason="no_route")])
     admitted = await limit.admit("dave", "d")
     # The fourth submit to pass: the refusal took nothing from the rate bucket.
     assert admitted.admitted and admitted.rate.remaining == 60 - 4
