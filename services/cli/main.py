@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from services.cli import trail
 from shared.config import ConfigError, load
 from shared.process import run, setup_logging
 
@@ -85,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = commands.add_parser("settings", help="every setting as this environment sets it")
     settings.add_argument("--markdown", action="store_true",
                           help="the README's table of every setting instead")
+    from services.cli import terminal
+
+    terminal.register(commands)
+    trail.register(commands)
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_create = keys_commands.add_parser("create", help="a new account and its key")
@@ -96,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     keys_revoke.add_argument("name")
     args = parser.parse_args(argv)
     try:
+        if args.command in trail.COMMANDS:
+            sys.exit(trail.run(args))
         if args.command == "up":
             from services.cli.up import up as run_up
 
@@ -126,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             from services.cli import settings as settings_cli
 
             sys.exit(settings_cli.run(args.markdown))
+        if args.command in terminal.COMMANDS:
+            sys.exit(terminal.run(args))
         if args.command == "soak":
             from services.cli.soak import run as run_soak
 

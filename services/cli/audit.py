@@ -1,0 +1,227 @@
+"""``oee audit``: check the invariants (services/cli/invariants.py) over the event log and
+print a report; exit 1 on any violation.
+
+On a live system it reads PostgreSQL in one snapshot (the log and the projection), the
+simulated chain's landings, and the part of the stream the persister has acknowledged.
+The order matters: the persister acknowledges a batch only after committing it, so reading
+its acknowledged position first and opening the snapshot second guarantees that every
+entry up to that position is in the snapshot; a missing one is a real loss. Without Redis
+the chain and stream checks are skipped, with a note. With ``--from FILE`` it audits an
+export offline, touching neither Redis nor PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+from psycopg import sql
+from redis.exceptions import RedisError, ResponseError
+
+from services.cli import eventlog, jsonl
+from services.cli.invariants import INVARIANTS, Auditor, Landed, Report, deadline
+from services.executor.chain import Landing, SimulatedChain
+from shared.config import Settings
+from shared.events import AnyEvent
+from shared.stream import Entry, EventStore, parse_entries
+
+# The consumer group whose acknowledgements mean "recorded in PostgreSQL".
+PERSISTER = "persister"
+# Offenders listed per invariant in the text report (the JSON report lists all).
+SHOWN = 50
+
+
+class AuditOptions(msgspec.Struct, frozen=True, kw_only=True):
+    window: eventlog.Window = eventlog.Window()
+    as_json: bool = False
+    source: Path | None = None
+
+
+async def audit(settings: Settings, options: AuditOptions, out: TextIO) -> int:
+    if options.source is not None:
+        report = offline(settings, options.source, options.window)
+    else:
+        report = await live(settings, options.window)
+    out.write(render_json(report) if options.as_json else render_text(report))
+    return 0 if report.ok else 1
+
+
+def offline(settings: Settings, path: Path, window: eventlog.Window) -> Report:
+    """An export on its own: the log's invariants; nothing to compare it with."""
+    by_order: dict[str, list[AnyEvent]] = defaultdict(list)
+    for entry in jsonl.read(path):
+        by_order[entry.event.order_id].append(entry.event)
+    chosen = {o: events for o, events in by_order.items()
+              if window.holds(min(e.at for e in events))}
+    # An export knows nothing after its last event: open orders are judged as of then.
+    now = max((e.at for events in chosen.values() for e in events), default=None)
+    auditor = Auditor(now or datetime.now().astimezone(), deadline(settings))
+    for order_id in sorted(chosen):
+        auditor.order(order_id, chosen[order_id])
+    auditor.report.skip("projection", "offline: an export holds no projection")
+    auditor.report.skip("chain", "offline: no Redis")
+    auditor.report.skip("stream", "offline: no Redis")
+    return auditor.finish()
+
+
+async def live(settings: Settings, window: eventlog.Window) -> Report:
+    store = EventStore(settings)
+    try:
+        return await _live(settings, store, window)
+    finally:
+        await store.close()
+
+
+async def _live(settings: Settings, store: EventStore, window: eventlog.Window) -> Report:
+    offline_note: str | None = None
+    try:
+        horizon = await _recorded_until(store)
+    except (RedisError, OSError) as error:
+        offline_note, horizon = f"Redis unreachable ({error})", None
+    async with eventlog.snapshot(settings.database_url) as conn:
+        schema = await eventlog.live_schema(conn)  # the first read: the snapshot is taken
+        cursor = await conn.execute("SELECT now()")
+        row = await cursor.fetchone()
+        assert row is not None
+        auditor = Auditor(row[0], deadline(settings))
+        held: dict[tuple[str, int], Entry] = {}
+        if horizon is not None and offline_note is None:
+            try:
+                held = {(e.event.order_id, e.event.seq): e
+                        async for e in _stream_until(store, horizon)}
+            except (RedisError, OSError) as error:
+                offline_note = f"Redis unreachable ({error})"
+        rows = await _projection(conn, schema, window)
+        ends: dict[str, list[AnyEvent]] = {}
+        async for order_id, entries in _orders(conn, schema, window):
+            state = auditor.order(order_id, [e.event for e in entries])
+            auditor.projection(order_id, state, rows.pop(order_id, None))
+            ends[order_id] = [e.event for e in entries if e.event.is_terminal]
+            for entry in entries:
+                if (found := held.pop((order_id, entry.event.seq), None)) is not None:
+                    auditor.stream_entry(found, entry)
+        for order_id, projected in sorted(rows.items()):
+            auditor.projection(order_id, None, projected)
+    for entry in sorted(held.values(), key=lambda e: e.id):
+        if window.whole or window.holds(entry.event.at):
+            auditor.stream_entry(entry, None)
+    if offline_note is not None:
+        auditor.report.skip("chain", offline_note)
+        auditor.report.skip("stream", offline_note)
+    else:
+        if horizon is None:
+            auditor.report.skip("stream", "no persister group on the stream yet")
+        await _landings(auditor, SimulatedChain(store.redis, settings), ends,
+                        settings.max_attempts)
+    return auditor.finish()
+
+
+async def _recorded_until(store: EventStore) -> str | None:
+    """The XRANGE end bound of what the persister has acknowledged, or None when it has no
+    group yet."""
+    group = store.group(PERSISTER)
+    try:
+        groups: Any = await store.redis.xinfo_groups(group.stream)
+    except ResponseError:  # no stream yet
+        return None
+    for info in groups:
+        if _text(info["name"]) != group.name:
+            continue
+        if info["pending"]:
+            summary: Any = await store.redis.xpending(group.stream, group.name)
+            if summary["min"] is not None:
+                return "(" + _text(summary["min"])  # everything before its oldest pending
+        return _text(info["last-delivered-id"])
+    return None
+
+
+async def _stream_until(store: EventStore, end: str) -> AsyncIterator[Entry]:
+    start = "-"
+    while True:
+        raw: Any = await store.redis.xrange(store.stream, min=start, max=end, count=10_000)
+        if not raw:
+            return
+        for entry in parse_entries(raw):
+            yield entry
+        start = "(" + _text(raw[-1][0])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _projection(conn: eventlog.Connection, schema: str, window: eventlog.Window,
+                      ) -> dict[str, tuple[str, int]]:
+    query = sql.SQL("SELECT order_id, status, last_seq FROM {}.orders").format(
+        sql.Identifier(schema))
+    if not window.whole:
+        query += sql.SQL(
+            " WHERE order_id IN ({}) OR ((%(since)s::timestamptz IS NULL OR created_at >= "
+            "%(since)s) AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s))"
+        ).format(eventlog.chosen_orders(schema, window))
+    cursor = await conn.execute(query, eventlog.params(window))
+    return {str(r[0]): (str(r[1]), int(r[2])) for r in await cursor.fetchall()}
+
+
+async def _orders(conn: eventlog.Connection, schema: str, window: eventlog.Window,
+                  ) -> AsyncIterator[tuple[str, list[Entry]]]:
+    """Each order with its events, one order at a time (the log is read by order)."""
+    current: list[Entry] = []
+    async for chunk in eventlog.entries(conn, schema, window, "order"):
+        for entry in chunk:
+            if current and current[0].event.order_id != entry.event.order_id:
+                yield current[0].event.order_id, current
+                current = []
+            current.append(entry)
+    if current:
+        yield current[0].event.order_id, current
+
+
+async def _landings(auditor: Auditor, chain: SimulatedChain, ends: dict[str, list[AnyEvent]],
+                    max_attempts: int, chunk: int = 1000) -> None:
+    order_ids = sorted(ends)
+    attempts = range(1, max_attempts + 1)
+    for start in range(0, len(order_ids), chunk):
+        some = order_ids[start : start + chunk]
+        keys = [chain.ledger_key(o, a) for o in some for a in attempts]
+        raw = await chain.redis.mget(keys)
+        for i, order_id in enumerate(some):
+            found = [msgspec.json.decode(r, type=Landing)
+                     for r in raw[i * len(attempts) : (i + 1) * len(attempts)] if r]
+            auditor.landings(order_id, ends[order_id],
+                             [Landed(x.attempt, x.signature, x.amount_out) for x in found])
+
+
+def render_json(report: Report) -> str:
+    body = msgspec.to_builtins(report)
+    assert isinstance(body, dict)
+    return msgspec.json.encode({"ok": report.ok, **body}).decode() + "\n"
+
+
+def render_text(report: Report) -> str:
+    lines = [f"audit of {report.orders:,} orders, {report.events:,} events"]
+    for name in INVARIANTS:
+        tally = report.invariants[name]
+        if tally.skipped:
+            lines.append(f"  {name:<11} skipped: {tally.note}")
+            continue
+        verdict = f"{tally.violations:,} violation(s)" if tally.violations else "ok"
+        note = f"  ({tally.note})" if tally.note else ""
+        lines.append(f"  {name:<11} {tally.checked:>9,} checked  {verdict}{note}")
+    by_invariant: dict[str, list[str]] = defaultdict(list)
+    for v in report.violations:
+        by_invariant[v.invariant].append(f"    {v.order_id}  {v.detail}")
+    for name in INVARIANTS:
+        offenders = by_invariant.get(name)
+        if offenders:
+            lines.append(f"{name}:")
+            lines += offenders[:SHOWN]
+            if len(offenders) > SHOWN:
+                lines.append(f"    … and {len(offenders) - SHOWN:,} more (--json lists all)")
+    lines.append("every invariant holds" if report.ok
+                 else f"{len(report.violations):,} violation(s)")
+    return "\n".join(lines) + "\n"
