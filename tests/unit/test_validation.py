@@ -7,11 +7,19 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.gateway.validation import Invalid, order_from, parse, validate
+from services.gateway.validation import (
+    ErrorBody,
+    Invalid,
+    order_from,
+    parse,
+    submit_message,
+    validate,
+)
 from shared.events import OrderRequested
 from shared.tokens import TOKENS, get
 
@@ -379,3 +387,23 @@ def test_one_decimal_too_many_is_always_refused(token: Any, units: int, extra: i
     })
     error = refusal(raw)
     assert (error.field, error.rule) == ("amount", "decimals")
+
+
+# --- the wire shapes the API document describes ------------------------------------------
+
+
+def test_every_refusal_is_the_documented_error_body() -> None:
+    error = refusal(body(amount="-1"))
+    rendered = msgspec.convert(error.as_json(), ErrorBody)
+    assert (rendered.error.field, rendered.error.rule) == ("amount", "positive")
+
+
+def test_a_websocket_submit_carries_its_idempotency_key() -> None:
+    order, key = submit_message(body(idempotencyKey="buy-1"), ORDER_ID)
+    assert (order.amount_in, key) == (500_000_000, "buy-1")
+    assert submit_message(body(), ORDER_ID)[1] is None
+
+
+def test_an_http_body_has_no_idempotency_key_field() -> None:
+    error = refusal(body(idempotencyKey="buy-1"))
+    assert (error.field, error.rule) == ("idempotencyKey", "unknown_field")
