@@ -22,7 +22,9 @@ def test_binary_frames_are_refused() -> None:
     assert rule(MessageGuard(), {"type": "websocket.receive", "bytes": b"{}"}) == "binary"
 
 
-@pytest.mark.parametrize("text", ["x" * (MAX_MESSAGE_BYTES + 1), "é" * (MAX_MESSAGE_BYTES // 2 + 1)])
+@pytest.mark.parametrize(
+    "text", ["x" * (MAX_MESSAGE_BYTES + 1), "é" * (MAX_MESSAGE_BYTES // 2 + 1)]
+)
 def test_messages_over_16_kib_are_refused(text: str) -> None:
     assert rule(MessageGuard(), {"type": "websocket.receive", "text": text}) == "size"
 
