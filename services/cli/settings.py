@@ -24,12 +24,12 @@ def effective(env: Mapping[str, str] | None = None) -> str:
     lines = []
     for setting in SETTINGS:
         value = getattr(settings, setting.field)
-        text = _hide_password(value) if setting.field.endswith("_url") else str(value)
+        text = hide_password(value) if setting.field.endswith("_url") else str(value)
         lines.append(f"{setting.env.var}={text}")
     return "\n".join(lines) + "\n"
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
