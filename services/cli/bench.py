@@ -415,7 +415,7 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
         env.update({"PORT": str(free_port()), "OEE_NAMESPACE": namespace,
                     "OEE_LOG_LEVEL": "WARNING",
                     # Keys stay on, as in production; the limits are lifted for the load.
-                    "OEE_AUTH": "required", "OEE_RATE_LIMIT_PER_MIN": "100000000",
+                    "OEE_AUTH": "required", "OEE_RATE_LIMIT_PER_MIN": "10000000",
                     "OEE_MAX_OPEN_ORDERS": "10000000", "OEE_MAX_WS_PER_ACCOUNT": "1000000"})
         options.api_key = asyncio.run(create_key(env["DATABASE_URL"], namespace))
         if options.quote_latency_ms is not None:

@@ -63,6 +63,8 @@ log = logging.getLogger("oee.gateway")
 
 MAX_BODY_BYTES = 16 * 1024
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# A browser's auth message comes as soon as its socket opens.
+AUTH_TIMEOUT_S = 10.0
 POLICY_VIOLATION = 1008
 _encoder = msgspec.json.Encoder()
 
@@ -454,7 +456,8 @@ class Gateway:
     async def ws_account(self, ws: WebSocket, guard: MessageGuard) -> Account:
         key = ws.headers.get(HEADER)
         if key is None and self.auth.required:
-            key = key_in_message(await self.next_message(ws, guard, "authenticate first"))
+            key = key_in_message(
+                await self.next_message(ws, guard, "authenticate first", AUTH_TIMEOUT_S))
         try:
             account = await self.auth.account(key)
         except Exception:
@@ -464,12 +467,12 @@ class Gateway:
             raise unauthorized()
         return account
 
-    async def next_message(self, ws: WebSocket, guard: MessageGuard, what: str) -> str:
+    async def next_message(self, ws: WebSocket, guard: MessageGuard, what: str,
+                           timeout_s: float = FIRST_MESSAGE_TIMEOUT_S) -> str:
         try:
-            message = await asyncio.wait_for(ws.receive(), FIRST_MESSAGE_TIMEOUT_S)
+            message = await asyncio.wait_for(ws.receive(), timeout_s)
         except TimeoutError:
-            raise Invalid("message", "timeout", f"{what} within {FIRST_MESSAGE_TIMEOUT_S:g} s"
-                          ) from None
+            raise Invalid("message", "timeout", f"{what} within {timeout_s:g} s") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         return guard.check(message)

@@ -9,6 +9,7 @@ proxies and access logs would keep it.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import msgspec
 
@@ -29,7 +30,7 @@ def is_open(path: str) -> bool:
 class AuthMessage(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     """A browser's first WebSocket message, in place of the header."""
 
-    type: str
+    type: Literal["auth"]
     api_key: str
 
 
@@ -46,7 +47,7 @@ def key_in_message(text: str) -> str:
         message = _auth_message.decode(text)
     except (msgspec.ValidationError, msgspec.DecodeError):
         message = None
-    if message is None or message.type != "auth":
+    if message is None:
         raise unauthorized(
             'send the key in the x-api-key header, or first {"type":"auth","apiKey":"..."}'
         )

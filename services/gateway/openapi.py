@@ -13,10 +13,9 @@ import msgspec
 from services.gateway.auth import AuthMessage
 from services.gateway.validation import ErrorBody, OrderBody, SubmitMessage
 from services.gateway.views import Accepted, OrderView, QuoteView, StatusMessage
-from shared.events import AnyEvent, Status
+from shared.events import AnyEvent
+from shared.lifecycle import STATUSES
 
-STATUSES: tuple[Status, ...] = ("pending", "routing", "building", "submitted", "confirmed",
-                                "failed")
 KEY_SCHEME = "ApiKey"
 # The decimal text an amount or a slippage may be written as ("0.5", "1e-3").
 DECIMAL_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -69,6 +68,12 @@ examples: docs/websocket.md.
    `idempotency_mismatch`, `rate_limited`, `open_orders`), and `unknown_order`.
 5. While streaming, a binary, oversized or flooding client message is refused as above;
    other text messages are ignored.
+
+**WebSocket `/orders/stream`**: every status of every order the account may see (an
+operator's: every account's), live, each exactly once and in order per order. Authenticate
+as above; each `StatusMessage` then also carries `position`. Reconnect with
+`?after=<the last position seen>` to get what was missed, then the live statuses, without a
+gap (rule `position` for a malformed one).
 """
 
 
