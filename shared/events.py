@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from shared import lifecycle
 from shared.lifecycle import FailureKind
 from shared.lifecycle import Status as Status  # re-exported: readers of events name statuses
 from shared.route import Candidate, Dex
 from shared.upcast import Schema
+
+OrderType = Literal["market", "limit", "sniper"]
+ORDER_TYPES: tuple[OrderType, ...] = get_args(OrderType)
 
 STATUSES = lifecycle.STATUSES
 TERMINAL_STATUSES: frozenset[str] = frozenset(lifecycle.TERMINAL)
@@ -76,9 +80,60 @@ class OrderRequested(Event, tag=True, frozen=True):
     amount_in: int
     amount: str
     slippage: float
-    order_type: Literal["market"] = "market"
+    order_type: OrderType = "market"
     # The account that submitted the order (never its key); "" on orders from before keys.
     account: str = ""
+    # Waiting orders only, and absent from a market order's JSON (UNSET is not written),
+    # so orders written before waiting orders existed read and write back byte for byte.
+    # A limit order's least tokenOut per tokenIn, net of fees; a sniper's most tokenIn per
+    # tokenOut; both decimal text, exact.
+    limit_price: str | UnsetType = UNSET
+    max_price: str | UnsetType = UNSET
+    # When a waiting order that has not fired ends expired; unset: never.
+    expires_at: datetime | UnsetType = UNSET
+
+    @property
+    def move(self) -> str:
+        # A waiting order goes to the trigger service, a market order to the router.
+        return "OrderRequested" if self.order_type == "market" else "OrderRequested:waiting"
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.order_type != "market"
+
+
+class OrderOpened(Event, tag=True, frozen=True):
+    """The trigger service watches the order: its price (limit) or its pool (sniper)."""
+
+
+class Triggered(Event, tag=True, frozen=True):
+    """The order's condition was met: it goes to the router, as a market order would.
+    ``price`` is what the trigger saw: tokenOut per tokenIn, net of fees, for the whole
+    amount. ``pushed`` is how much of the launched pool's quote token the snipers fired
+    before this one at the same launch put into the pool, so the router quotes the pool as
+    they leave it; 0 for everything else."""
+
+    price: float
+    reason: str
+    pushed: int = 0
+
+
+class Reopened(Event, tag=True, frozen=True):
+    """Execution would have landed below the order's bound: it waits again."""
+
+    reason: str
+
+
+class Cancelled(Event, tag=True, frozen=True):
+    """The client cancelled the order while it was waiting."""
+
+    account: str = ""
+
+
+class Expired(Event, tag=True, frozen=True):
+    """The order's deadline passed while it was waiting."""
+
+    expires_at: datetime
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -156,9 +211,15 @@ class Failed(Event, tag=True, frozen=True):
 
 AnyEvent = (
     OrderRequested | Routed | Rerouted | Built | Submitted | AttemptFailed | Confirmed | Failed
+    | OrderOpened | Triggered | Reopened | Cancelled | Expired
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderRequested,
+    OrderOpened,
+    Triggered,
+    Reopened,
+    Cancelled,
+    Expired,
     Routed,
     Rerouted,
     Built,

@@ -12,9 +12,18 @@ from which states each move is allowed. Two things follow:
 
 States are the client-visible statuses plus two the client sees as ``building``: an order
 whose attempt failed on price or age and waits for a new route, and one whose last attempt
-failed and has only its ``Failed`` left to write. To add a state (say ``open`` for a waiting
-order), add it to ``Status`` (or ``State``), give it a row in ``_ALLOWED``, and give the new
-moves their target in ``_TARGET``.
+failed and has only its ``Failed`` left to write; one the client sees as ``pending``: a
+waiting order the trigger has not opened yet; and one the client sees as ``open``: a
+waiting order whose trigger fired and that the router has not routed yet. To add a state,
+add it to ``Status`` (or ``State``), give it a row in ``_ALLOWED``, and give the new moves
+their target in ``_TARGET``.
+
+Waiting orders (limit and sniper) are requested with their own move,
+``OrderRequested:waiting``, which goes to the trigger service instead of the router. The
+trigger opens them (``OrderOpened``), fires them (``Triggered``) or expires them
+(``Expired``); the gateway cancels them (``Cancelled``). ``Triggered`` and ``Cancelled`` are
+both allowed only from ``open``, so when they race the store keeps exactly one. A waiting
+order that cannot be executed at its bound goes back to ``open`` (``Reopened``).
 
 Nothing here imports the events: the machine speaks in type names, which are also what the
 store's script sees.
@@ -25,22 +34,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal, get_args
 
-Status = Literal["pending", "routing", "building", "submitted", "confirmed", "failed"]
+Status = Literal[
+    "pending", "open", "routing", "building", "submitted", "confirmed", "failed", "cancelled",
+    "expired",
+]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
-TERMINAL: Final[frozenset[Status]] = frozenset({"confirmed", "failed"})
+TERMINAL: Final[frozenset[Status]] = frozenset({"confirmed", "failed", "cancelled", "expired"})
 
-State = Literal[Status, "rerouting", "giving_up"]
-STATES: Final[tuple[State, ...]] = (*STATUSES, "rerouting", "giving_up")
+State = Literal[Status, "rerouting", "giving_up", "opening", "triggered"]
+STATES: Final[tuple[State, ...]] = (*STATUSES, "rerouting", "giving_up", "opening", "triggered")
 
 FailureKind = Literal["transient", "slippage", "expired"]
 FailReason = Literal[
     "attempts_exhausted", "slippage_exceeded", "quote_expired", "no_route", "dead_lettered"
 ]
-Service = Literal["router", "executor"]
+Service = Literal["router", "executor", "trigger"]
 
 # The state every move lands on.
 _TARGET: Final[Mapping[str, State]] = {
     "OrderRequested": "pending",
+    "OrderRequested:waiting": "opening",
+    "OrderOpened": "open",
+    "Triggered": "triggered",
+    "Reopened": "open",
+    "Cancelled": "cancelled",
+    "Expired": "expired",
     "Routed": "routing",
     "Built": "building",
     "Submitted": "submitted",
@@ -56,23 +74,34 @@ _TARGET: Final[Mapping[str, State]] = {
 # every state that is not an end: the router ends an order it cannot route, and any worker
 # one whose entry it could not finish (dead letter).
 _ALLOWED: Final[Mapping[State | None, frozenset[str]]] = {
-    None: frozenset({"OrderRequested"}),
+    None: frozenset({"OrderRequested", "OrderRequested:waiting"}),
     "pending": frozenset({"Routed", "Failed"}),
+    # A waiting order may expire before the trigger opened it (a deadline missed while the
+    # trigger was down), and may be cancelled then too.
+    "opening": frozenset({"OrderOpened", "Cancelled", "Expired", "Failed"}),
+    "open": frozenset({"Triggered", "Cancelled", "Expired", "Failed"}),
+    "triggered": frozenset({"Routed", "Failed"}),
     "routing": frozenset({"Built", "Failed"}),
     "building": frozenset({
         "Submitted", "AttemptFailed:retry", "AttemptFailed:reroute", "AttemptFailed:give_up",
         "Failed",
     }),
-    "rerouting": frozenset({"Rerouted", "Failed"}),
+    # A waiting order whose execution would land below its bound waits again.
+    "rerouting": frozenset({"Rerouted", "Reopened", "Failed"}),
     "giving_up": frozenset({"Failed"}),
     "submitted": frozenset({"Confirmed", "Failed"}),
     "confirmed": frozenset(),
     "failed": frozenset(),
+    "cancelled": frozenset(),
+    "expired": frozenset(),
 }
 
 # The service whose turn it is in each state; the states missing here wait for nobody.
 ACTOR: Final[Mapping[State, Service]] = {
     "pending": "router",
+    "opening": "trigger",
+    "open": "trigger",
+    "triggered": "router",
     "rerouting": "router",
     "routing": "executor",
     "building": "executor",
@@ -87,6 +116,11 @@ HANDS_OVER: Final[Mapping[str, Service]] = {
     "AttemptFailed:reroute": "router",
     "Routed": "executor",
     "Rerouted": "executor",
+    "OrderRequested:waiting": "trigger",
+    "Reopened": "trigger",
+    "Triggered": "router",
+    # The trigger forgets a cancelled order (an expired one it ended itself).
+    "Cancelled": "trigger",
 }
 
 FAIL_REASON: Final[Mapping[FailureKind, FailReason]] = {
@@ -107,8 +141,13 @@ def attempt_move(kind: FailureKind, retryable: bool) -> str:
     return "AttemptFailed:retry" if kind == "transient" else "AttemptFailed:reroute"
 
 
-def after_failure(kind: FailureKind, attempt: int, max_attempts: int) -> str:
-    """What comes after attempt ``attempt`` failed: the move to record."""
+def after_failure(kind: FailureKind, attempt: int, max_attempts: int,
+                  waiting: bool = False) -> str:
+    """What comes after attempt ``attempt`` failed: the move to record. A waiting order that
+    failed on price or age is never given up: it goes back to wait for its price (or its
+    deadline), so its attempts are not counted against it."""
+    if waiting and kind != "transient":
+        return attempt_move(kind, retryable=True)
     return attempt_move(kind, retryable=attempt < max_attempts)
 
 
@@ -136,9 +175,15 @@ def walk(moves: Iterable[str]) -> State | None:
 
 
 def status_of(state: State) -> Status:
-    """What a client sees: the waits between attempts are still ``building``."""
+    """What a client sees: the waits between attempts are still ``building``; a waiting
+    order is ``pending`` until it is watched, and still ``open`` once fired until it is
+    routed."""
     if state in ("rerouting", "giving_up"):
         return "building"
+    if state == "opening":
+        return "pending"
+    if state == "triggered":
+        return "open"
     assert state in STATUSES
     return state
 

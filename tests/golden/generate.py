@@ -23,13 +23,18 @@ from shared.events import (
     AnyEvent,
     AttemptFailed,
     Built,
+    Cancelled,
     Confirmed,
+    Expired,
     Failed,
+    OrderOpened,
     OrderRequested,
     Quote,
+    Reopened,
     Rerouted,
     Routed,
     Submitted,
+    Triggered,
     encode,
 )
 from shared.market import Market
@@ -52,12 +57,12 @@ class Story:
     """One order's events, each seq the previous one's plus one, a second apart."""
 
     def __init__(self, order_id: str, token_in: str, token_out: str, amount: str,
-                 slippage: float = 0.01, start: float = 0.0) -> None:
+                 slippage: float = 0.01, start: float = 0.0, **terms: Any) -> None:
         self.order_id, self.t = order_id, T0 + start
         units = get(token_in).to_base_units(Decimal(amount))
         self.events: list[AnyEvent] = []
         self.order = self.add(OrderRequested, token_in=token_in, token_out=token_out,
-                              amount_in=units, amount=amount, slippage=slippage)
+                              amount_in=units, amount=amount, slippage=slippage, **terms)
         self.route: Routed | None = None
 
     def add(self, event_type: type[Any], **fields: Any) -> Any:
@@ -163,7 +168,49 @@ def stories() -> list[Story]:
     old.routed()
     old.built()
     old.landed()
-    return [happy, retry, slippage, expired, split, two_hop, dead, exhausted, no_route, old]
+    return [happy, retry, slippage, expired, split, two_hop, dead, exhausted, no_route, old,
+            *waiting_stories()]
+
+
+def waiting_stories() -> list[Story]:
+    """Limit and sniper orders: opened, fired, cancelled, expired, back to open."""
+    deadline = datetime.fromtimestamp(T0 + 7_200, UTC)
+    filled = Story("golden-11-limit-filled", "SOL", "USDC", "2", start=600,
+                   order_type="limit", limit_price="140", expires_at=deadline)
+    filled.add(OrderOpened)
+    filled.add(Triggered, price=151.7, reason="the market pays 151.7 USDC per SOL, "
+               "at least the limit 140")
+    filled.routed(after_s=2)
+    filled.built()
+    filled.landed()
+
+    cancelled = Story("golden-12-limit-cancelled", "SOL", "USDC", "1", start=660,
+                      order_type="limit", limit_price="400")
+    cancelled.add(OrderOpened)
+    cancelled.add(Cancelled, account="desk-1")
+
+    lapsed = Story("golden-13-limit-expired", "USDC", "SOL", "100", start=720,
+                   order_type="limit", limit_price="0.01", expires_at=deadline)
+    lapsed.add(OrderOpened)
+    lapsed.add(Expired, expires_at=deadline)
+
+    again = Story("golden-14-limit-reopened", "SOL", "USDC", "3", start=780,
+                  order_type="limit", limit_price="150", expires_at=deadline)
+    again.add(OrderOpened)
+    again.add(Triggered, price=150.2, reason="the market pays 150.2 USDC per SOL, "
+              "at least the limit 150")
+    again.routed(after_s=1)
+    again.built()
+    again.attempt_failed(1, "slippage", "SlippageExceeded: the route would give "
+                         "449100000, below minAmountOut 450000000")
+    again.add(Reopened, reason="the route gives 449100000, below the bound 450000000")
+    again.add(Expired, expires_at=deadline)
+
+    sniper = Story("golden-15-sniper-cancelled", "SOL", "USDC", "0.25", start=840,
+                   order_type="sniper", max_price="0.001")
+    sniper.add(OrderOpened)
+    sniper.add(Cancelled, account="desk-1")
+    return [filled, cancelled, lapsed, again, sniper]
 
 
 def stored_form(event: AnyEvent) -> bytes:

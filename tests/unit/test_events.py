@@ -14,13 +14,18 @@ from shared.events import (
     TERMINAL_STATUSES,
     AttemptFailed,
     Built,
+    Cancelled,
     Confirmed,
     Event,
+    Expired,
     Failed,
+    OrderOpened,
     OrderRequested,
+    Reopened,
     Rerouted,
     Routed,
     Submitted,
+    Triggered,
     decode,
     encode,
     to_builtins,
@@ -37,6 +42,12 @@ SAMPLES: dict[type[Event], Event] = {
     AttemptFailed: builders.attempt_failed(),
     Confirmed: builders.confirmed(),
     Failed: builders.failed(),
+    OrderOpened: OrderOpened(order_id="o-1", seq=2, at=builders.at(2)),
+    Triggered: Triggered(order_id="o-1", seq=3, at=builders.at(3), price=151.2,
+                         reason="crossed", pushed=10),
+    Reopened: Reopened(order_id="o-1", seq=7, at=builders.at(7), reason="below the bound"),
+    Cancelled: Cancelled(order_id="o-1", seq=3, at=builders.at(3), account="desk-1"),
+    Expired: Expired(order_id="o-1", seq=3, at=builders.at(3), expires_at=builders.at(3)),
 }
 
 
@@ -253,12 +264,12 @@ def test_status_is_not_on_the_wire() -> None:
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES, ids=lambda k: k.__name__)
-def test_is_terminal_only_for_confirmed_and_failed(kind: type[Event]) -> None:
-    assert SAMPLES[kind].is_terminal == (kind in (Confirmed, Failed))
+def test_is_terminal_only_for_the_ends(kind: type[Event]) -> None:
+    assert SAMPLES[kind].is_terminal == (kind in (Confirmed, Failed, Cancelled, Expired))
 
 
 def test_terminal_statuses() -> None:
-    assert frozenset({"confirmed", "failed"}) == TERMINAL_STATUSES
+    assert frozenset({"confirmed", "failed", "cancelled", "expired"}) == TERMINAL_STATUSES
 
 
 def test_events_are_immutable() -> None:

@@ -13,8 +13,9 @@ from tests.unit import builders
 
 def test_statuses_and_their_ends() -> None:
     assert lifecycle.STATUSES == (
-        "pending", "routing", "building", "submitted", "confirmed", "failed")
-    assert {"confirmed", "failed"} == lifecycle.TERMINAL
+        "pending", "open", "routing", "building", "submitted", "confirmed", "failed",
+        "cancelled", "expired")
+    assert {"confirmed", "failed", "cancelled", "expired"} == lifecycle.TERMINAL
     assert all(lifecycle.is_terminal(s) == (s in lifecycle.TERMINAL) for s in lifecycle.STATES)
 
 
@@ -84,3 +85,57 @@ def test_the_store_table_is_the_machine() -> None:
     for pair in pairs:
         state, move = pair.split("|")
         assert lifecycle.allows(state or None, move)  # type: ignore[arg-type]
+
+
+WAITING = ["OrderRequested:waiting", "OrderOpened"]
+
+
+def test_a_waiting_order_opens_fires_and_executes_like_a_market_order() -> None:
+    assert lifecycle.walk(WAITING) == "open"
+    fired = lifecycle.walk([*WAITING, "Triggered"])
+    assert fired == "triggered" and lifecycle.status_of(fired) == "open"
+    assert lifecycle.ACTOR["open"] == "trigger" and lifecycle.ACTOR["triggered"] == "router"
+    assert lifecycle.walk([*WAITING, "Triggered", "Routed", "Built", "Submitted",
+                           "Confirmed"]) == "confirmed"
+    assert lifecycle.HANDS_OVER["OrderRequested:waiting"] == "trigger"
+    assert lifecycle.HANDS_OVER["Triggered"] == "router"
+
+
+def test_a_cancel_and_a_trigger_exclude_each_other() -> None:
+    """Both are allowed only from open (or before it), so whichever the store appends
+    first, the other is refused: exactly one wins."""
+    for first, second in (("Cancelled", "Triggered"), ("Triggered", "Cancelled")):
+        state = lifecycle.walk([*WAITING, first])
+        assert not lifecycle.allows(state, second)
+    assert lifecycle.walk([*WAITING, "Cancelled"]) == "cancelled"
+    assert lifecycle.is_terminal("cancelled") and lifecycle.is_terminal("expired")
+
+
+@pytest.mark.parametrize("moves", [
+    [*WAITING, "Triggered", "Routed", "Cancelled"],  # routing started: too late to cancel
+    [*WAITING, "Triggered", "Expired"],  # fired before its deadline: it executes
+    [*WAITING, "Expired", "Triggered"],
+    ["OrderRequested", "OrderOpened"],  # a market order never waits
+    [*WAITING, "Reopened"],  # only an order that was being executed goes back
+])
+def test_waiting_moves_out_of_turn_are_refused(moves: list[str]) -> None:
+    with pytest.raises(lifecycle.NotAllowed):
+        lifecycle.walk(moves)
+
+
+def test_an_order_that_would_fill_below_its_bound_waits_again() -> None:
+    executing = [*WAITING, "Triggered", "Routed", "Built", "AttemptFailed:reroute"]
+    assert lifecycle.walk([*executing, "Reopened"]) == "open"
+    assert lifecycle.walk([*executing, "Reopened", "Triggered", "Routed", "Built",
+                           "Submitted", "Confirmed"]) == "confirmed"
+    assert lifecycle.walk([*executing, "Reopened", "Expired"]) == "expired"
+    # Price or age never gives a waiting order up; transient failures count as ever.
+    assert lifecycle.after_failure("slippage", 3, 3, waiting=True) == "AttemptFailed:reroute"
+    assert lifecycle.after_failure("transient", 3, 3, waiting=True) == "AttemptFailed:give_up"
+
+
+def test_the_store_checks_the_waiting_moves_too() -> None:
+    pairs = set(lifecycle.lua_allowed())
+    assert {"open|Triggered", "open|Cancelled", "open|Expired", "|OrderRequested:waiting",
+            "rerouting|Reopened"} <= pairs
+    assert "triggered|Cancelled" not in pairs
