@@ -65,6 +65,7 @@ class Env(msgspec.Struct, frozen=True):
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 AuthMode = Literal["required", "off"]
+LogFormat = Literal["text", "json"]
 
 
 # The order of the fields is the order of the README's table.
@@ -150,6 +151,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "OEE_DATA_DIR", "where `oee up` keeps the embedded servers' data"
     )] = "./.oee"
     log_level: Annotated[LogLevel, Env("OEE_LOG_LEVEL", "log level")] = "INFO"
+    log_format: Annotated[LogFormat, Env(
+        "OEE_LOG_FORMAT",
+        "`text`: a line for people; `json`: one JSON object per line, with the service,"
+        " consumer, order and event it is about",
+    )] = "text"
     auth: Annotated[AuthMode, Env(
         "OEE_AUTH",
         "`required`: every request needs an API key; `off`: every request acts as the"

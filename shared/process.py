@@ -8,18 +8,58 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 
-from shared.config import Settings, load
+from shared.config import LogFormat, Settings, load
+from shared.logs import formatter as make_formatter
 
 Main = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
-    )
+def setup_logging(level: str, log_format: LogFormat | None = None,
+                  service: str | None = None) -> None:
+    """Every record of the process to stderr, as ``log_format`` says (default: as
+    ``OEE_LOG_FORMAT`` says); ``service`` defaults to the ``oee`` sub-command."""
+    # Here, not at the top: every `oee` command imports this module, most need no Redis.
+    from shared.worker import consumer_name
+
+    service = service or _command()
+    log_format = log_format or load().log_format
+    formatter = make_formatter(log_format, service, consumer_name(service))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if log_format == "json":
+        # What would otherwise reach stderr as prose: warnings, uncaught exceptions, and
+        # uvicorn's own loggers, which it configures itself when its server starts.
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        _uvicorn_formats_as(formatter)
+
+
+def _command() -> str:
+    """The ``oee`` sub-command this process runs: ``oee gateway`` is the gateway."""
+    words = [word for word in sys.argv[1:] if not word.startswith("-")]
+    return words[0] if words else "oee"
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException,
+                  trace: TracebackType | None) -> None:
+    logging.getLogger("oee").critical("uncaught %s", kind.__name__,
+                                      exc_info=(kind, value, trace))
+
+
+def _uvicorn_formats_as(formatter: logging.Formatter) -> None:
+    try:
+        from uvicorn.config import LOGGING_CONFIG
+    except ImportError:  # pragma: no cover - a worker process without the gateway's server
+        return
+
+    def ours() -> logging.Formatter:
+        return formatter
+
+    for name in LOGGING_CONFIG["formatters"]:
+        LOGGING_CONFIG["formatters"][name] = {"()": ours}
 
 
 def hold_many_objects() -> None:
@@ -36,7 +76,7 @@ def run(main: Main) -> None:
     """Run ``main`` until it returns; SIGTERM or SIGINT sets its stop event, so it can
     stop reading, finish or hand back what it holds, and close its connections."""
     settings = load()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     hold_many_objects()
 
     async def supervise() -> None:

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from shared.config import Settings
 from shared.events import Event
+from shared.logs import bind_events
 from shared.stream import Entry, EventStore, StreamId
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class Worker:
         return healthy
 
     async def _run_chunk(self, chunk: list[Entry]) -> None:
+        bind_events([e.event for e in chunk])  # this task's log lines name its order
         try:
             await self.handle(chunk)
             await self.group.ack([e.id for e in chunk])

@@ -53,6 +53,7 @@ from shared.accounts import Account
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, to_builtins
 from shared.lifecycle import STATUSES
+from shared.logs import bind
 from shared.market import Market
 from shared.order import fold
 from shared.process import hold_many_objects
@@ -225,6 +226,7 @@ class Gateway:
         return accepted
 
     async def admit(self, account: Account, order: OrderRequested) -> Acceptance:
+        bind(order_id=order.order_id)  # this request's log lines name its order
         try:
             admission = await self.limits.admit(account.name, order.order_id)
         except RedisError:
