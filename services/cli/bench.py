@@ -32,10 +32,10 @@ import websockets
 
 from services.cli.launcher import System
 from services.cli.rawhttp import RawClient
-from services.gateway.metrics import DELIVERY
 from shared.accounts import create_key
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
+from shared.metrics import DELIVERY
 from shared.stream import EventStore, StreamId
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
@@ -292,7 +292,7 @@ class Bench:
         for line in text.splitlines():
             if line.startswith(DELIVERY_BUCKET):
                 bound, _, count = line[len(DELIVERY_BUCKET):].partition('"} ')
-                counts[bound] = int(count)
+                counts[bound] = int(float(count))
         return counts
 
     async def projected_after(self, began: float) -> float | None:

@@ -37,7 +37,7 @@ from services.gateway.idempotency import (
     is_valid_key,
 )
 from services.gateway.limits import Limits
-from services.gateway.metrics import Metrics
+from services.gateway.metrics import CONTENT_TYPE, Scrape
 from services.gateway.openapi import document
 from services.gateway.queries import ReadModel
 from services.gateway.subscriptions import History, Tail, UnknownOrder, follow
@@ -55,6 +55,13 @@ from shared.events import AnyEvent, OrderRequested, to_builtins
 from shared.lifecycle import STATUSES
 from shared.logs import bind
 from shared.market import Market
+from shared.metrics import (
+    ORDERS_ACCEPTED,
+    ORDERS_REJECTED,
+    STATUSES_SENT,
+    WS_DELIVERY,
+    WS_SUBSCRIBERS,
+)
 from shared.order import fold
 from shared.process import hold_many_objects
 from shared.routing import NoRoute, decide
@@ -155,7 +162,7 @@ class Gateway:
         self.store = EventStore(settings)
         self.read_model = ReadModel(settings.database_url)
         self.tail = Tail(self.store)
-        self.metrics = Metrics()
+        self.scrape = Scrape()
         self.market = Market.from_settings(settings)
         self.openapi_document = document()
         self.auth = Authenticator(settings.auth, settings.database_url)
@@ -249,7 +256,7 @@ class Gateway:
             with contextlib.suppress(RedisError):
                 await self.limits.forget_open_order(account.name, order.order_id)
             raise unavailable("the event stream") from None
-        self.metrics.accepted += 1
+        ORDERS_ACCEPTED.inc()
         return Acceptance(order.order_id, accepted_body(order.order_id), admission.rate.headers())
 
     # --- HTTP -------------------------------------------------------------------------
@@ -272,17 +279,17 @@ class Gateway:
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                self.metrics.rejected += 1
+                ORDERS_REJECTED.labels("size").inc()
                 return error(413, "body", "size", f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
             order = order_from(bytes(body), new_order_id())
             order = msgspec.structs.replace(order, account=account.name)
             accepted = await self.submit(account, order, request.headers.get("idempotency-key"))
         except Invalid as invalid:
-            self.metrics.rejected += 1
+            ORDERS_REJECTED.labels(invalid.rule).inc()
             return json(invalid.as_json(), 400)
         except Refusal as refusal:
-            self.metrics.rejected += 1
+            ORDERS_REJECTED.labels(refusal.invalid.rule).inc()
             return refusal.response()
         headers = {"Location": f"/orders/{accepted.order_id}", **accepted.headers}
         return Response(accepted.body, 202, headers, "application/json")
@@ -391,8 +398,8 @@ class Gateway:
             backlog = await self.store.backlog()
         except RedisError:
             backlog = {}  # the rest of the metrics still answer while Redis is away
-        text = self.metrics.render(self.tail, backlog)
-        return Response(text, media_type="text/plain; version=0.0.4")
+        return Response(self.scrape.render(self.tail.events_seen, backlog),
+                        media_type=CONTENT_TYPE)
 
     # --- WebSocket --------------------------------------------------------------------
 
@@ -480,7 +487,7 @@ class Gateway:
         return guard.check(message)
 
     async def refuse(self, ws: WebSocket, invalid: Invalid, code: int | None = None) -> None:
-        self.metrics.rejected += 1
+        ORDERS_REJECTED.labels(invalid.rule).inc()
         if ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(RuntimeError, WebSocketDisconnect, ConnectionError):
                 await ws.send_text(_encoder.encode(invalid.as_json()).decode())
@@ -504,13 +511,13 @@ class Gateway:
         sending = asyncio.create_task(sending_statuses)
         listening = asyncio.create_task(_listen(ws, guard))
         going_away = asyncio.create_task(self.going_away.wait())
-        self.metrics.subscribers += 1
+        WS_SUBSCRIBERS.inc()
         try:
             done, _ = await asyncio.wait(
                 {sending, listening, going_away}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            self.metrics.subscribers -= 1
+            WS_SUBSCRIBERS.dec()
             for task in (sending, listening, going_away):
                 task.cancel()
             await asyncio.gather(sending, listening, going_away, return_exceptions=True)
@@ -543,8 +550,8 @@ class Gateway:
 
     async def send_status(self, ws: WebSocket, message: StatusMessage, at: datetime) -> None:
         await ws.send_text(_encoder.encode(message).decode())
-        self.metrics.statuses_sent += 1
-        self.metrics.delivery.observe(time.time() - at.timestamp())
+        STATUSES_SENT.inc()
+        WS_DELIVERY.observe(time.time() - at.timestamp())
 
     async def go_away(self, timeout_s: float = 5.0) -> None:
         """Close every subscription with 1001 and wait, briefly, until they are closed."""
