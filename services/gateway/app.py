@@ -24,6 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.gateway.auth import HEADER, Authenticator, key_in_message, unauthorized
+from services.gateway.dashboard import dashboard_routes
 from services.gateway.docs import docs_routes
 from services.gateway.feed import Follower, Owners, follow_all
 from services.gateway.guard import MessageGuard
@@ -609,6 +610,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
             Route("/metrics", gateway.metrics_text, methods=["GET"]),
             Route("/openapi.json", gateway.openapi, methods=["GET"]),
             *docs_routes(),
+            *dashboard_routes(),
         ],
         lifespan=gateway.lifespan,
     )

@@ -24,7 +24,7 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/do
 
 
 def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith("/docs/")
+    return path in OPEN_PATHS or path.startswith(("/docs/", "/static/"))
 
 
 class AuthMessage(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):

@@ -1,0 +1,198 @@
+"""The dashboard at / in Chromium, against the whole system as real processes.
+
+Playwright drives the machine's Chromium (Debian's `chromium`); no browser is downloaded.
+In CI a missing Chromium fails the test (`.ci/run` installs it); elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+
+from services.cli.launcher import System, system
+from shared.accounts import create_key
+from tests.conftest import cleanup
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
+WAIT_MS = 30_000
+# More orders, through several routes, so the screenshot shows what the page is for.
+OTHERS = [("USDC", "SOL", "40"), ("SOL", "USDC", "20000"), ("SOL", "BONK", "2"),
+          ("JUP", "RAY", "25"), ("SOL", "USDT", "1.5"), ("RAY", "USDC", "30"),
+          ("BONK", "JUP", "500000")]
+
+
+def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a thread of its own: Playwright's sync API holds this thread's
+    event loop."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+def chromium() -> str:
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Problems:
+    """Every console error, page error, failed request and error response of a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[str] = []
+        page.on("console", self.console)
+        page.on("pageerror", lambda error: self.seen.append(f"page error: {error}"))
+        page.on("requestfailed", lambda r: self.seen.append(f"failed: {r.method} {r.url}"))
+        page.on("response", self.response)
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "assert"):
+            self.seen.append(f"console: {message.text}")
+
+    def response(self, response: Response) -> None:
+        if response.status >= 400:
+            path = response.url.split("://", 1)[1].split("/", 1)[1]
+            self.seen.append(f"HTTP {response.status} {response.request.method} /{path}")
+
+    def take(self) -> list[str]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    path = chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def running_system(redis_url: str, database_url: str, logs: Path,
+                   **overrides: str) -> Iterator[System]:
+    namespace = f"e2e-{secrets.token_hex(4)}"
+    try:
+        with system(redis_url, database_url, namespace, logs, **overrides) as started:
+            yield started
+    finally:
+        run_apart(_forget(redis_url, namespace))
+
+
+async def _forget(redis_url: str, namespace: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await cleanup(client, namespace)
+    finally:
+        await client.aclose()
+
+
+@contextmanager
+def opened(browser: Browser) -> Iterator[tuple[Page, Problems]]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        yield page, Problems(page)
+    finally:
+        context.close()
+
+
+def submit_over_http(running: System, key: str, orders: list[tuple[str, str, str]]) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=running.url, headers={"x-api-key": key}, timeout=10) as client:
+        for token_in, token_out, amount in orders:
+            body = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount,
+                    "slippage": 0.02}
+            response = client.post("/orders/execute", json=body)
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["orderId"])
+    return ids
+
+
+def test_a_trader_enters_a_key_submits_and_watches_orders_confirm(
+    browser: Browser, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    key = run_apart(create_key(database_url, f"desk-{secrets.token_hex(3)}"))
+    with (running_system(redis_url, database_url, tmp_path / "logs",
+                         OEE_AUTH="required", OEE_EXECUTION_LATENCY_MS="300-600") as running,
+          opened(browser) as (page, problems)):
+        page.goto(f"{running.url}/")
+        dialog = page.locator("#key-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#key-input", key)
+        page.press("#key-input", "Enter")
+        expect(dialog).to_be_hidden()
+        # The page asked, without a key, whether the gateway wants one: the one refusal
+        # it may cause, which Chromium reports on the console too.
+        assert sorted(problems.take()) == [
+            "HTTP 401 GET /orders?limit=50",
+            "console: Failed to load resource: the server responded with a status of 401 "
+            "(Unauthorized)",
+        ]
+        expect(page.locator("#feed-state")).to_have_text("live", timeout=WAIT_MS)
+
+        page.click("#execute")
+        live = page.locator("#live-statuses li")
+        expect(live.last).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        assert live.evaluate_all("items => items.map(i => i.dataset.status)") == HAPPY
+        order_id = page.locator("#live-order").get_attribute("title")
+        assert order_id
+        row = page.locator(f'#orders-body tr[data-order-id="{order_id}"]')
+        expect(row).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        expect(row).to_contain_text("SOL → USDC")
+        expect(row.locator("td.signature")).not_to_be_empty()
+
+        # Orders submitted elsewhere arrive over the account's live stream.
+        others = submit_over_http(running, key, OTHERS)
+        for other in others:
+            other_row = page.locator(f'#orders-body tr[data-order-id="{other}"]')
+            expect(other_row).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        expect(page.locator("#orders-body tr")).to_have_count(1 + len(OTHERS))
+        expect(page.locator("#orders-body")).to_contain_text("JUP → RAY")
+        expect(page.locator("#routes-chart rect").first).to_be_visible()
+        expect(page.locator("#backlog .meter[data-group=executor]")).to_be_visible()
+        expect(page.locator("#spark polyline")).to_be_attached(timeout=WAIT_MS)
+
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOT, full_page=True)
+        assert problems.take() == []
+
+
+def test_with_keys_off_the_page_asks_for_none(
+    browser: Browser, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    with (running_system(redis_url, database_url, tmp_path / "logs", OEE_AUTH="off") as running,
+          opened(browser) as (page, problems)):
+        page.goto(f"{running.url}/")
+        expect(page.locator("#feed-state")).to_have_text("live", timeout=WAIT_MS)
+        expect(page.locator("#key-dialog")).to_be_hidden()
+        page.fill("[name=amount]", "0.25")
+        page.click("#execute")
+        live = page.locator("#live-statuses li")
+        expect(live.last).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        order_id = page.locator("#live-order").get_attribute("title")
+        row = page.locator(f'#orders-body tr[data-order-id="{order_id}"]')
+        expect(row).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        page.fill("[name=amount]", "-1")
+        page.click("#execute")
+        expect(page.locator("#form-error")).to_contain_text("amount")
+        assert problems.take() == []
