@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import pytest
 import redis.asyncio as aioredis
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
@@ -23,6 +24,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect,
 from services.cli.launcher import System, system
 from shared.accounts import create_key
 from tests.conftest import cleanup
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +120,8 @@ def opened(browser: Browser) -> Iterator[tuple[Page, Problems]]:
 
 def submit_over_http(running: System, key: str, orders: list[tuple[str, str, str]]) -> list[str]:
     ids = []
-    with httpx.Client(base_url=running.url, headers={"x-api-key": key}, timeout=10) as client:
+    headers = {"x-api-key": key} if key else {}
+    with httpx.Client(base_url=running.url, headers=headers, timeout=10) as client:
         for token_in, token_out, amount in orders:
             body = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount,
                     "slippage": 0.02}
@@ -196,3 +199,39 @@ def test_with_keys_off_the_page_asks_for_none(
         page.click("#execute")
         expect(page.locator("#form-error")).to_contain_text("amount")
         assert problems.take() == []
+
+
+def test_the_live_table_resumes_without_gaps_after_the_gateway_restarts(
+    browser: Browser, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    with (running_system(redis_url, database_url, tmp_path / "logs", OEE_AUTH="off",
+                         OEE_EXECUTION_LATENCY_MS="1000-1500") as running,
+          opened(browser) as (page, problems)):
+        page.goto(f"{running.url}/")
+        feed = page.locator("#feed-state")
+        expect(feed).to_have_text("live", timeout=WAIT_MS)
+        [order_id] = submit_over_http(running, "", [("SOL", "USDC", "0.5")])
+        row = page.locator(f'#orders-body tr[data-order-id="{order_id}"]')
+        expect(row).to_be_attached(timeout=WAIT_MS)
+
+        running.kill("gateway")
+        expect(feed).to_have_text("reconnecting", timeout=WAIT_MS)
+        run_apart(eventually(lambda: confirmed(database_url, order_id)))
+        assert row.get_attribute("data-status") != "confirmed"
+        running.start("gateway", 0)
+        running.wait_ready()
+
+        expect(feed).to_have_text("live", timeout=WAIT_MS)
+        # What happened while the page was cut off came after it reconnected, all of it.
+        expect(row).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
+        expect(row).to_have_attribute("data-seq", str(len(HAPPY)))
+        # While the gateway was down, its requests failed; nothing on the page broke.
+        outage = problems.take()
+        assert not [p for p in outage if p.startswith("page error")], outage
+
+
+async def confirmed(database_url: str, order_id: str) -> bool | None:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cursor = await conn.execute("SELECT status FROM orders WHERE order_id = %s", [order_id])
+        row = await cursor.fetchone()
+    return True if row is not None and row[0] == "confirmed" else None

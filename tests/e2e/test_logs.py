@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from services.cli.launcher import system
+from services.cli.launcher import SERVICES, system
 from tests.conftest import cleanup
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ async def test_every_line_of_every_process_is_json_with_its_context(
             assert record["consumer"].startswith(f"{service}-"), line
             lines.setdefault(service, []).append(record)
 
-    assert sorted(lines) == ["executor", "gateway", "persister", "router"]
+    assert sorted(lines) == sorted(SERVICES)
     about_the_order = [r for rs in lines.values() for r in rs if r.get("orderId") == order_id]
     assert about_the_order, "no line carries the order's id"
     # The router logs its decision while it handles the order's event.

@@ -128,6 +128,7 @@ export function renderTable(tbody, orders, changed) {
     const tr = document.createElement("tr");
     tr.dataset.orderId = order.orderId;
     tr.dataset.status = order.status || "";
+    tr.dataset.seq = order.seq ?? 0;
     if (changed.has(order.orderId)) tr.className = "flash";
     const status = document.createElement("td");
     status.className = "status";
