@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: Annotated[str, Env(
         "OEE_HOST", "gateway bind address (`0.0.0.0` in the container image)"
     )] = "127.0.0.1"
+    metrics_port: Annotated[int, Meta(ge=0, le=65535), Env(
+        "OEE_METRICS_PORT",
+        "a worker's `/metrics` port, on `OEE_HOST` (0: none; the gateway serves it on `PORT`)",
+    )] = 0
     redis_url: Annotated[str, Env(
         "REDIS_URL", "Redis", shown="embedded with `oee up`; else {default}"
     )] = "redis://127.0.0.1:6379/0"

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from shared.config import LogFormat, Settings, load
 from shared.logs import formatter as make_formatter
+from shared.metrics import serve_metrics
 
 Main = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
@@ -78,6 +79,7 @@ def run(main: Main) -> None:
     settings = load()
     setup_logging(settings.log_level, settings.log_format)
     hold_many_objects()
+    serve_metrics(settings.metrics_port, settings.host)
 
     async def supervise() -> None:
         stop = asyncio.Event()
