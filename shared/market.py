@@ -6,6 +6,11 @@ sharing anything. Token prices drift on a seeded path (a sum of slow sines with 
 amplitudes, periods and phases: smooth, bounded, reproducible), and on every pair the two
 venues sit 2-5% apart, the cheaper one changing now and then. The state moves in ticks, so a
 quote and an execution a tick or more later can see different prices.
+
+The market is the seed plus its launches: a pool launched on the market's stream
+(``shared.launches``) is added here with ``launch``, in every process that learns of it, and
+from then on is quoted like the seed's. A launched pool prices its token at the launch price
+in its quote token, on its one venue, and follows the quote token's drift.
 """
 
 from __future__ import annotations
@@ -57,6 +62,38 @@ KEYS: tuple[PoolKey, ...] = tuple(PoolKey(d, b, q) for d, b, q, _ in POOLS)
 _DEPTH = {PoolKey(d, b, q): depth for d, b, q, depth in POOLS}
 
 
+class LaunchedPool(msgspec.Struct, frozen=True):
+    """A pool a launch added: its token's price in quote tokens, and the quote tokens on
+    each side, both in decimal units."""
+
+    key: PoolKey
+    price: float
+    liquidity: float
+
+
+_LAUNCHED: dict[PoolKey, LaunchedPool] = {}
+
+
+def launch(pool: LaunchedPool) -> None:
+    """Add a launched pool to this process's market (once; a second launch of the same
+    pool changes nothing)."""
+    _LAUNCHED.setdefault(pool.key, pool)
+
+
+def keys() -> tuple[PoolKey, ...]:
+    """Every pool: the seed's, then the launched ones."""
+    return (*KEYS, *_LAUNCHED)
+
+
+def launched(key: PoolKey) -> LaunchedPool | None:
+    return _LAUNCHED.get(key)
+
+
+def launched_pool_of(token: str) -> PoolKey | None:
+    """The pool a launched token (by symbol) was launched in; None for the seed's."""
+    return next((key for key in _LAUNCHED if key.base == token), None)
+
+
 @lru_cache(maxsize=256)
 def _terms(seed: str, name: str) -> tuple[tuple[float, float, float], ...]:
     draw = random.Random(f"{seed}/{name}")
@@ -90,6 +127,9 @@ class Market:
         return math.floor(at / self.tick_s) * self.tick_s if self.tick_s > 0 else at
 
     def usd(self, token: str, at: float) -> float:
+        for pool in _LAUNCHED.values():
+            if pool.key.base == token:
+                return pool.price * self.usd(pool.key.quote, at)
         amplitude = self.drift / 30 if token in STABLE else self.drift
         return get(token).usd * (1 + amplitude * wave(self.seed, token, at))
 
@@ -111,6 +151,16 @@ class Market:
 
     def _build(self, key: PoolKey, at: float) -> Pool:
         base, quote = get(key.base), get(key.quote)
+        fresh = _LAUNCHED.get(key)
+        if fresh is not None:
+            # Exactly the launch price on its one venue: no spread to another venue.
+            quote_reserve = int(fresh.liquidity * quote.unit)
+            base_reserve = int(fresh.liquidity / fresh.price * base.unit)
+            if key.dex == "raydium":
+                return CpmmPool(key.base, key.quote, base_reserve, quote_reserve)
+            return make_pool(key.base, key.quote, quote_reserve / base_reserve,
+                             METEORA_BIN_STEP, base_reserve, quote_reserve,
+                             METEORA_BINS_EACH_SIDE)
         base_usd, quote_usd = self.usd(key.base, at), self.usd(key.quote, at)
         # Quote base units per base base unit, at this venue.
         price = base_usd / quote_usd * self.venue_factor(key, at) * quote.unit / base.unit
@@ -123,7 +173,7 @@ class Market:
 
     def pools_between(self, token_a: str, token_b: str) -> list[PoolKey]:
         pair = {token_a, token_b}
-        return [k for k in KEYS if {k.base, k.quote} == pair]
+        return [k for k in keys() if {k.base, k.quote} == pair]
 
     def pool_at(self, at: float) -> Callable[[Share], Pool]:
         """The pool a route's share trades against, at this moment."""

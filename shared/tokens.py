@@ -1,9 +1,13 @@
-"""The tokens the engine trades, and conversions between decimal and base units."""
+"""The tokens the engine trades, and conversions between decimal and base units.
+
+The seed's tokens are listed here; launched ones (``shared.launches``) are learned at run
+time from the market's stream, and from then on are found like the seed's."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+import base58
 import msgspec
 
 
@@ -37,6 +41,30 @@ TOKENS: tuple[Token, ...] = (
 )
 
 _BY_NAME: dict[str, Token] = {t.symbol: t for t in TOKENS} | {t.mint: t for t in TOKENS}
+_LAUNCHED: dict[str, Token] = {}
+
+
+def learn(token: Token) -> None:
+    """A launched token: found by symbol and mint from now on, in this process. A symbol
+    or mint that is taken already keeps its first token."""
+    if find(token.symbol) is None and find(token.mint) is None:
+        _LAUNCHED[token.mint] = token
+        _BY_NAME[token.symbol] = _BY_NAME[token.mint] = token
+
+
+def listed() -> tuple[Token, ...]:
+    """Every token: the seed's, then the launched ones in the order they were learned."""
+    return (*TOKENS, *_LAUNCHED.values())
+
+
+def is_mint(text: str) -> bool:
+    """A well-formed Solana public key: base58 text of 32 bytes."""
+    if not 32 <= len(text) <= 44:
+        return False
+    try:
+        return len(base58.b58decode(text)) == 32
+    except ValueError:
+        return False
 
 
 def find(name: str) -> Token | None:

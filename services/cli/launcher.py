@@ -19,7 +19,7 @@ from typing import IO
 
 from services.cli.embedded import free_port
 
-SERVICES = ("persister", "router", "executor", "gateway")
+SERVICES = ("persister", "router", "trigger", "executor", "gateway")
 
 
 class System:

@@ -41,6 +41,12 @@ def _executor() -> None:
     run(main)
 
 
+def _trigger() -> None:
+    from services.trigger.service import main
+
+    run(main)
+
+
 def _persister() -> None:
     from services.persister.service import main
 
@@ -54,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     up.add_argument("--routers", type=int, default=1)
     up.add_argument("--executors", type=int, default=1)
     up.add_argument("--persisters", type=int, default=1)
+    up.add_argument("--cluster", action="store_true",
+                    help="without REDIS_URL, an embedded Redis Cluster of 3 primaries")
     up.add_argument("--data-dir", default=None,
                     help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
     soak = commands.add_parser("soak", help="mixed load with periodic kills, then an audit")
@@ -82,7 +90,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("router", help="quote both venues and route each order")
     commands.add_parser("executor", help="build, submit and confirm routed orders")
     commands.add_parser("persister", help="project events into PostgreSQL")
+    commands.add_parser("trigger", help="watch limit and sniper orders; fire and expire them")
+    from services.cli import launch
+
+    launch.register(commands)
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    repartition = commands.add_parser(
+        "repartition", help="record another OEE_PARTITIONS once nothing is in flight")
+    repartition.add_argument("count", type=int)
     settings = commands.add_parser("settings", help="every setting as this environment sets it")
     settings.add_argument("--markdown", action="store_true",
                           help="the README's table of every setting instead")
@@ -106,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "up":
             from services.cli.up import up as run_up
 
-            sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
+            sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir,
+                            cluster=args.cluster))
+        if args.command == "repartition":
+            from services.cli.repartition import main as run_repartition
+
+            sys.exit(run_repartition(args.count))
         if args.command == "bench":
             from services.cli.bench import Options
             from services.cli.bench import run as run_bench
@@ -135,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(settings_cli.run(args.markdown))
         if args.command in terminal.COMMANDS:
             sys.exit(terminal.run(args))
+        if args.command == "launch":
+            sys.exit(launch.run(args))
         if args.command == "soak":
             from services.cli.soak import run as run_soak
 
@@ -144,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "router": _router,
             "executor": _executor,
             "persister": _persister,
+            "trigger": _trigger,
             "migrate": _migrate,
         }[args.command]()
     except ConfigError as problem:

@@ -28,9 +28,11 @@ from shared.events import (
     Submitted,
     now,
 )
+from shared.launches import Launches
 from shared.lifecycle import FailureKind
 from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore
+from shared.tokens import find
 from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.executor")
@@ -66,7 +68,7 @@ class Execution:
             # The last attempt failed and its executor stopped before writing the end.
             await self.give_up(self.state.last_failure)
             return
-        if self.state.built is None:
+        if self.state.state == "routing":
             # Nothing can have been sent before Built is in: if another executor races us
             # to it, this append is dropped and we step aside.
             tx = build(self.order, self.routed)
@@ -119,7 +121,8 @@ class Execution:
 
     async def attempt_failed(self, attempt: int, error: str, kind: FailureKind) -> bool:
         """Records the failed attempt; returns whether it was the last (the order failed)."""
-        move = lifecycle.after_failure(kind, attempt, self.settings.max_attempts)
+        move = lifecycle.after_failure(kind, attempt, self.settings.max_attempts,
+                                       waiting=self.order.is_waiting)
         delay = backoff_ms(attempt, self.settings.retry_base_ms)
         log.warning("order %s attempt %d failed: %s", self.order_id, attempt, error)
         failure = AttemptFailed(
@@ -167,9 +170,13 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     store = EventStore(settings)
     chain = SimulatedChain(store.redis, settings)
 
+    launches = Launches(store.redis, settings.namespace)
+
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
             assert isinstance(entry.event, Routed)
+            if any(find(token) is None for token in entry.event.route.path):
+                await launches.catch_up()  # a token launched since this process looked
             await execute(store, chain, settings, entry.event)
 
     worker = Worker(

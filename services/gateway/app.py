@@ -49,10 +49,13 @@ from services.gateway.views import (
     order_view_from_row,
     quote_view,
     status_message,
+    token_views,
 )
 from shared.accounts import Account
 from shared.config import Settings
-from shared.events import AnyEvent, OrderRequested, to_builtins
+from shared.events import AnyEvent, Cancelled, OrderRequested, to_builtins
+from shared.launches import BadLaunch, Launches, PoolLaunched
+from shared.launches import check as check_launch
 from shared.lifecycle import STATUSES
 from shared.logs import bind
 from shared.market import Market
@@ -165,6 +168,7 @@ class Gateway:
         self.tail = Tail(self.store)
         self.scrape = Scrape()
         self.market = Market.from_settings(settings)
+        self.launches = Launches(self.store.redis, settings.namespace)
         self.openapi_document = document()
         self.auth = Authenticator(settings.auth, settings.database_url)
         self.limits = Limits(self.store, settings.rate_limit_per_min, settings.max_open_orders,
@@ -282,6 +286,8 @@ class Gateway:
             if len(body) > MAX_BODY_BYTES:
                 ORDERS_REJECTED.labels("size").inc()
                 return error(413, "body", "size", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        with contextlib.suppress(RedisError):
+            await self.launches.fresh()  # tokens launched lately are listed
         try:
             order = order_from(bytes(body), new_order_id())
             order = msgspec.structs.replace(order, account=account.name)
@@ -361,6 +367,57 @@ class Gateway:
         orders = [order_view_from_row(r) for r in rows]
         next_cursor = orders[-1].order_id if len(orders) == limit else None
         return json({"orders": orders, "next": next_cursor})
+
+    async def cancel(self, request: Request, account: Account) -> Response:
+        """DELETE /orders/{id}: an open order ends cancelled; once routing started, 409.
+        The store decides a race with the trigger: one of the two events goes in."""
+        try:
+            order_id, events = await self.events_of(request, account)
+            state = fold(order_id, events)
+            # A lost race with OrderOpened leaves the order open: try again from there.
+            for _ in range(3):
+                if state.state not in ("opening", "open"):
+                    break
+                cancel = Cancelled(order_id=order_id, seq=state.last_seq + 1,
+                                   account=account.name)
+                if (await self.store.append([cancel]))[0] is not None:
+                    return json({"orderId": order_id, "status": "cancelled"}, 202)
+                state = fold(order_id, await self.history(order_id))
+        except Refusal as refusal:
+            return refusal.response()
+        except RedisError:
+            return unavailable("the event stream").response()
+        if state.status == "cancelled":
+            return json({"orderId": order_id, "status": "cancelled"}, 202)
+        started = " (it was triggered and is being routed)" if state.state == "triggered" else ""
+        return error(409, "orderId", "not_open", f"order {order_id} is {state.status}{started}; "
+                     "only an open order can be cancelled")
+
+    async def tokens(self, request: Request, account: Account) -> Response:
+        try:
+            await self.launches.catch_up()
+        except RedisError:
+            return unavailable("the event stream").response()
+        return json({"tokens": token_views()})
+
+    async def launch_pool(self, request: Request, account: Account) -> Response:
+        """POST /admin/pools: an operator launches a token and its pool."""
+        if not account.is_operator:
+            return error(403, "x-api-key", "operator_only", "only operator keys launch pools")
+        try:
+            launch = msgspec.json.decode(await request.body(), type=PoolLaunched)
+            await self.launches.catch_up()
+            launch = check_launch(launch)
+            await self.launches.append(launch)
+        except msgspec.ValidationError as problem:
+            return error(400, "body", "type", str(problem))
+        except msgspec.DecodeError as problem:
+            return error(400, "body", "json", f"the body is not valid JSON: {problem}")
+        except BadLaunch as bad:
+            return error(400, bad.field, "launch", str(bad))
+        except RedisError:
+            return unavailable("the event stream").response()
+        return json(msgspec.to_builtins(launch), 201)
 
     async def quote(self, request: Request, account: Account) -> Response:
         try:
@@ -604,6 +661,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
             Route("/orders", keyed(gateway.list_orders), methods=["GET"]),
             Route("/quote", keyed(gateway.quote), methods=["GET"]),
             Route("/orders/{order_id}", keyed(gateway.get_order), methods=["GET"]),
+            Route("/orders/{order_id}", keyed(gateway.cancel), methods=["DELETE"]),
+            Route("/tokens", keyed(gateway.tokens), methods=["GET"]),
+            Route("/admin/pools", keyed(gateway.launch_pool), methods=["POST"]),
             Route("/orders/{order_id}/events", keyed(gateway.get_events), methods=["GET"]),
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),

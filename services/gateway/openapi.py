@@ -12,8 +12,9 @@ import msgspec
 
 from services.gateway.auth import AuthMessage
 from services.gateway.validation import ErrorBody, OrderBody, SubmitMessage
-from services.gateway.views import Accepted, OrderView, QuoteView, StatusMessage
+from services.gateway.views import Accepted, OrderView, QuoteView, StatusMessage, TokenView
 from shared.events import AnyEvent
+from shared.launches import PoolLaunched
 from shared.lifecycle import STATUSES
 
 KEY_SCHEME = "ApiKey"
@@ -32,6 +33,15 @@ class EventList(msgspec.Struct, rename="camel"):
     events: list[AnyEvent]
 
 
+class TokenList(msgspec.Struct):
+    tokens: list[TokenView]
+
+
+class CancelAnswer(msgspec.Struct, rename="camel"):
+    order_id: str
+    status: str
+
+
 class Health(msgspec.Struct):
     status: str
 
@@ -43,7 +53,8 @@ class Readiness(msgspec.Struct):
 
 
 SCHEMAS = (OrderBody, SubmitMessage, AuthMessage, Accepted, StatusMessage, ErrorBody, OrderView,
-           OrderPage, EventList, QuoteView, Health, Readiness)
+           OrderPage, EventList, QuoteView, Health, Readiness, TokenList, CancelAnswer,
+           PoolLaunched)
 
 WEBSOCKET = """\
 **WebSocket** on the same path (browsers can only upgrade a GET). The whole protocol, with
@@ -143,7 +154,7 @@ def _submit() -> dict[str, Any]:
     ask = {"Location": _header("The order's URL", {"type": "string"}, required=True),
            "RateLimit": RATE_LIMIT, "RateLimit-Policy": RATE_LIMIT_POLICY}
     return {
-        "summary": "Submit a market order",
+        "summary": "Submit a market, limit or sniper order",
         "description": "Answers at once with the orderId; execution goes on in the background "
         "and is followed over the WebSocket on this same path.\n\n" + WEBSOCKET,
         "operationId": "submitOrder",
@@ -169,7 +180,8 @@ def _submit() -> dict[str, Any]:
                              "Accepted", {**ask, "Idempotent-Replayed": REPLAYED}),
             "400": _error("an invalid order (`json`, `object`, `required`, `unknown_field`, "
                           "`type`, `unknown_token`, `distinct_tokens`, `positive`, `finite`, "
-                          "`decimals`, `max`, `range`, `order_type`) or Idempotency-Key "
+                          "`decimals`, `max`, `range`, `order_type`, `mint`, `datetime`, "
+                          "`past`, `exclusive`) or Idempotency-Key "
                           "(`idempotency_key`)"),
             "401": UNAUTHORIZED,
             "409": _error("rule `in_flight`: the first request with this Idempotency-Key is "
@@ -242,6 +254,59 @@ def _get_events() -> dict[str, Any]:
     }
 
 
+def _cancel() -> dict[str, Any]:
+    return {
+        "summary": "Cancel an open (limit or sniper) order",
+        "description": "An order that is `open` (or still `pending` before it opens) ends "
+        "`cancelled`. Once its trigger fired and routing started, or once it ended, the "
+        "answer is 409. A cancel racing the trigger: exactly one of the two wins.",
+        "operationId": "cancelOrder",
+        "parameters": [ORDER_ID],
+        "responses": {
+            "202": _response("cancelled (also when it was cancelled already)", "CancelAnswer"),
+            "401": UNAUTHORIZED,
+            "404": _error("rule `unknown_order`"),
+            "409": _error("rule `not_open`: routing started, or the order ended"),
+            "503": _unavailable("the event stream"),
+        },
+    }
+
+
+def _tokens() -> dict[str, Any]:
+    return {
+        "summary": "Every token: the seed's and those launched since",
+        "operationId": "listTokens",
+        "responses": {
+            "200": _response("the tokens", "TokenList"),
+            "401": UNAUTHORIZED,
+            "503": _unavailable("the event stream"),
+        },
+    }
+
+
+def _launch() -> dict[str, Any]:
+    return {
+        "summary": "Launch a token and its first pool (operator keys only)",
+        "description": "Appends `PoolLaunched` to the market's stream; every process learns "
+        "the token and pool from it, and the snipers waiting for the mint fire. `price` is "
+        "quote tokens per token, `liquidity` the quote tokens on each side.",
+        "operationId": "launchPool",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": _ref("PoolLaunched"),
+            "example": {"mint": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+                        "symbol": "NEW", "decimals": 6, "venue": "raydium",
+                        "price": "0.001", "liquidity": "500"},
+        }}},
+        "responses": {
+            "201": _response("launched", "PoolLaunched"),
+            "400": _error("an invalid launch (`json`, `type`, `launch` naming the field)"),
+            "401": UNAUTHORIZED,
+            "403": _error("rule `operator_only`"),
+            "503": _unavailable("the event stream"),
+        },
+    }
+
+
 def _quote() -> dict[str, Any]:
     text = {"type": "string"}
     decimal = {"type": "string", "pattern": DECIMAL_TEXT}
@@ -271,7 +336,9 @@ def _paths() -> dict[str, Any]:
     return {
         "/orders/execute": {"post": _submit()},
         "/orders": {"get": _list_orders()},
-        "/orders/{order_id}": {"get": _get_order()},
+        "/orders/{order_id}": {"get": _get_order(), "delete": _cancel()},
+        "/tokens": {"get": _tokens()},
+        "/admin/pools": {"post": _launch()},
         "/orders/{order_id}/events": {"get": _get_events()},
         "/quote": {"get": _quote()},
         "/healthz": _public("200 while the gateway is up",

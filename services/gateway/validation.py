@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Annotated
 
 import msgspec
+from msgspec import UNSET
 
-from shared.events import OrderRequested
-from shared.tokens import TOKENS, Token, find
+from shared.events import ORDER_TYPES, OrderRequested
+from shared.tokens import Token, find, is_mint, listed
 
-ORDER_TYPES = ("market",)
 MAX_SLIPPAGE = Decimal("0.5")
+# A waiting order waits at most this long.
+MAX_WAIT = timedelta(days=30)
 # Solana token amounts are u64 base units.
 MAX_BASE_UNITS = 2**64 - 1
 
@@ -56,7 +59,19 @@ class OrderBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     slippage: Annotated[Decimal, msgspec.Meta(
         description="Tolerated shortfall from the quote, a fraction in (0, 0.5]",
         examples=[0.01])]
-    type: Annotated[str, msgspec.Meta(description="Order type; only market is built")] = "market"
+    type: Annotated[str, msgspec.Meta(
+        description="market (default), limit or sniper")] = "market"
+    limit_price: Annotated[Decimal | None, msgspec.Meta(
+        description="limit orders (required): the least tokenOut per tokenIn, net of fees",
+        examples=[160])] = None
+    max_price: Annotated[Decimal | None, msgspec.Meta(
+        description="sniper orders (optional): the most tokenIn per tokenOut")] = None
+    expires_at: Annotated[str | None, msgspec.Meta(
+        description="waiting orders: RFC 3339 deadline with an offset, at most 30 days ahead",
+        examples=["2026-12-01T00:00:00Z"])] = None
+    ttl_seconds: Annotated[int | None, msgspec.Meta(
+        description="waiting orders: seconds until the deadline (instead of expiresAt)",
+        examples=[3600])] = None
 
 
 _decoder = msgspec.json.Decoder(OrderBody)
@@ -92,9 +107,60 @@ def parse(body: bytes | str) -> OrderBody:
 def _token(field: str, name: str) -> Token:
     token = find(name)
     if token is None:
-        known = ", ".join(t.symbol for t in TOKENS)
+        known = ", ".join(t.symbol for t in listed())
         raise Invalid(field, "unknown_token", f"unknown token {name!r}; known tokens: {known}")
     return token
+
+
+def _positive_price(field: str, price: Decimal) -> str:
+    if not price.is_finite():
+        raise Invalid(field, "finite", f"{field} must be a finite number")
+    if price <= 0:
+        raise Invalid(field, "positive", f"{field} must be greater than 0")
+    if price.adjusted() > 30 or price.adjusted() < -30:
+        raise Invalid(field, "range", f"{field} must be between 1e-30 and 1e30")
+    return format(price.normalize(), "f")
+
+
+def _deadline(body: OrderBody, now: datetime) -> datetime | None:
+    """A waiting order's deadline, from expiresAt or ttlSeconds; None: it waits until
+    cancelled."""
+    if body.expires_at is not None and body.ttl_seconds is not None:
+        raise Invalid("expiresAt", "exclusive", "give expiresAt or ttlSeconds, not both")
+    if body.ttl_seconds is not None:
+        if not 1 <= body.ttl_seconds <= MAX_WAIT.total_seconds():
+            raise Invalid("ttlSeconds", "range",
+                          f"ttlSeconds must be from 1 to {int(MAX_WAIT.total_seconds())}")
+        return now + timedelta(seconds=body.ttl_seconds)
+    if body.expires_at is None:
+        return None
+    try:
+        deadline = datetime.fromisoformat(body.expires_at.replace("z", "Z"))
+    except ValueError:
+        deadline = None
+    if deadline is None or deadline.tzinfo is None or "T" not in body.expires_at.upper():
+        raise Invalid("expiresAt", "datetime", "expiresAt must be an RFC 3339 time with an "
+                      "offset, like 2026-12-01T00:00:00Z")
+    deadline = deadline.astimezone(UTC)
+    if deadline <= now:
+        raise Invalid("expiresAt", "past", "expiresAt must be in the future")
+    if deadline > now + MAX_WAIT:
+        raise Invalid("expiresAt", "max", "expiresAt must be at most 30 days ahead")
+    return deadline
+
+
+def _only_for(body: OrderBody) -> None:
+    """Fields that belong to other order types are refused by name."""
+    owners = {"limitPrice": ("limit", body.limit_price), "maxPrice": ("sniper", body.max_price),
+              "expiresAt": ("waiting", body.expires_at),
+              "ttlSeconds": ("waiting", body.ttl_seconds)}
+    for field, (kind, value) in owners.items():
+        if value is None:
+            continue
+        if kind == body.type or (kind == "waiting" and body.type != "market"):
+            continue
+        allowed = "limit and sniper orders" if kind == "waiting" else f"{kind} orders"
+        raise Invalid(field, "unknown_field", f"{field} is a field of {allowed} only")
 
 
 def decimal_places(amount: Decimal) -> int:
@@ -127,7 +193,7 @@ def _base_units(amount: Decimal, token: Token) -> int:
     return units
 
 
-def validate(body: OrderBody, order_id: str) -> OrderRequested:
+def validate(body: OrderBody, order_id: str, now: datetime | None = None) -> OrderRequested:
     if body.type not in ORDER_TYPES:
         raise Invalid(
             "type",
@@ -135,23 +201,43 @@ def validate(body: OrderBody, order_id: str) -> OrderRequested:
             f"order type {body.type!r} is not supported; supported types: "
             + ", ".join(ORDER_TYPES),
         )
+    _only_for(body)
     token_in = _token("tokenIn", body.token_in)
-    token_out = _token("tokenOut", body.token_out)
-    if token_in == token_out:
+    # Only a sniper may name a token no pool has yet: by its mint, to buy at its launch.
+    unlisted = find(body.token_out) is None and body.type == "sniper"
+    if unlisted and not is_mint(body.token_out):
+        raise Invalid("tokenOut", "mint", f"{body.token_out!r} is neither a listed token nor "
+                      "a base58 public key (32 bytes), as a sniper's tokenOut must be")
+    token_out = None if unlisted else _token("tokenOut", body.token_out)
+    if token_in == token_out or token_in.mint == body.token_out:
         raise Invalid("tokenOut", "distinct_tokens", "tokenIn and tokenOut must differ")
     amount_in = _base_units(body.amount, token_in)
     # Checked as the float the engine computes with, so a tiny value cannot become 0.
     if not (body.slippage.is_finite() and 0 < float(body.slippage) <= MAX_SLIPPAGE):
         raise Invalid("slippage", "range", f"slippage must be in (0, {MAX_SLIPPAGE}], a fraction")
-    return OrderRequested(
+    order = OrderRequested(
         order_id=order_id,
         seq=1,
         token_in=token_in.symbol,
-        token_out=token_out.symbol,
+        token_out=token_out.symbol if token_out else body.token_out,
         amount_in=amount_in,
         amount=format(token_in.to_decimal(amount_in).normalize(), "f"),
         slippage=float(body.slippage),
         order_type="market",
+    )
+    if body.type == "market":
+        return order
+    if body.type == "limit" and body.limit_price is None:
+        raise Invalid("limitPrice", "required", "limitPrice is required for a limit order")
+    deadline = _deadline(body, now or datetime.now(UTC))
+    return msgspec.structs.replace(
+        order,
+        order_type="limit" if body.type == "limit" else "sniper",
+        limit_price=(_positive_price("limitPrice", body.limit_price)
+                     if body.limit_price is not None else UNSET),
+        max_price=(_positive_price("maxPrice", body.max_price)
+                   if body.max_price is not None else UNSET),
+        expires_at=deadline if deadline is not None else UNSET,
     )
 
 

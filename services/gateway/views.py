@@ -11,13 +11,28 @@ from shared.events import AnyEvent, AttemptFailed, Event, OrderRequested, Status
 from shared.order import OrderState
 from shared.route import Candidate
 from shared.routing import Decision
-from shared.tokens import get
+from shared.tokens import TOKENS, find, listed
 
 
 def decimal_text(token: str | None, base_units: int | None) -> str | None:
-    if token is None or base_units is None:
+    """Base units as decimal text; None where a token is not known (yet) to this process,
+    as a sniper's mint before its launch."""
+    known = find(token) if token is not None else None
+    if known is None or base_units is None:
         return None
-    return format(get(token).to_decimal(base_units).normalize(), "f")
+    return format(known.to_decimal(base_units).normalize(), "f")
+
+
+class TokenView(msgspec.Struct, rename="camel"):
+    symbol: str
+    mint: str
+    decimals: int
+    # False for the seed's tokens, true for those launched since.
+    launched: bool
+
+
+def token_views() -> list[TokenView]:
+    return [TokenView(t.symbol, t.mint, t.decimals, t not in TOKENS) for t in listed()]
 
 
 class Links(msgspec.Struct):

@@ -7,7 +7,7 @@ import random
 import time
 
 from shared.events import Quote
-from shared.market import KEYS
+from shared.market import keys
 from shared.route import Dex
 
 VENUES: tuple[Dex, ...] = ("raydium", "meteora")
@@ -16,7 +16,7 @@ VENUES: tuple[Dex, ...] = ("raydium", "meteora")
 async def ask(dex: Dex, latency_ms: float) -> Quote:
     started = time.perf_counter()
     await asyncio.sleep(latency_ms / 1000)
-    pools = sum(1 for key in KEYS if key.dex == dex)
+    pools = sum(1 for key in keys() if key.dex == dex)
     return Quote(dex=dex, pools=pools, latency_ms=round((time.perf_counter() - started) * 1000, 3))
 
 

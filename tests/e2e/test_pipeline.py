@@ -188,7 +188,7 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str, str]] 
     ("amount as a list", {**ORDER, "amount": [1]}, 400, "amount", "type"),
     ("zero slippage", {**ORDER, "slippage": 0}, 400, "slippage", "range"),
     ("slippage above 0.5", {**ORDER, "slippage": 0.51}, 400, "slippage", "range"),
-    ("limit order", {**ORDER, "type": "limit"}, 400, "type", "order_type"),
+    ("stop order", {**ORDER, "type": "stop"}, 400, "type", "order_type"),
     ("body too large", {**ORDER, "pad": "x" * 20_000}, 413, "body", "size"),
 ]
 
@@ -210,11 +210,12 @@ async def test_bad_input_is_refused_and_never_reaches_the_stream(
     assert await store.redis.xlen(store.stream) == before
 
 
-async def test_limit_orders_are_refused_with_the_types_that_exist(
+async def test_unbuilt_order_types_are_refused_with_the_types_that_exist(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post("/orders/execute", json={**ORDER, "type": "limit"})
-    assert "market" in response.json()["error"]["message"]
+    response = await client.post("/orders/execute", json={**ORDER, "type": "stop"})
+    message = response.json()["error"]["message"]
+    assert all(kind in message for kind in ("market", "limit", "sniper"))
 
 
 @pytest.mark.parametrize("first_message", [

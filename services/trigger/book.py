@@ -1,0 +1,147 @@
+"""The open orders one trigger process watches, indexed for each question it asks. Pure.
+
+* limit orders by pair, sorted by their limit price, so a tick asks the market once per pair
+  and only the orders whose limit the best price could meet are checked one by one;
+* snipers by the token they wait for, in submission order, so a launch fires them in turn;
+* every deadline in a heap, so expiry costs nothing until one is due.
+
+Removal is lazy where it would cost a search: a heap entry or a sniper of an order that is
+no longer here is skipped when it comes up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterator
+from datetime import datetime
+
+import msgspec
+
+from shared.events import OrderRequested
+from shared.tokens import find
+
+Pair = tuple[str, str]
+
+
+class Watched(msgspec.Struct, kw_only=True):
+    """An open order: its terms, and the seq its next event takes."""
+
+    order: OrderRequested
+    # The seq of the event that opened (or reopened) it: its next event is seq + 1.
+    seq: int
+    # The least tokenOut per tokenIn (decimal units) it fills at; 0 for a sniper without
+    # a maxPrice. A sniper's is 1 / maxPrice.
+    price: float
+
+    @property
+    def order_id(self) -> str:
+        return self.order.order_id
+
+    @property
+    def deadline(self) -> float | None:
+        at = self.order.expires_at
+        return at.timestamp() if isinstance(at, datetime) else None
+
+
+def least_price(order: OrderRequested) -> float:
+    if isinstance(order.limit_price, str):
+        return float(order.limit_price)
+    if isinstance(order.max_price, str):
+        return 1 / float(order.max_price)
+    return 0.0
+
+
+class Book:
+    def __init__(self) -> None:
+        self.orders: dict[str, Watched] = {}
+        # Per pair: (least price, submission rank, order id), ascending.
+        self._limits: dict[Pair, list[tuple[float, str, str]]] = {}
+        # Per pair, the smallest amount ever watched: the best price any order could get
+        # is the price of that amount (output is concave in input).
+        self.smallest: dict[Pair, int] = {}
+        # Per token waited for (symbol or mint): order ids in submission order.
+        self._snipers: dict[str, list[str]] = {}
+        self._deadlines: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def __contains__(self, order_id: str) -> bool:
+        return order_id in self.orders
+
+    def add(self, watched: Watched) -> None:
+        self.discard(watched.order_id)
+        order = watched.order
+        self.orders[watched.order_id] = watched
+        if watched.deadline is not None:
+            heapq.heappush(self._deadlines, (watched.deadline, watched.order_id))
+        if order.order_type == "sniper" and find(order.token_out) is None:
+            waiting = self._snipers.setdefault(order.token_out, [])
+            bisect.insort(waiting, watched.order_id, key=lambda i: _rank(self.orders[i]))
+            return
+        pair = (order.token_in, _symbol(order.token_out))
+        bisect.insort(self._limits.setdefault(pair, []), _entry(watched))
+        self.smallest[pair] = min(self.smallest.get(pair, order.amount_in), order.amount_in)
+
+    def discard(self, order_id: str) -> Watched | None:
+        watched = self.orders.pop(order_id, None)
+        if watched is None:
+            return None
+        order = watched.order
+        pair = (order.token_in, _symbol(order.token_out))
+        entries = self._limits.get(pair)
+        if entries is not None:
+            entry = _entry(watched)
+            at = bisect.bisect_left(entries, entry)
+            if at < len(entries) and entries[at] == entry:
+                del entries[at]
+        return watched
+
+    def pairs(self) -> list[Pair]:
+        return [pair for pair, entries in self._limits.items() if entries]
+
+    def meetable(self, pair: Pair, best_price: float) -> Iterator[Watched]:
+        """The orders of ``pair`` whose least price is at most ``best_price``, lowest
+        first: the only ones the market can fill now."""
+        entries = self._limits.get(pair, [])
+        end = bisect.bisect_right(entries, (best_price, "\uffff", "\uffff"))
+        for _, _, order_id in entries[:end]:
+            yield self.orders[order_id]
+
+    def launched(self, token: str) -> list[Watched]:
+        """The snipers waiting for ``token`` (its mint), in submission order; they move
+        to the pair's limits, where those not filled at the launch keep waiting."""
+        waiting = [self.orders[i] for i in self._snipers.pop(token, []) if i in self.orders]
+        for watched in waiting:
+            self.add(watched)
+        return waiting
+
+    def due(self, now: float) -> list[Watched]:
+        """The orders whose deadline has passed, earliest first."""
+        found: dict[str, Watched] = {}
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, order_id = heapq.heappop(self._deadlines)
+            watched = self.orders.get(order_id)
+            if watched is not None and watched.deadline is not None and watched.deadline <= now:
+                found[order_id] = watched
+        return list(found.values())
+
+    def next_deadline(self) -> float | None:
+        while self._deadlines and self._deadlines[0][1] not in self.orders:
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0][0] if self._deadlines else None
+
+
+def _rank(watched: Watched) -> str:
+    # Order ids are UUIDv7: they sort by submission time.
+    return f"{watched.order.at.isoformat()}/{watched.order_id}"
+
+
+def _entry(watched: Watched) -> tuple[float, str, str]:
+    return (watched.price, _rank(watched), watched.order_id)
+
+
+def _symbol(name: str) -> str:
+    token = find(name)
+    return token.symbol if token else name

@@ -1,0 +1,303 @@
+"""The trigger service: watches waiting orders and fires them.
+
+It reads its queue through its own consumer group (``trigger``): new waiting orders (it
+opens them), orders back from an execution below their bound (``Reopened``), and cancels.
+Open orders are kept in memory (``Book``); at start they are rebuilt from the events of
+every order in the registry. On each market tick it asks the market once per pair and fires
+every limit order the market meets (``Triggered``: the router takes it from there); at each
+deadline it expires what is still open; on each launch on the market's stream it fires the
+snipers waiting for that token, in submission order, each quoted on the pool as the ones
+before it leave it.
+
+Any number of instances may run: each watches every open order (the registry tells each
+what the others opened), and when two fire or expire the same order, the store keeps the
+first event and refuses the second (same seq, and the lifecycle allows one). A cancel and a
+trigger race the same way. So a crash loses nothing and fires nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from services.trigger.book import Book, Pair, Watched, least_price
+from services.trigger.registry import Registry
+from shared.config import Settings
+from shared.events import (
+    AnyEvent,
+    Cancelled,
+    Event,
+    Expired,
+    OrderOpened,
+    OrderRequested,
+    Reopened,
+    Triggered,
+)
+from shared.launches import Launches, PoolLaunched, into_pool, pushed
+from shared.market import Market
+from shared.order import fold
+from shared.routing import Decision, NoRoute, decide
+from shared.stream import Entry, EventStore
+from shared.tokens import find, get
+from shared.waiting import own_bound
+from shared.worker import Worker, worker_settings
+
+log = logging.getLogger("oee.trigger")
+
+# Ids added to the registry this long before the last look are looked at again, so one
+# added by a slow instance just before is not missed.
+SYNC_OVERLAP_MS = 5_000
+LOAD_CHUNK = 1_000
+
+
+class Trigger:
+    def __init__(self, settings: Settings, store: EventStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.market = Market.from_settings(settings)
+        self.book = Book()
+        self.registry = Registry(store.redis, settings.namespace)
+        self.launches = Launches(store.redis, settings.namespace)
+        self._synced_ms = 0.0
+        self._tick = -1.0
+        self._quotes: dict[tuple[str, str, int], int | None] = {}
+        self._checked_tick = -1.0
+
+    # --- quoting ------------------------------------------------------------------------
+
+    def decision(self, pair: Pair, amount_in: int, at: float,
+                 launch: PoolLaunched | None = None, ahead: int = 0) -> Decision | None:
+        pool_of = self.market.pool_at(at)
+        if launch is not None:
+            pool_of = pushed(pool_of, launch.key, ahead)
+        try:
+            return decide(pair[0], pair[1], amount_in, 0.01, self.market.pools_between, pool_of)
+        except NoRoute:
+            return None
+
+    def quote(self, pair: Pair, amount_in: int, at: float) -> int | None:
+        """The best route's output now, as the router would find it; one per tick, pair
+        and amount."""
+        tick = self.market.tick(at)
+        if tick != self._tick:
+            self._tick, self._quotes = tick, {}
+        key = (*pair, amount_in)
+        if key not in self._quotes:
+            decision = self.decision(pair, amount_in, at)
+            self._quotes[key] = decision.best.amount_out if decision else None
+        return self._quotes[key]
+
+    # --- the queue: new orders, orders back, cancels ------------------------------------
+
+    async def handle(self, entries: Sequence[Entry]) -> None:
+        opened: list[Watched] = []
+        for entry in entries:
+            event = entry.event
+            if isinstance(event, OrderRequested) and event.is_waiting:
+                watched = await self.open(event)
+                if watched is not None:
+                    opened.append(watched)
+            elif isinstance(event, Reopened):
+                await self.registry.add([event.order_id])
+                await self.load([event.order_id])
+                if event.order_id in self.book:
+                    opened.append(self.book.orders[event.order_id])
+            elif isinstance(event, Cancelled):
+                self.book.discard(event.order_id)
+                await self.registry.remove([event.order_id])
+        # A limit the market meets already fills at once, not at the next tick.
+        await self.check(time.time(), opened)
+
+    async def open(self, order: OrderRequested) -> Watched | None:
+        deadline = order.expires_at
+        if not isinstance(deadline, datetime) or deadline.timestamp() > time.time():
+            # In the registry before it is open: a crash in between leaves it findable.
+            await self.registry.add([order.order_id])
+            await self.store.append([OrderOpened(order_id=order.order_id, seq=order.seq + 1)])
+        else:
+            await self.store.append([Expired(order_id=order.order_id, seq=order.seq + 1,
+                                             expires_at=deadline)])
+        await self.load([order.order_id])
+        return self.book.orders.get(order.order_id)
+
+    # --- what is open: from the events ------------------------------------------------
+
+    async def load(self, order_ids: Sequence[str]) -> None:
+        """Watch those of these orders that are open, by their events; forget the rest."""
+        for start in range(0, len(order_ids), LOAD_CHUNK):
+            chunk = list(order_ids[start : start + LOAD_CHUNK])
+            histories = await self.store.histories(chunk)
+            ended = []
+            for order_id, history in zip(chunk, histories, strict=True):
+                watched = watching(order_id, history)
+                if watched is not None:
+                    self.book.add(watched)
+                elif history and fold(order_id, history).state != "opening":
+                    ended.append(order_id)
+                    self.book.discard(order_id)
+            await self.registry.remove(ended)
+
+    async def sync(self) -> None:
+        """Watch what other instances opened since the last look."""
+        now_ms = time.time() * 1000
+        since = max(0.0, self._synced_ms - SYNC_OVERLAP_MS) if self._synced_ms else 0.0
+        ids = [i for i in await self.registry.since(since) if i not in self.book]
+        self._synced_ms = now_ms
+        if ids:
+            await self.load(ids)
+
+    # --- firing and expiring ------------------------------------------------------------
+
+    async def check(self, at: float, only: Sequence[Watched] | None = None) -> int:
+        """Fire every watched order (or ``only`` these) that the market meets now."""
+        fire: list[Event] = []
+        if only is not None:
+            candidates = [w for w in only if find(w.order.token_out) is not None]
+        else:
+            candidates = []
+            for pair in self.book.pairs():
+                smallest = self.book.smallest[pair]
+                best = self.quote(pair, smallest, at)
+                if best is None:
+                    continue
+                # Output is concave in input: no order of the pair gets a better price.
+                candidates += self.book.meetable(pair, self._price(pair, smallest, best) * 1.000001)
+        for watched in candidates:
+            order = watched.order
+            pair = (order.token_in, get(order.token_out).symbol)
+            out = self.quote(pair, order.amount_in, at)
+            if out is not None and out >= own_bound(order):
+                price = self._price(pair, order.amount_in, out)
+                fire.append(Triggered(
+                    order_id=order.order_id, seq=watched.seq + 1, price=price,
+                    reason=f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
+                           f"the order's {watched.price:.9g}",
+                ))
+        await self.settle(fire)
+        return len(fire)
+
+    async def fire_snipers(self, launch: PoolLaunched) -> int:
+        """Fire the snipers waiting for ``launch``'s token, in submission order, each
+        quoted on the launched pool as the ones before it leave it."""
+        waiting = self.book.launched(launch.mint)
+        at, ahead = time.time(), 0
+        fire: list[Event] = []
+        for watched in waiting:
+            order = watched.order
+            decision = self.decision((order.token_in, launch.symbol), order.amount_in, at,
+                                     launch, ahead)
+            if decision is None or decision.best.amount_out < own_bound(order):
+                continue  # it keeps waiting, as a limit at its maxPrice, until it expires
+            price = self._price((order.token_in, launch.symbol), order.amount_in,
+                                decision.best.amount_out)
+            fire.append(Triggered(
+                order_id=order.order_id, seq=watched.seq + 1, price=price, pushed=ahead,
+                reason=f"{launch.symbol} launched on {launch.venue}",
+            ))
+            ahead += into_pool(launch, decision.best.legs)
+        log.info("launch of %s (%s): %d snipers fired", launch.symbol, launch.mint, len(fire))
+        await self.settle(fire)
+        return len(fire)
+
+    async def expire(self, now: float) -> int:
+        due = [(w, w.order.expires_at) for w in self.book.due(now)]
+        await self.settle([Expired(order_id=w.order_id, seq=w.seq + 1, expires_at=deadline)
+                           for w, deadline in due if isinstance(deadline, datetime)])
+        return len(due)
+
+    async def settle(self, events: list[Event]) -> None:
+        """Append; an order whose event went in is no longer watched. Where the store
+        refused one (cancelled, fired by another instance, reopened meanwhile), the order's
+        events say what to do."""
+        if not events:
+            return
+        ids = await self.store.append(events)
+        done = [e.order_id for e, i in zip(events, ids, strict=True) if i is not None]
+        refused = [e.order_id for e, i in zip(events, ids, strict=True) if i is None]
+        for order_id in done:
+            self.book.discard(order_id)
+        await self.registry.remove(done)
+        if refused:
+            for order_id in refused:
+                self.book.discard(order_id)
+            await self.load(refused)
+
+    @staticmethod
+    def _price(pair: Pair, amount_in: int, amount_out: int) -> float:
+        return (amount_out / get(pair[1]).unit) / (amount_in / get(pair[0]).unit)
+
+    # --- the loops --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.launches.catch_up()
+        await self.sync()
+        log.info("watching %d open orders", len(self.book))
+
+    async def clock(self, stop: asyncio.Event) -> None:
+        """Each tick: expire what is due, fire what the market meets, look for orders other
+        instances opened. Between ticks, wake for a deadline."""
+        while not stop.is_set():
+            now = time.time()
+            try:
+                await self.expire(now)
+                if self.market.tick(now) != self._checked_tick:
+                    self._checked_tick = self.market.tick(now)
+                    await self.check(now)
+                    await self.sync()
+            except Exception:
+                log.exception("trigger: a tick failed; trying again at the next")
+            wake = self.market.tick(time.time()) + self.market.tick_s
+            deadline = self.book.next_deadline()
+            if deadline is not None:
+                wake = min(wake, deadline)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, wake - time.time()) + 0.001)
+
+    async def follow_launches(self, stop: asyncio.Event) -> None:
+        reader = Launches(aioredis.Redis.from_url(self.settings.redis_url,
+                                                  socket_timeout=self.settings.block_ms / 1000
+                                                  + 10), self.settings.namespace)
+        reader.last = self.launches.last
+        try:
+            while not stop.is_set():
+                try:
+                    for launch in await reader.wait(self.settings.block_ms):
+                        await self.fire_snipers(launch)
+                except Exception:
+                    log.exception("trigger: reading launches failed; trying again")
+                    await asyncio.sleep(0.5)
+        finally:
+            await reader.redis.aclose()
+
+
+def watching(order_id: str, history: list[AnyEvent]) -> Watched | None:
+    """The order as the trigger watches it, if it is open now."""
+    state = fold(order_id, history)
+    order = state.requested
+    if state.state != "open" or order is None or not order.is_waiting:
+        return None
+    return Watched(order=order, seq=state.last_seq, price=least_price(order))
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    store = EventStore(settings)
+    trigger = Trigger(settings, store)
+    worker = Worker(
+        store,
+        worker_settings(settings, "trigger", (OrderRequested, Reopened, Cancelled),
+                        batch_size=settings.batch_size, chunk_size=settings.batch_size,
+                        concurrency=1),
+        trigger.handle,
+    )
+    await trigger.start()
+    try:
+        await asyncio.gather(worker.run(stop), trigger.clock(stop),
+                             trigger.follow_launches(stop))
+    finally:
+        await store.close()
