@@ -1,0 +1,83 @@
+"""Measures a launch with many snipers waiting, with every service as its own process: from
+``PoolLaunched`` to each sniper's ``Submitted``. Quote and execution latencies are 0, so the
+figure is the engine's own time. ``python -m services.trigger.snipe_scale --snipers 1000``
+(needs REDIS_URL and DATABASE_URL)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+import base58
+import httpx
+
+from services.cli.launcher import system
+from services.trigger.registry import Registry
+from services.trigger.scale import percentile
+from shared.config import Settings
+from shared.events import Submitted
+from shared.launches import Launches, PoolLaunched
+from shared.stream import EventStore
+
+
+async def measure(url: str, redis_url: str, namespace: str, snipers: int) -> dict[str, object]:
+    store = EventStore(Settings(redis_url=redis_url, namespace=namespace))
+    mint = base58.b58encode(secrets.token_bytes(32)).decode()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async def one(n: int) -> str:
+            response = await client.post("/orders/execute", json={
+                "type": "sniper", "tokenIn": "SOL", "tokenOut": mint, "amount": "0.01",
+                "slippage": 0.05})
+            assert response.status_code == 202, response.text
+            order_id: str = response.json()["orderId"]
+            return order_id
+        ids = [await one(n) for n in range(snipers)]
+    registry = Registry(store.redis, namespace)
+    # Another process's progress, seen only in Redis: polled.
+    while await registry.count() < snipers:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    launches = Launches(store.redis, namespace)
+    launch = PoolLaunched(mint=mint, symbol="SNIPE", decimals=6, venue="raydium",
+                          price="0.0001", liquidity="100000")
+    await launches.append(launch)
+    deadline = time.monotonic() + 120
+    submitted: dict[str, float] = {}
+    while len(submitted) < snipers and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        waiting = [i for i in ids if i not in submitted]
+        for order_id, history in zip(waiting, await store.histories(waiting), strict=True):
+            at = next((e.at for e in history if isinstance(e, Submitted)), None)
+            if at is not None:
+                submitted[order_id] = (at - launch.at).total_seconds() * 1000
+    await store.close()
+    latencies = list(submitted.values())
+    return {"snipers": snipers, "submitted": len(submitted),
+            "launchToSubmittedMs": {"p50": round(percentile(latencies, 50), 1),
+                                    "p99": round(percentile(latencies, 99), 1),
+                                    "max": round(max(latencies, default=0.0), 1)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--snipers", type=int, default=1000)
+    parser.add_argument("--executors", type=int, default=1)
+    parser.add_argument("--concurrency", default="1000")
+    args = parser.parse_args()
+    namespace = f"snipe-{secrets.token_hex(3)}"
+    redis_url, database_url = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
+    with system(redis_url, database_url, namespace, Path(tempfile.mkdtemp()),
+                executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
+                OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
+                OEE_RATE_LIMIT_PER_MIN="1000000", OEE_MAX_OPEN_ORDERS="1000000") as running:
+        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
