@@ -34,8 +34,8 @@ from services.gateway.idempotency import (
     InFlight,
     Mismatch,
     Replay,
-    fingerprint,
     is_valid_key,
+    order_fingerprint,
 )
 from services.gateway.limits import Limits
 from services.gateway.metrics import CONTENT_TYPE, Scrape
@@ -204,8 +204,7 @@ class Gateway:
         if not is_valid_key(idempotency_key):
             raise Refusal(400, Invalid("Idempotency-Key", "idempotency_key",
                                        "an idempotency key is 1 to 255 printable ASCII characters"))
-        order_print = fingerprint(order.token_in, order.token_out, order.amount_in,
-                                  order.slippage, order.order_type)
+        order_print = order_fingerprint(order)
         try:
             outcome = await self.idempotency.claim(account.name, idempotency_key, order_print)
         except RedisError:

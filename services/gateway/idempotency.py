@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
+from shared.events import OrderRequested
+
 # Longer than any request takes (an append waits at most a few seconds for Redis).
 IN_FLIGHT_TTL_S = 30
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
@@ -64,6 +66,14 @@ def is_valid_key(key: str) -> bool:
 
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()
+
+
+def order_fingerprint(order: OrderRequested) -> str:
+    """What makes two submits the same order. The deadline is left out: a retry's
+    ttlSeconds counts from the first request, so its expiresAt differs."""
+    prices = (None if p is msgspec.UNSET else p for p in (order.limit_price, order.max_price))
+    return fingerprint(order.token_in, order.token_out, order.amount_in, order.slippage,
+                       order.order_type, *prices)
 
 
 class IdempotencyKeys:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from services.gateway.idempotency import (
@@ -15,6 +16,7 @@ from services.gateway.idempotency import (
     Replay,
     fingerprint,
     is_valid_key,
+    order_fingerprint,
 )
 from services.gateway.limits import Limits
 from shared.stream import EventStore
@@ -90,3 +92,13 @@ def test_an_idempotency_key_is_printable_ascii_of_at_most_255(key: str) -> None:
 
 def test_a_uuid_is_a_valid_idempotency_key() -> None:
     assert is_valid_key("8e03978e-40d5-43e8-bc93-6894a57f9324")
+
+
+def test_a_limit_price_is_part_of_the_order_an_idempotency_key_remembers() -> None:
+    limit = builders.requested("o-1", order_type="limit", limit_price="150")
+    assert order_fingerprint(limit) != order_fingerprint(
+        msgspec.structs.replace(limit, limit_price="151"))
+    later = msgspec.structs.replace(limit, expires_at=builders.at(9))
+    assert order_fingerprint(limit) == order_fingerprint(later)
+    assert order_fingerprint(builders.requested("o-1")) == order_fingerprint(
+        builders.requested("o-2"))
