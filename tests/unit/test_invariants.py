@@ -15,7 +15,7 @@ from services.cli.compare import ROW, Difference, differences, summary
 from services.cli.history import render, units
 from services.cli.invariants import Auditor, Landed, Report, deadline
 from shared.config import Settings
-from shared.events import AnyEvent, encode
+from shared.events import AnyEvent, decode, encode
 from shared.stream import Entry, StreamId
 from tests.unit import builders as b
 
@@ -75,6 +75,17 @@ def test_a_status_that_moves_back_is_a_violation() -> None:
                b.submitted("r", seq=6, attempt=2), b.confirmed("r", seq=7, attempt=2,
                                                               amount_out=72_800_000)]
     assert audit(retried).ok
+
+
+def test_every_golden_story_moves_forward_waiting_orders_reopened_included() -> None:
+    golden = Path(__file__).parents[1] / "golden" / "events.jsonl"
+    stories: dict[str, list[AnyEvent]] = {}
+    for line in golden.read_text().splitlines():
+        event = decode(line)
+        stories.setdefault(event.order_id, []).append(event)
+    assert any(e.type == "Reopened" for events in stories.values() for e in events)
+    report = audit(*stories.values(), now=max(e.at for es in stories.values() for e in es))
+    assert offenders(report, "forward") == []
 
 
 def test_confirmed_below_the_min_of_the_route_in_force_is_a_violation() -> None:
@@ -202,3 +213,18 @@ def test_the_history_shows_time_event_and_key_facts() -> None:
     assert f"attempt 2, tx {b.TX}" in lines[7]
     assert "0.5 SOL -> 73.9 USDC (at least 73.26 USDC)" in lines[8]
     assert units(123, "NOTATOKEN") == "123 base units NOTATOKEN"
+
+
+def test_a_waiting_order_is_late_only_past_its_expiry() -> None:
+    from shared.events import OrderOpened
+
+    def waiting(order_id: str, **expiry: Any) -> list[AnyEvent]:
+        return [b.requested(order_id, order_type="limit", limit_price="150", **expiry),
+                OrderOpened(order_id=order_id, seq=2, at=b.at(2))]
+
+    forever = waiting("forever")
+    expiring = waiting("expiring", expires_at=b.at(3))
+    # Days later: the one without an expiry may still wait; the other should have expired.
+    report = audit(forever, expiring, now=b.at(3) + 2 * HOUR)
+    assert offenders(report, "deadline") == ["expiring"]
+    assert audit(expiring, now=b.at(3) + HOUR / 2).ok
