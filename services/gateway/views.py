@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -13,6 +13,7 @@ from shared.route import Candidate
 from shared.routing import Decision
 from shared.tokens import TOKENS, find, listed
 
+T = TypeVar("T")
 
 def decimal_text(token: str | None, base_units: int | None) -> str | None:
     """Base units as decimal text; None where a token is not known (yet) to this process,
@@ -198,6 +199,15 @@ class OrderView(msgspec.Struct, rename="camel"):
     attempts: list[Attempt] | None = None
     # The account that submitted the order; None for orders from before API keys.
     account: str | None = None
+    # Waiting orders: a limit's least tokenOut per tokenIn, a sniper's most tokenIn per
+    # tokenOut, and when an order that has not fired expires.
+    limit_price: str | None = None
+    max_price: str | None = None
+    expires_at: datetime | None = None
+
+
+def _said(value: T | msgspec.UnsetType) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
 
 
 def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
@@ -225,6 +235,9 @@ def order_view(state: OrderState, events: list[AnyEvent]) -> OrderView:
             Attempt(e.attempt, e.error, e.at) for e in events if isinstance(e, AttemptFailed)
         ],
         account=req.account or None if req else None,
+        limit_price=_said(req.limit_price) if req else None,
+        max_price=_said(req.max_price) if req else None,
+        expires_at=_said(req.expires_at) if req else None,
     )
 
 

@@ -86,6 +86,9 @@ async def test_an_unmarketable_limit_order_stays_open_then_cancels(
     order_id = await submit(client, limitPrice=NEVER, ttlSeconds=3600)
     await status_of(client, order_id, "open")
     await _eventually_listed(client, order_id)
+    shown = (await client.get(f"/orders/{order_id}")).json()
+    assert shown["type"] == "limit" and shown["limitPrice"] == NEVER
+    assert shown["expiresAt"] is not None and shown["maxPrice"] is None
     response = await client.delete(f"/orders/{order_id}")
     assert response.status_code == 202, response.text
     assert response.json() == {"orderId": order_id, "status": "cancelled"}
