@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from shared.config import Settings
 from shared.events import Event
 from shared.logs import bind_events
+from shared.metrics import BACKEND_ERRORS, DEAD_LETTERS, QUEUE_WAIT
 from shared.stream import Entry, EventStore, StreamId
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Worker:
                     await self._dispatch(await self.group.read(s.consumer, self._free_events()))
                 outage = 0
             except RedisError as error:
+                BACKEND_ERRORS.labels("redis").inc()
                 outage += 1
                 delay = min(5.0, 0.1 * 2**outage)
                 log.warning("%s: Redis unavailable (%s); retrying in %.1fs", s.group, error, delay)
@@ -177,10 +179,14 @@ class Worker:
             log.error("dead-lettering entry %s of order %s: %s", entry.id,
                       entry.event.order_id, reason)
             await self.store.dead_letter(self.group, entry, reason)
+            DEAD_LETTERS.labels(self.settings.group).inc()
         return healthy
 
     async def _run_chunk(self, chunk: list[Entry]) -> None:
         bind_events([e.event for e in chunk])  # this task's log lines name its order
+        waited, now = QUEUE_WAIT.labels(self.settings.group), time.time()
+        for entry in chunk:  # a stream id's first half is when Redis appended the entry
+            waited.observe(max(0.0, now - entry.id.ms / 1000))
         try:
             await self.handle(chunk)
             await self.group.ack([e.id for e in chunk])

@@ -30,6 +30,9 @@ class System:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
+        # Each worker process's /metrics port (the gateway's is its API port); a restarted
+        # process keeps its slot's port.
+        self.metrics_ports: dict[tuple[str, int], int] = {}
 
     def _output(self, service: str, index: int) -> IO[bytes] | None:
         if self.logs is None:
@@ -40,9 +43,13 @@ class System:
         """Start one more process of ``service``, or replace the one at ``index``."""
         processes = self.processes.setdefault(service, [])
         slot = len(processes) if index is None else index
+        env = self.env
+        if service != "gateway":
+            port = self.metrics_ports.setdefault((service, slot), free_port())
+            env = {**env, "OEE_METRICS_PORT": str(port)}
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", service],
-            env=self.env, stdout=self._output(service, slot), stderr=subprocess.STDOUT,
+            env=env, stdout=self._output(service, slot), stderr=subprocess.STDOUT,
         )
         if index is None:
             processes.append(process)
@@ -54,6 +61,14 @@ class System:
         for service in SERVICES:
             for _ in range(counts.get(service, 1)):
                 self.start(service)
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Every process's /metrics, by ``service-slot``."""
+        urls = {f"gateway-{slot}": f"{self.url}/metrics"
+                for slot in range(len(self.processes.get("gateway", [])))}
+        urls |= {f"{service}-{slot}": f"http://127.0.0.1:{port}/metrics"
+                 for (service, slot), port in sorted(self.metrics_ports.items())}
+        return urls
 
     def kill(self, service: str, index: int = 0) -> None:
         """kill -9: no chance to finish or hand anything back."""

@@ -111,6 +111,8 @@ def _supervise(system: System, port: int) -> int:
     signal.signal(signal.SIGINT, stop)
     running = ", ".join(f"{len(ps)} {name}" for name, ps in system.processes.items())
     print(f"oee: {running} running; API on http://127.0.0.1:{port}", flush=True)
+    for process, url in system.metrics_urls().items():
+        print(f"oee: metrics of {process} on {url}", flush=True)
     while not stopping:
         for service in system.restart_dead():
             print(f"oee: {service} exited; started again", file=sys.stderr, flush=True)

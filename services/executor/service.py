@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from services.executor.chain import (
     Landing,
@@ -30,6 +31,7 @@ from shared.events import (
 )
 from shared.launches import Launches
 from shared.lifecycle import FailureKind
+from shared.metrics import ATTEMPTS, BUILD_SECONDS, CONFIRM_SECONDS, ORDER_SECONDS
 from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore
 from shared.tokens import find
@@ -50,12 +52,29 @@ class Execution:
         self.store, self.chain, self.settings = store, chain, settings
         self.state, self.order, self.routed = state, order, routed
         self.order_id = order.order_id
+        self.submitted_at: datetime | None = None
 
     async def append(self, event: Event) -> None:
         [stream_id] = await self.store.append([event])
         if stream_id is None:
             raise Superseded(f"{event.type} #{event.seq}")
         self.state.apply(event)
+        self.measure(event)
+
+    def measure(self, event: Event) -> None:
+        match event:
+            case Built():
+                BUILD_SECONDS.observe((event.at - self.routed.at).total_seconds())
+            case Submitted():
+                self.submitted_at = event.at
+            case AttemptFailed():
+                ATTEMPTS.labels(event.kind).inc()
+            case Confirmed():
+                ATTEMPTS.labels("landed").inc()
+                if self.submitted_at is not None:
+                    CONFIRM_SECONDS.observe((event.at - self.submitted_at).total_seconds())
+        if event.is_terminal and event.status is not None:
+            ORDER_SECONDS.labels(event.status).observe((event.at - self.order.at).total_seconds())
 
     @property
     def next_seq(self) -> int:

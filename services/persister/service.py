@@ -21,6 +21,7 @@ from tenacity import (
 from services.persister.records import record
 from shared.config import Settings
 from shared.events import EVENT_TYPES
+from shared.metrics import BACKEND_ERRORS, STATUSES_REACHED
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, worker_settings
 
@@ -46,6 +47,7 @@ class Recorder:
                 try:
                     await record(self.conn, entries)
                 except psycopg.OperationalError:
+                    BACKEND_ERRORS.labels("postgres").inc()
                     await self.close()
                     raise
 
@@ -61,6 +63,9 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
     async def handle(entries: Sequence[Entry]) -> None:
         await recorder.record(entries)
+        for entry in entries:
+            if entry.event.status is not None:
+                STATUSES_REACHED.labels(entry.event.status).inc()
         await store.recorded([e.event.order_id for e in entries if e.event.is_terminal])
 
     worker = Worker(

@@ -22,6 +22,7 @@ from shared.events import (
 )
 from shared.launches import Launches, pushed
 from shared.market import Market, launched_pool_of
+from shared.metrics import ROUTES, ROUTING_SECONDS
 from shared.order import fold
 from shared.routing import Decision, NoRoute, decide
 from shared.seeded import rng
@@ -66,7 +67,8 @@ class Router:
         try:
             if find(order.token_out) is None:
                 await self.launches.catch_up()  # a token launched since this process looked
-            decision = self.decide(order, time.time(), ahead)
+            with ROUTING_SECONDS.time():
+                decision = self.decide(order, time.time(), ahead)
         except (NoRoute, KeyError) as problem:
             log.info("order %s has no route: %s", order.order_id, problem)
             return Failed(order_id=order.order_id, seq=seq, reason="no_route",
@@ -77,6 +79,7 @@ class Router:
             return Reopened(order_id=order.order_id, seq=seq, reason=(
                 f"the route gives {decision.best.amount_out}, below the bound {bound}"))
         log.info("order %s routed: %s", order.order_id, decision.reason)
+        ROUTES.labels(decision.best.kind, decision.best.venues).inc()
         return kind(
             order_id=order.order_id, seq=seq, dex=decision.best.venues, route=decision.best,
             candidates=decision.candidates, quotes=quotes, amount_out=decision.best.amount_out,

@@ -8,6 +8,7 @@ import time
 
 from shared.events import Quote
 from shared.market import keys
+from shared.metrics import QUOTE_SECONDS
 from shared.route import Dex
 
 VENUES: tuple[Dex, ...] = ("raydium", "meteora")
@@ -17,7 +18,9 @@ async def ask(dex: Dex, latency_ms: float) -> Quote:
     started = time.perf_counter()
     await asyncio.sleep(latency_ms / 1000)
     pools = sum(1 for key in keys() if key.dex == dex)
-    return Quote(dex=dex, pools=pools, latency_ms=round((time.perf_counter() - started) * 1000, 3))
+    took = time.perf_counter() - started
+    QUOTE_SECONDS.labels(dex).observe(took)
+    return Quote(dex=dex, pools=pools, latency_ms=round(took * 1000, 3))
 
 
 async def ask_all(latency_ms: float, draw: random.Random) -> list[Quote]:
