@@ -125,6 +125,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "OEE_CLAIM_IDLE_MS",
         "idle time after which another consumer's pending entry is claimed",
     )] = 30_000
+    # Like arq's job_timeout: a handler that hangs lets go of its entries.
+    handling_timeout_s: Annotated[float, Meta(ge=0.001, le=86_400), Env(
+        "OEE_HANDLING_TIMEOUT_S",
+        "a consumer gives up handling an entry after this long and leaves it to be claimed"
+        " (by any consumer, after `OEE_CLAIM_IDLE_MS`)",
+    )] = 300.0
     max_deliveries: Annotated[int, Meta(ge=1, le=1000), Env(
         "OEE_MAX_DELIVERIES",
         "an entry delivered more often than this is dead-lettered and its order failed",
@@ -145,6 +151,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     namespace: Annotated[str, Env(
         "OEE_NAMESPACE", "prefix of every Redis key (the stream is `{namespace}:events`)"
     )] = "oee"
+    # Recorded in Redis at first start; another count is refused until `oee repartition`.
+    partitions: Annotated[int, Meta(ge=1, le=1024), Env(
+        "OEE_PARTITIONS",
+        "partitions of the log, the order index, the queues, the dead letters and the"
+        " simulated chain's ledger, by a hash of the order id (spread over a cluster's"
+        " shards)",
+    )] = 4
+    redis_wait_replicas: Annotated[int, Meta(ge=0, le=16), Env(
+        "OEE_REDIS_WAIT_REPLICAS",
+        "an append returns once this many replicas have it (`WAIT`, at most 1 s); 0: at once",
+    )] = 0
     consumer: Annotated[str, Env(
         "OEE_CONSUMER",
         "consumer name in the group; set it to a stable name to resume a process's own"

@@ -81,6 +81,12 @@ MIGRATIONS: tuple[str, ...] = (
                       tx_seq = CASE WHEN tx_hash IS NULL THEN 0 ELSE last_seq END
      WHERE routed_dex IS NOT NULL OR tx_hash IS NOT NULL;
     """,
+    """
+    -- The log is split into partitions, each with its own stream ids: a place in the log is
+    -- (partition, ms, seq). Rows from before partitions were all in one stream: partition 0.
+    ALTER TABLE events ADD COLUMN stream_partition integer NOT NULL DEFAULT 0;
+    CREATE INDEX events_partition_position ON events (stream_partition, stream_ms, stream_seq);
+    """,
 )
 
 

@@ -1,16 +1,21 @@
 """The loop every consuming service runs: read a batch, hand it over, acknowledge it.
 
-It reads its own pending entries first (what a previous run of this consumer left
-unacknowledged), then new ones, and now and then claims entries any consumer left idle for
-``claim_idle_ms``. An entry delivered more than ``max_deliveries`` times is a poison message:
-it goes to the dead-letter stream and its order ends ``failed``, instead of looping forever.
+A group reads its stream in every partition. A worker first reads its own pending entries
+(what a previous run of this consumer left unacknowledged), then new ones: one blocking
+read covers every partition on a single Redis, one read per partition on a cluster. Beside
+the reads, a keeper claims entries any consumer left idle for ``claim_idle_ms`` and keeps
+this consumer's own entries alive. An entry delivered more than ``max_deliveries`` times is
+a poison message: it goes to the dead-letter stream and its order ends ``failed``, instead
+of looping forever.
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
-Other types are acknowledged at once. At most ``concurrency`` chunks are in hand at once,
-and a worker reads no more than its free slots can start, so one consumer never hoards
-work another could start. When Redis is away the loop waits and tries again; nothing is
-acknowledged that was not done.
+Other types are acknowledged at once. A handler that takes longer than
+``handling_timeout_s`` is cancelled and its entries are no longer kept alive, so another
+consumer claims them; the idempotent appends make the order converge. At most
+``concurrency`` chunks are in hand at once, and a worker reads no more than its free slots
+can start, so one consumer never hoards work another could start. When Redis is away the
+loop waits and tries again; nothing is acknowledged that was not done.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ from shared.config import Settings
 from shared.events import Event
 from shared.logs import bind_events
 from shared.metrics import BACKEND_ERRORS, DEAD_LETTERS, QUEUE_WAIT
-from shared.stream import Entry, EventStore, StreamId
+from shared.stream import Entry, EventStore, Positions, StreamId
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Entry]], Awaitable[None]]
+Ref = tuple[int, StreamId]
 
 
 def consumer_name(service: str) -> str:
@@ -54,6 +60,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
     shutdown_timeout_s: float = 30.0
+    handling_timeout_s: float = 300.0
 
 
 def worker_settings(settings: Settings, service: str, types: tuple[type[Event], ...], *,
@@ -62,7 +69,7 @@ def worker_settings(settings: Settings, service: str, types: tuple[type[Event], 
     return WorkerSettings(
         group=service, consumer=consumer_name(service), types=types, batch_size=batch_size,
         chunk_size=chunk_size, concurrency=concurrency, claim_idle_ms=settings.claim_idle_ms,
-        max_deliveries=settings.max_deliveries,
+        max_deliveries=settings.max_deliveries, handling_timeout_s=settings.handling_timeout_s,
     )
 
 
@@ -75,50 +82,99 @@ class Worker:
         self._in_flight = 0
         self._backlog: deque[Entry] = deque()
         # Entries read and not yet acknowledged: kept alive, and never taken over twice.
-        self._held: set[StreamId] = set()
-        self._next_touch = 0.0
+        self._held: set[Ref] = set()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._next_claim = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        log.info("%s reading %s as %s", s.group, self.group.stream, s.consumer)
-        own_pending: StreamId | None = StreamId(0, 0)
+        log.info("%s reading %d partitions as %s", s.group, len(self.store.partitions),
+                 s.consumer)
+        await self._retrying(stop, self._start)
+        if not stop.is_set():
+            loops = [asyncio.create_task(self._retrying(stop, self._read_loop(part)))
+                     for part in self.store.read_sets]
+            loops.append(asyncio.create_task(self._retrying(stop, self._keep)))
+            await stop.wait()
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        await self._finish_in_flight()
+
+    async def _retrying(self, stop: asyncio.Event,
+                        step: Callable[[asyncio.Event], Awaitable[bool]]) -> None:
+        """Run ``step`` until it says it is done (or ``stop``), waiting out Redis outages."""
         outage = 0
         while not stop.is_set():
             try:
-                if own_pending == StreamId(0, 0):
-                    await self.group.ensure()
-                if self._free_events() <= 0:
-                    await self._touch_if_due()
-                    await self._wait_for_slot(stop)
-                    continue
-                if own_pending is not None:
-                    own_pending = await self._resume_own_pending(own_pending)
-                else:
-                    await self._touch_if_due()
-                    await self._dispatch(await self._claim_if_due(), redelivered=True)
-                    await self._dispatch(await self.group.read(s.consumer, self._free_events()))
+                if await step(stop):
+                    return
                 outage = 0
             except RedisError as error:
                 BACKEND_ERRORS.labels("redis").inc()
                 outage += 1
                 delay = min(5.0, 0.1 * 2**outage)
-                log.warning("%s: Redis unavailable (%s); retrying in %.1fs", s.group, error, delay)
+                log.warning("%s: Redis unavailable (%s); retrying in %.1fs", self.settings.group,
+                            error, delay)
                 await _wait(stop, delay)
-        await self._finish_in_flight()
 
-    async def _resume_own_pending(self, after: StreamId) -> StreamId | None:
-        """One batch of this consumer's own unacknowledged entries; None when done."""
-        entries = await self.group.read(
-            self.settings.consumer, self._free_events(), pending=after
-        )
-        if not entries:
-            return None
-        log.info("%s resuming %d pending entries", self.settings.group, len(entries))
-        await self._dispatch(entries, redelivered=True)
-        return entries[-1].id
+    async def _start(self, stop: asyncio.Event) -> bool:
+        """Groups exist, the partition count is the recorded one, and this consumer's own
+        pending entries are back in hand."""
+        await self.store.check_partitions()
+        await self.group.ensure()
+        after = Positions.origin(len(self.store.partitions))
+        partitions = list(self.store.partitions)
+        while partitions and not stop.is_set():
+            if self._free_events() <= 0:
+                await self._wait_for_slot(stop)
+                continue
+            entries = []
+            for part in self.store.read_sets:
+                wanted = [p for p in part if p in partitions]
+                if wanted:
+                    entries += await self.group.read(self.settings.consumer, self._free_events(),
+                                                     wanted, pending=after)
+            done = set(partitions) - {e.partition for e in entries}
+            partitions = [p for p in partitions if p not in done]
+            for entry in entries:
+                after = after.advanced(entry.partition, max(after[entry.partition], entry.id))
+            if entries:
+                log.info("%s resuming %d pending entries", self.settings.group, len(entries))
+                await self._dispatch(entries, redelivered=True)
+        return True
+
+    def _read_loop(self, partitions: list[int]) -> Callable[[asyncio.Event], Awaitable[bool]]:
+        async def step(stop: asyncio.Event) -> bool:
+            if self._free_events() <= 0:
+                await self._wait_for_slot(stop)
+                return False
+            entries = await self.group.read(self.settings.consumer, self._free_events(),
+                                            partitions, block_ms=self.store.longest_block_ms)
+            await self._dispatch(entries)
+            return False
+        return step
+
+    async def _keep(self, stop: asyncio.Event) -> bool:
+        """Keep held entries alive, let go of handlers that hang, and claim what others
+        left idle; every third of ``claim_idle_ms``."""
+        s = self.settings
+        await _wait(stop, s.claim_idle_ms / 3000)
+        if stop.is_set():
+            return True
+        if self._held:
+            await self.group.touch(s.consumer, sorted(self._held))
+        free = self._free_events()
+        for partition in self.store.partitions:
+            if free <= 0:
+                break
+            claimed = await self.group.claim_idle(s.consumer, s.claim_idle_ms, free, partition)
+            claimed = [e for e in claimed if e.ref not in self._held]
+            if claimed:
+                log.warning("%s claimed %d idle entries", s.group, len(claimed))
+                await self._dispatch(claimed, redelivered=True)
+                free = self._free_events()
+        return False
 
     def _free_events(self) -> int:
         """How many entries to read now: what free slots can start at once. Reading more
@@ -127,32 +183,15 @@ class Worker:
         free = (s.concurrency - self._in_flight) * s.chunk_size - len(self._backlog)
         return min(s.batch_size, free)
 
-    async def _touch_if_due(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_touch and self._held:
-            self._next_touch = now + self.settings.claim_idle_ms / 3000
-            await self.group.touch(self.settings.consumer, sorted(self._held))
-
-    async def _claim_if_due(self) -> list[Entry]:
-        now = time.monotonic()
-        if now < self._next_claim:
-            return []
-        self._next_claim = now + self.settings.claim_idle_ms / 2000
-        entries = await self.group.claim_idle(
-            self.settings.consumer, self.settings.claim_idle_ms, self._free_events()
-        )
-        entries = [e for e in entries if e.id not in self._held]
-        if entries:
-            log.warning("%s claimed %d idle entries", self.settings.group, len(entries))
-        return entries
-
     async def _dispatch(self, entries: list[Entry], redelivered: bool = False) -> None:
+        if not entries:
+            return
         if redelivered:
             entries = await self._drop_poison(entries)
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
-        skipped = [e.id for e in entries if not isinstance(e.event, self.settings.types)]
+        skipped = [e for e in entries if not isinstance(e.event, self.settings.types)]
         await self.group.ack(skipped)
-        self._held.update(e.id for e in wanted)
+        self._held.update(e.ref for e in wanted)
         self._backlog.extend(wanted)
         self._start_ready()
 
@@ -167,10 +206,10 @@ class Worker:
 
     async def _drop_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.settings.max_deliveries
-        counts = await self.group.deliveries([e.id for e in entries])
+        counts = await self.group.deliveries(entries)
         healthy = []
         for entry in entries:
-            deliveries = counts.get(entry.id, 1)
+            deliveries = counts.get(entry.ref, 1)
             if deliveries <= limit:
                 healthy.append(entry)
                 continue
@@ -188,15 +227,19 @@ class Worker:
         for entry in chunk:  # a stream id's first half is when Redis appended the entry
             waited.observe(max(0.0, now - entry.id.ms / 1000))
         try:
-            await self.handle(chunk)
-            await self.group.ack([e.id for e in chunk])
+            await asyncio.wait_for(self.handle(chunk), self.settings.handling_timeout_s)
+            await self.group.ack(chunk)
+        except TimeoutError:
+            # Let go: no longer kept alive, so it is claimed once idle, here or elsewhere.
+            log.error("%s gave up on %d events after %.0f s; left to be claimed",
+                      self.settings.group, len(chunk), self.settings.handling_timeout_s)
         except asyncio.CancelledError:
             # Left pending on purpose: this consumer or another one picks it up again.
             raise
         except Exception:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
-            self._held.difference_update(e.id for e in chunk)
+            self._held.difference_update(e.ref for e in chunk)
             self._in_flight -= 1
             self._start_ready()
             self._slot_freed.set()
@@ -205,9 +248,7 @@ class Worker:
         self._slot_freed.clear()
         stopped = asyncio.ensure_future(stop.wait())
         freed = asyncio.ensure_future(self._slot_freed.wait())
-        # Not forever: the loop comes round to keep its held entries alive.
-        await asyncio.wait({stopped, freed}, return_when=asyncio.FIRST_COMPLETED,
-                           timeout=self.settings.claim_idle_ms / 3000)
+        await asyncio.wait({stopped, freed}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         freed.cancel()
 

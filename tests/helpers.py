@@ -14,7 +14,7 @@ from shared.events import AnyEvent, OrderRequested, Routed
 from shared.market import Market
 from shared.process import Main
 from shared.routing import decide
-from shared.stream import EventStore, StreamId
+from shared.stream import EventStore, Positions
 
 T = TypeVar("T")
 
@@ -22,12 +22,12 @@ T = TypeVar("T")
 async def stories(
     store: EventStore, order_ids: Iterable[str], timeout_s: float = 30.0
 ) -> dict[str, list[AnyEvent]]:
-    """Follow the stream from its start until every order has a terminal event; returns
-    each order's events in stream order."""
+    """Follow the log (every partition) from its start until every order has a terminal
+    event; returns each order's events in log order."""
     wanted = set(order_ids)
     found: dict[str, list[AnyEvent]] = defaultdict(list)
     done: set[str] = set()
-    position = StreamId(0, 0)
+    position = Positions.origin(len(store.partitions))
     deadline = time.monotonic() + timeout_s
     while done != wanted:
         if time.monotonic() > deadline:
@@ -35,7 +35,7 @@ async def stories(
             raise TimeoutError(f"{len(wanted - done)} orders unfinished, e.g. {missing}: "
                                f"{[[e.type for e in found[m]] for m in missing]}")
         for entry in await store.tail(position, 1000):
-            position = entry.id
+            position = position.advanced(entry.partition, entry.id)
             if entry.event.order_id in wanted:
                 found[entry.event.order_id].append(entry.event)
                 if entry.event.is_terminal:

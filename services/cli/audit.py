@@ -24,10 +24,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from services.cli import eventlog, jsonl
 from services.cli.invariants import INVARIANTS, Auditor, Landed, Report, deadline
-from services.executor.chain import Landing, SimulatedChain
+from services.executor.chain import SimulatedChain
 from shared.config import Settings
 from shared.events import AnyEvent
-from shared.stream import Entry, EventStore, parse_entries
+from shared.stream import Entry, EventStore, Positions, StreamId
 
 # The consumer group whose acknowledgements mean "recorded in PostgreSQL".
 PERSISTER = "persister"
@@ -120,34 +120,37 @@ async def _live(settings: Settings, store: EventStore, window: eventlog.Window) 
     return auditor.finish()
 
 
-async def _recorded_until(store: EventStore) -> str | None:
-    """The XRANGE end bound of what the persister has acknowledged, or None when it has no
-    group yet."""
+async def _recorded_until(store: EventStore) -> Positions | None:
+    """Per partition, the last entry the persister has acknowledged everything up to, or
+    None when it has no group yet."""
     group = store.group(PERSISTER)
-    try:
-        groups: Any = await store.redis.xinfo_groups(group.stream)
-    except ResponseError:  # no stream yet
-        return None
-    for info in groups:
-        if _text(info["name"]) != group.name:
-            continue
+    ids = []
+    for stream in group.streams:
+        try:
+            groups: Any = await store.redis.xinfo_groups(stream)
+        except ResponseError:  # no stream yet
+            return None
+        info = next((i for i in groups if _text(i["name"]) == group.name), None)
+        if info is None:
+            return None
+        until = StreamId.parse(info["last-delivered-id"])
         if info["pending"]:
-            summary: Any = await store.redis.xpending(group.stream, group.name)
-            if summary["min"] is not None:
-                return "(" + _text(summary["min"])  # everything before its oldest pending
-        return _text(info["last-delivered-id"])
-    return None
+            summary: Any = await store.redis.xpending(stream, group.name)
+            if summary["min"] is not None:  # everything before its oldest pending
+                until = _before(StreamId.parse(summary["min"]))
+        ids.append(until)
+    return Positions.of(ids)
 
 
-async def _stream_until(store: EventStore, end: str) -> AsyncIterator[Entry]:
-    start = "-"
-    while True:
-        raw: Any = await store.redis.xrange(store.stream, min=start, max=end, count=10_000)
-        if not raw:
-            return
-        for entry in parse_entries(raw):
-            yield entry
-        start = "(" + _text(raw[-1][0])
+def _before(stream_id: StreamId) -> StreamId:
+    if stream_id.seq:
+        return StreamId(stream_id.ms, stream_id.seq - 1)
+    return StreamId(stream_id.ms - 1, 2**64 - 1)
+
+
+async def _stream_until(store: EventStore, until: Positions) -> AsyncIterator[Entry]:
+    async for entry in store.everything_after(until=until, page=10_000):
+        yield entry
 
 
 def _text(value: bytes | str) -> str:
@@ -184,14 +187,9 @@ async def _orders(conn: eventlog.Connection, schema: str, window: eventlog.Windo
 async def _landings(auditor: Auditor, chain: SimulatedChain, ends: dict[str, list[AnyEvent]],
                     max_attempts: int, chunk: int = 1000) -> None:
     order_ids = sorted(ends)
-    attempts = range(1, max_attempts + 1)
     for start in range(0, len(order_ids), chunk):
         some = order_ids[start : start + chunk]
-        keys = [chain.ledger_key(o, a) for o in some for a in attempts]
-        raw = await chain.redis.mget(keys)
-        for i, order_id in enumerate(some):
-            found = [msgspec.json.decode(r, type=Landing)
-                     for r in raw[i * len(attempts) : (i + 1) * len(attempts)] if r]
+        for order_id, found in (await chain.landings(some)).items():
             auditor.landings(order_id, ends[order_id],
                              [Landed(x.attempt, x.signature, x.amount_out) for x in found])
 

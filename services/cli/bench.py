@@ -36,7 +36,7 @@ from shared.accounts import create_key
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed
 from shared.metrics import DELIVERY
-from shared.stream import EventStore, StreamId
+from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
 ORDER_BYTES = json.dumps(ORDER).encode()
@@ -222,11 +222,11 @@ class Bench:
 
     # --- following --------------------------------------------------------------------
 
-    async def follow(self, store: EventStore, start: StreamId) -> None:
+    async def follow(self, store: EventStore, start: Positions) -> None:
         position = start
         while True:
             for entry in await store.tail(position, 2000):
-                position = entry.id
+                position = position.advanced(entry.partition, entry.id)
                 event = entry.event
                 track = self.tracks.setdefault(event.order_id, Track(time.time()))
                 track.events[event.type] = event
@@ -258,7 +258,7 @@ class Bench:
 
     async def run(self) -> Result:
         store = EventStore(msgspec.structs.replace(self.settings, block_ms=200))
-        start = await store.last_id() if await store.redis.exists(store.stream) else StreamId(0, 0)
+        start = await store.heads()
         following = asyncio.create_task(self.follow(store, start))
         showing = None if self.options.as_json else asyncio.create_task(self.progress())
         delivery_before = await self.delivery_counts()
@@ -436,18 +436,15 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
 
 def forget(settings: Settings) -> None:
     """Deletes the run's keys, so benchmarks against a shared Redis leave nothing behind."""
-    import redis
+    from shared.redis_client import connect_sync, is_cluster
 
-    client = redis.Redis.from_url(settings.redis_url)
+    cluster = is_cluster(settings.redis_url)
+    client = connect_sync(settings.redis_url, cluster)
     try:
-        batch: list[bytes] = []
+        # One key per call: on a cluster the keys live in many slots (a cluster scan covers
+        # every primary).
         for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) == 1000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+            client.unlink(key)
     finally:
         client.close()
 

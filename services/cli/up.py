@@ -28,12 +28,20 @@ KEY_FILE = "api-key"
 
 
 @contextmanager
-def servers(root: Path) -> Iterator[dict[str, str]]:
+def servers(root: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
     """The environment for the services: REDIS_URL and DATABASE_URL as given, or embedded
-    servers started under ``root`` (and stopped on exit); the schema migrated."""
+    servers started under ``root`` (and stopped on exit); the schema migrated. With
+    ``cluster``, the embedded Redis is a Redis Cluster of three primaries."""
     env = dict(os.environ)
     with ExitStack() as stack:
-        if not os.environ.get("REDIS_URL"):
+        if cluster and not os.environ.get("REDIS_URL"):
+            from services.cli.embedded import EmbeddedCluster
+
+            nodes = stack.enter_context(EmbeddedCluster(root / "redis-cluster").start())
+            env["REDIS_URL"] = nodes.url
+            print(f"oee: embedded Redis Cluster (Valkey, 3 primaries) at {nodes.url}",
+                  flush=True)
+        elif not os.environ.get("REDIS_URL"):
             from services.cli.embedded import EmbeddedRedis
 
             redis = stack.enter_context(EmbeddedRedis(root / "redis").start())
@@ -50,11 +58,12 @@ def servers(root: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
-def up(routers: int, executors: int, persisters: int, data_dir: str | None) -> int:
+def up(routers: int, executors: int, persisters: int, data_dir: str | None,
+       cluster: bool = False) -> int:
     settings = load()
     setup_logging(settings.log_level)
     root = Path(data_dir or os.environ.get("OEE_DATA_DIR") or ".oee").absolute()
-    with servers(root) as env:
+    with servers(root, cluster) as env:
         provision_key(env["DATABASE_URL"], root / KEY_FILE)
         system = System(env)
         system.start_all({"persister": persisters, "router": routers, "executor": executors})

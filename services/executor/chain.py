@@ -5,8 +5,8 @@ that executes is recorded under its signature, as a real chain dedupes a signed
 transaction, so sending the same one twice executes it once. Confirmation takes the rest of
 the execution time.
 
-It keeps its ledger in Redis (``{namespace}:chain:*``), standing in for the outside world
-that every executor talks to.
+It keeps its ledger in Redis, in the partition of each order (``shared.partitions``),
+standing in for the outside world that every executor talks to.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
 from shared.market import Market
+from shared.partitions import Layout
 from shared.routing import run_route
 from shared.seeded import rng
 
@@ -87,31 +88,45 @@ class Landing(msgspec.Struct, frozen=True, kw_only=True):
     confirms_at: float
 
 
+def _order_of(landing: Landing) -> str:
+    return landing.order_id
+
+
 class SimulatedChain:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.market = Market.from_settings(settings)
-        self.prefix = f"{settings.namespace}:chain"
+        self.layout = Layout(settings.namespace, settings.partitions)
         self._land = redis.register_script(_LAND)
         # Transactions landing at the same moment share one script call.
         self._lands = Batcher(self._land_all)
         self._settles = Batcher(self._settle_all)
 
     def ledger_key(self, order_id: str, attempt: int) -> str:
-        return self._tx_key(signature(self.settings.seed, order_id, attempt))
-
-    def _tx_key(self, tx_hash: str) -> str:
-        return f"{self.prefix}:tx:{tx_hash}"
+        return self.layout.ledger(order_id, signature(self.settings.seed, order_id, attempt))
 
     async def executions(self, order_ids: Sequence[str]) -> dict[str, int]:
         """How many attempts of each order executed (landed); an audit for tests and soak.
         Exactly once is 1 for a confirmed order and 0 for a failed one."""
+        return {order_id: len(found) for order_id, found in
+                (await self.landings(order_ids)).items()}
+
+    async def landings(self, order_ids: Sequence[str]) -> dict[str, list[Landing]]:
+        """Every attempt of each order that landed, as the ledger still holds them."""
         attempts = range(1, self.settings.max_attempts + 1)
         keys = [self.ledger_key(order, attempt) for order in order_ids for attempt in attempts]
-        landed = await self.redis.mget(keys) if keys else []
+        if not keys:
+            return {}
+        # One GET each, pipelined: the keys live in every partition (and, on a cluster, in
+        # many slots, which one MGET may not span).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+            landed = await pipe.execute()
         width = len(attempts)
-        return {order_id: sum(1 for raw in landed[i * width : (i + 1) * width] if raw)
+        return {order_id: [msgspec.json.decode(raw, type=Landing)
+                           for raw in landed[i * width : (i + 1) * width] if raw]
                 for i, order_id in enumerate(order_ids)}
 
     def _latency_s(self, order_id: str, attempt: int) -> float:
@@ -147,7 +162,18 @@ class SimulatedChain:
         return landed
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
-        keys = [self._tx_key(landing.signature) for landing in landings]
+        """One script call per partition: its keys share a slot."""
+        parts = self.layout.split(landings, _order_of)
+        replies = await asyncio.gather(*(self._land_some([landings[i] for i in indexes])
+                                         for indexes in parts.values()))
+        landed = list(landings)
+        for indexes, found in zip(parts.values(), replies, strict=True):
+            for index, existing in zip(indexes, found, strict=True):
+                landed[index] = existing
+        return landed
+
+    async def _land_some(self, landings: list[Landing]) -> list[Landing]:
+        keys = [self.layout.ledger(landing.order_id, landing.signature) for landing in landings]
         args: list[Any] = [LEDGER_TTL_S, *(msgspec.json.encode(landing) for landing in landings)]
         found = await self._land(keys=keys, args=args)
         # Where another executor landed the same transaction first, its record is the truth.
@@ -156,14 +182,15 @@ class SimulatedChain:
 
     async def settle(self, landing: Landing) -> None:
         """The order is confirmed: its landing need not outlive the order's index."""
-        await self._settles([landing.signature])
+        await self._settles([landing])
 
-    async def _settle_all(self, signatures: list[str]) -> list[None]:
+    async def _settle_all(self, landings: list[Landing]) -> list[None]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for tx_hash in signatures:
-                pipe.expire(self._tx_key(tx_hash), self.settings.finished_order_ttl_s)
+            for landing in landings:
+                pipe.expire(self.layout.ledger(landing.order_id, landing.signature),
+                            self.settings.finished_order_ttl_s)
             await pipe.execute()
-        return [None] * len(signatures)
+        return [None] * len(landings)
 
     async def confirmation(self, landing: Landing) -> Landing:
         await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))

@@ -1,11 +1,14 @@
-"""/orders/stream: every status of every order an account may see, in log order, each with
-its place in the log, so a client that reconnects resumes where it left off.
+"""/orders/stream: every status of every order an account may see, each order's in log
+order, each with the follower's place in the log, so a client that reconnects resumes where
+it left off.
 
-A follower registers with the tail first and reads what it missed second: the events that
-PostgreSQL recorded after its position, then the log that Redis still holds after those.
-The tail delivers everything appended after the registration; positions drop the overlap.
-So a client that reconnects with the last position it saw gets every status it missed,
-once, and then the live ones, with no gap between.
+The log is split into partitions, so a place in it is a vector: the last id the follower
+was sent from each partition, handed to the client as an opaque token (``Positions``).
+A follower registers with the tail first and reads what it missed second, partition by
+partition: the events that PostgreSQL recorded after its position there, then the log that
+Redis still holds after those. The tail delivers everything appended after the
+registration; the vector drops the overlap. So a client that reconnects with the last
+position it saw gets every status it missed, once, and then the live ones, with no gap.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
 
 import msgspec
 
@@ -23,7 +25,7 @@ from services.gateway.views import StatusMessage, status_message
 from shared.accounts import Account
 from shared.events import AnyEvent, OrderRequested
 from shared.order import OrderState, fold
-from shared.stream import Entry, EventStore, StreamId, parse_entries
+from shared.stream import Entry, EventStore, Positions, StreamId
 
 _PAGE = 1000
 
@@ -63,7 +65,7 @@ class Follower:
         self.account, self.owners, self.history = account, owners, history
         self.states: dict[str, OrderState] = {}
 
-    async def message(self, entry: Entry) -> StatusMessage | None:
+    async def message(self, entry: Entry, position: Positions) -> StatusMessage | None:
         event = entry.event
         self.owners.learn(event)
         if (not self.account.is_operator
@@ -80,53 +82,62 @@ class Follower:
         else:
             self.states[event.order_id] = state
         message = status_message(state, event)
-        return msgspec.structs.replace(message, position=str(entry.id)) if message else None
+        if message is None:
+            return None
+        return msgspec.structs.replace(message, position=position.token())
 
 
 async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
-                     follower: Follower, after: StreamId | None) -> AsyncIterator[StatusMessage]:
-    """Statuses after ``after`` (from now, when None), then live ones, for ever."""
+                     follower: Follower, after: Positions | StreamId | None,
+                     ) -> AsyncIterator[StatusMessage]:
+    """Statuses after ``after`` (from now, when None), then live ones, for ever. A plain
+    stream id (a position from before partitions) stands for itself in every partition."""
+    count = len(store.partitions)
+    if isinstance(after, StreamId):
+        after = Positions.from_id(after, count)
     queue: asyncio.Queue[Entry] = asyncio.Queue()
     tail.firehose.add(queue)
     try:
-        last = StreamId(0, 0)
+        last = list((after or Positions.origin(count)).ids)
         if after is not None:
-            last = after
             async for entry in missed(store, read_model, follower.account, after):
-                if entry.id > last:
-                    last = entry.id
-                    if (message := await follower.message(entry)) is not None:
+                if entry.id > last[entry.partition]:
+                    last[entry.partition] = entry.id
+                    message = await follower.message(entry, Positions(tuple(last)))
+                    if message is not None:
                         yield message
         while True:
             entry = await queue.get()
-            if entry.id > last:
-                last = entry.id
-                if (message := await follower.message(entry)) is not None:
+            if entry.id > last[entry.partition]:
+                last[entry.partition] = entry.id
+                if (message := await follower.message(entry, Positions(tuple(last)))):
                     yield message
     finally:
         tail.firehose.discard(queue)
 
 
 async def missed(store: EventStore, read_model: ReadModel, account: Account,
-                 after: StreamId) -> AsyncIterator[Entry]:
-    """What was appended after ``after``, in log order, from the log Redis holds and, for
-    what Redis has trimmed, from PostgreSQL: Redis trims only entries every group has
-    acknowledged, the persister's included, so whatever lies before the first entry Redis
-    returns is in PostgreSQL."""
-    position = after
+                 after: Positions | StreamId) -> AsyncIterator[Entry]:
+    """What was appended after ``after``, partition by partition, each in log order, from
+    the log Redis holds and, for what Redis has trimmed, from PostgreSQL: Redis trims only
+    entries every group has acknowledged, the persister's included, so whatever lies before
+    the first entry Redis returns is in PostgreSQL."""
+    if isinstance(after, StreamId):
+        after = Positions.from_id(after, len(store.partitions))
     owner = None if account.is_operator else account.name
-    while True:
-        raw: Any = await store.redis.xrange(store.stream, min=f"({position}", count=_PAGE)
-        held = parse_entries(raw)
-        until = held[0].id if held else None
+    for partition in store.partitions:
+        position = after[partition]
         while True:
-            rows = await read_model.events_after(position, owner, _PAGE, until)
-            for position, event in rows:
-                yield Entry(position, event)
-            if len(rows) < _PAGE:
+            held = await store.read_partition(partition, position, _PAGE)
+            until = held[0].id if held else None
+            while True:
+                rows = await read_model.events_after(partition, position, owner, _PAGE, until)
+                for position, event in rows:
+                    yield Entry(position, event, partition)
+                if len(rows) < _PAGE:
+                    break
+            for entry in held:
+                position = entry.id
+                yield entry
+            if len(held) < _PAGE:
                 break
-        for entry in held:
-            position = entry.id
-            yield entry
-        if len(raw) < _PAGE:
-            return

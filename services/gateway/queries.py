@@ -57,21 +57,23 @@ class ReadModel:
             )
             return [decode(row["data"]) for row in await cursor.fetchall()]
 
-    async def events_after(self, after: StreamId, account: str | None, limit: int,
-                           until: StreamId | None = None) -> list[tuple[StreamId, AnyEvent]]:
-        """Events recorded after ``after`` (and before ``until``) in log order, with their
-        place in the log; ``account``: only that account's orders'."""
+    async def events_after(self, partition: int, after: StreamId, account: str | None,
+                           limit: int, until: StreamId | None = None,
+                           ) -> list[tuple[StreamId, AnyEvent]]:
+        """Events of one log partition recorded after ``after`` (and before ``until``) in
+        log order, with their place there; ``account``: only that account's orders'."""
         end = until or StreamId(2**63 - 1, 2**63 - 1)
         async with self.connection() as conn:
             cursor = await conn.execute(
                 "SELECT e.stream_ms, e.stream_seq, e.data::text AS data FROM events e"
-                " WHERE (e.stream_ms, e.stream_seq) > (%(ms)s, %(seq)s)"
+                " WHERE e.stream_partition = %(partition)s"
+                " AND (e.stream_ms, e.stream_seq) > (%(ms)s, %(seq)s)"
                 " AND (e.stream_ms, e.stream_seq) < (%(end_ms)s, %(end_seq)s)"
                 " AND (%(account)s::text IS NULL OR e.order_id IN"
                 "      (SELECT order_id FROM orders WHERE account = %(account)s))"
                 " ORDER BY e.stream_ms, e.stream_seq LIMIT %(limit)s",
-                {"ms": after.ms, "seq": after.seq, "end_ms": end.ms, "end_seq": end.seq,
-                 "account": account, "limit": limit},
+                {"partition": partition, "ms": after.ms, "seq": after.seq, "end_ms": end.ms,
+                 "end_seq": end.seq, "account": account, "limit": limit},
             )
             return [(StreamId(r["stream_ms"], r["stream_seq"]), decode(r["data"]))
                     for r in await cursor.fetchall()]

@@ -1,5 +1,6 @@
-"""Following orders: one tail of the stream per gateway process, fanned out in memory to
-the subscribers of each order, and each subscriber's history read without a gap.
+"""Following orders: one tail of the log per gateway process (every partition of it),
+fanned out in memory to the subscribers of each order, and each subscriber's history read
+without a gap.
 
 A subscriber registers with the tail first and reads the order's history second. The
 history has every event appended before the read; the tail delivers every event appended
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from shared.events import AnyEvent, decode
 from shared.order import OrderState
-from shared.stream import Entry, EventStore, StreamId
+from shared.stream import Entry, EventStore, Positions
 
 log = logging.getLogger("oee.gateway")
 
@@ -31,28 +32,40 @@ class Tail:
     def __init__(self, store: EventStore, batch: int = 1000) -> None:
         self.store = store
         self.batch = batch
-        self.position = StreamId(0, 0)
+        # Where the tail stands in each partition of the log.
+        self.positions = list(Positions.origin(len(store.partitions)).ids)
         self.subscribers: dict[str, set[asyncio.Queue[AnyEvent]]] = defaultdict(set)
         # Followers of every order (each filters what it may see): /orders/stream.
         self.firehose: set[asyncio.Queue[Entry]] = set()
         self.events_seen = 0
 
+    @property
+    def position(self) -> Positions:
+        return Positions(tuple(self.positions))
+
     async def start(self) -> None:
-        if await self.store.redis.exists(self.store.stream):
-            self.position = await self.store.last_id()
+        await self.store.check_partitions()
+        self.positions = list((await self.store.heads()).ids)
 
     async def run(self) -> None:
+        """One read loop per read set: a single one on a single Redis, one per partition on
+        a cluster."""
+        await asyncio.gather(*(self._run(part) for part in self.store.read_sets))
+
+    async def _run(self, partitions: list[int]) -> None:
         while True:
             try:
-                entries = await self.store.tail_raw(self.position, self.batch)
+                entries = await self.store.tail_raw(self.positions, self.batch, partitions,
+                                                    self.store.longest_block_ms)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("stream tail interrupted (%s); retrying from %s", error, self.position)
+                log.warning("log tail of partitions %s interrupted (%s); retrying", partitions,
+                            error)
                 await asyncio.sleep(1)
                 continue
-            for entry_id, order_id, data in entries:
-                self.position = entry_id
+            for partition, entry_id, order_id, data in entries:
+                self.positions[partition] = entry_id
                 queues = self.subscribers.get(order_id)
                 if not (queues or self.firehose):
                     continue  # decoded only when someone follows this order
@@ -60,7 +73,7 @@ class Tail:
                 for queue in queues or ():
                     queue.put_nowait(event)
                 if self.firehose:
-                    entry = Entry(entry_id, event)
+                    entry = Entry(entry_id, event, partition)
                     for everything in self.firehose:
                         everything.put_nowait(entry)
             self.events_seen += len(entries)

@@ -26,6 +26,8 @@ class EventRow(msgspec.Struct, frozen=True):
     stream_ms: int
     stream_seq: int
     data: str
+    # The log partition the entry was read from: with the stream id, its place in the log.
+    stream_partition: int = 0
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +64,7 @@ def event_rows(entries: Sequence[Entry]) -> list[EventRow]:
     return [
         EventRow(
             e.event.order_id, e.event.seq, e.event.id, e.event.type, e.event.at,
-            e.id.ms, e.id.seq, encode(e.event).decode(),
+            e.id.ms, e.id.seq, encode(e.event).decode(), e.partition,
         )
         for e in entries
     ]

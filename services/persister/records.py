@@ -15,11 +15,12 @@ from shared.stream import Entry
 # Each statement takes a whole batch as one array per column: one statement for the batch
 # instead of one per row; binary parameters, as text arrays would escape every JSON string.
 INSERT_EVENTS = """
-INSERT INTO events (order_id, seq, event_id, type, at, stream_ms, stream_seq, data)
-SELECT order_id, seq, event_id, type, at, stream_ms, stream_seq, data::jsonb
+INSERT INTO events (order_id, seq, event_id, type, at, stream_ms, stream_seq, data,
+                    stream_partition)
+SELECT order_id, seq, event_id, type, at, stream_ms, stream_seq, data::jsonb, stream_partition
 FROM unnest(%b::text[], %b::int[], %b::uuid[], %b::text[], %b::timestamptz[], %b::bigint[],
-            %b::bigint[], %b::text[])
-     AS e (order_id, seq, event_id, type, at, stream_ms, stream_seq, data)
+            %b::bigint[], %b::text[], %b::int[])
+     AS e (order_id, seq, event_id, type, at, stream_ms, stream_seq, data, stream_partition)
 ON CONFLICT (order_id, seq) DO NOTHING
 """
 
@@ -76,7 +77,7 @@ ON CONFLICT (order_id) DO UPDATE SET
 
 async def record(conn: psycopg.AsyncConnection[object], entries: Sequence[Entry]) -> None:
     async with conn.transaction(), conn.cursor() as cursor:
-        await cursor.execute(INSERT_EVENTS, columns(event_rows(entries), 8))
+        await cursor.execute(INSERT_EVENTS, columns(event_rows(entries), 9))
         await cursor.execute(UPSERT_ORDERS, columns(order_rows(entries), 23))
 
 

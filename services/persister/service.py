@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 import psycopg
@@ -61,12 +62,15 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     store = EventStore(settings)
     recorder = Recorder(settings.database_url)
 
+    activity = asyncio.Event()
+
     async def handle(entries: Sequence[Entry]) -> None:
         await recorder.record(entries)
         for entry in entries:
             if entry.event.status is not None:
                 STATUSES_REACHED.labels(entry.event.status).inc()
         await store.recorded([e.event.order_id for e in entries if e.event.is_terminal])
+        activity.set()
 
     worker = Worker(
         store,
@@ -78,7 +82,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         ),
         handle,
     )
-    trimming = asyncio.create_task(trim_periodically(store, settings.stream_retention_s, stop))
+    trimming = asyncio.create_task(
+        trim_periodically(store, settings.stream_retention_s, stop, activity))
     try:
         await worker.run(stop)
     finally:
@@ -88,11 +93,21 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def trim_periodically(store: EventStore, retention_s: float, stop: asyncio.Event,
-                            every_s: float = 1.0) -> None:
-    """Keeps Redis memory bounded: the stream is trimmed behind the slowest group."""
+                            activity: asyncio.Event | None = None, every_s: float = 1.0,
+                            idle_every_s: float = 30.0) -> None:
+    """Keeps Redis memory bounded: the log and the queues are trimmed behind the slowest
+    group, every second while events arrive (``activity``: the persister recorded some);
+    while none do, every ``idle_every_s`` only, so an idle system stays quiet."""
+    last = 0.0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+        now = time.monotonic()
+        if activity is not None and not activity.is_set() and now - last < idle_every_s:
+            continue
+        last = now
+        if activity is not None:
+            activity.clear()
         try:
             await store.trim(retention_s)
         except RedisError as error:

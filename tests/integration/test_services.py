@@ -257,9 +257,8 @@ async def failed_story(store: EventStore, settings: Settings) -> list[Entry]:
     async with running(executor_main, settings):
         await store.append([requested, routed(requested, settings)])
         await stories(store, [requested.order_id])
-    entries = await store.redis.xrange(store.stream)
-    return [Entry(StreamId.parse(i), _decode(f[b"d"])) for i, f in entries
-            if f[b"o"].decode() == requested.order_id]
+    return [e async for e in store.everything_after()
+            if e.event.order_id == requested.order_id]
 
 
 def _decode(data: bytes) -> Any:

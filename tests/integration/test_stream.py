@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from shared.events import Built, Confirmed, Failed, OrderRequested, encode
-from shared.stream import Entry, EventStore, StreamId
+from shared.stream import Entry, EventStore, Positions, StreamId
 from shared.worker import Worker, WorkerSettings
 from tests.helpers import eventually, order, route_now
 
@@ -25,7 +26,7 @@ async def test_append_is_idempotent_per_order_and_seq(store: EventStore) -> None
     assert stream_id is not None
     copy = order(first.order_id, amount_in=1)  # same (order, seq), other content
     assert await store.append([copy]) == [None]
-    assert await store.redis.xlen(store.stream) == 1
+    assert await log_length(store) == 1
     assert await store.history(first.order_id) == [first]
 
 
@@ -63,9 +64,7 @@ async def test_worker_hands_over_only_wanted_types_and_acknowledges(store: Event
     task = asyncio.create_task(Worker(store, settings, handle).run(stop))
 
     async def acknowledged() -> bool | None:
-        groups = await store.redis.xinfo_groups(store.stream)
-        done = len(seen) == 5 and groups[0]["pending"] == 0 and groups[0]["lag"] == 0
-        return True if done else None
+        return True if len(seen) == 5 and await _pending(store, 0) else None
 
     await eventually(acknowledged, 10)
     stop.set()
@@ -102,7 +101,7 @@ async def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
     stop.set()
     await task
     assert len(handled) == 3
-    assert calls == [3]
+    assert sum(calls) == 3  # each handled once (a cluster reads each partition apart)
 
 
 async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) -> None:
@@ -110,7 +109,7 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) ->
     group = store.group("g")
     await group.ensure()
     # A consumer reads and dies without acknowledging.
-    assert len(await group.read("dead", 10)) == 2
+    assert len(await group.read("dead", 10, list(store.partitions))) == 2
     handled: list[str] = []
 
     async def handle(entries: Sequence[Entry]) -> None:
@@ -126,9 +125,27 @@ async def test_idle_entries_of_a_dead_consumer_are_claimed(store: EventStore) ->
     assert len(handled) == 2
 
 
-async def _pending(store: EventStore, count: int) -> bool | None:
-    groups = await store.redis.xinfo_groups(store.stream)
-    return True if groups and groups[0]["pending"] == count and groups[0]["lag"] == 0 else None
+async def _pending(store: EventStore, count: int, name: str = "g") -> bool | None:
+    """The group has ``count`` entries pending and none unread, over every partition."""
+    pending = lag = 0
+    for stream in store.group_streams(name):
+        try:
+            groups = await store.redis.xinfo_groups(stream)
+        except ResponseError:  # not created yet
+            return None
+        for group in groups:
+            if group["name"].decode() == name:
+                pending += group["pending"]
+                lag += group["lag"]
+    return True if pending == count and lag == 0 else None
+
+
+async def log_length(store: EventStore) -> int:
+    return sum([await store.redis.xlen(key) for key in store.layout.logs()])
+
+
+async def stream_length(store: EventStore, name: str) -> int:
+    return sum([await store.redis.xlen(key) for key in store.group_streams(name)])
 
 
 def no_route(order_id: str, seq: int) -> Failed:
@@ -212,24 +229,31 @@ async def test_a_poison_entry_is_dead_lettered_and_its_order_fails(store: EventS
     failed = history[-1]
     assert isinstance(failed, Failed) and failed.reason == "dead_lettered"
     assert "4 deliveries" in failed.error
-    [(_, letter)] = await store.redis.xrange(store.dead_letters)
+    [letter] = [f async for f in store.dead_letter_entries()]
     assert letter[b"order"].decode() == poison.order_id and letter[b"group"] == b"g"
 
 
 async def test_the_stream_is_trimmed_only_behind_the_slowest_group(store: EventStore) -> None:
-    ids = await store.append([order(new_id()) for _ in range(500)])
+    orders = [order(new_id()) for _ in range(500)]
+    ids = await store.append(orders)
+    everywhere = list(store.partitions)
     fast, slow = store.group("fast"), store.group("slow")
     await fast.ensure()
     await slow.ensure()
-    await fast.ack([e.id for e in await fast.read("c", 500)])
-    await slow.ack([e.id for e in (await slow.read("c", 500))[:250]])  # the rest pending
+    await fast.ack(await fast.read("c", 500 * len(everywhere), everywhere))
+    # In each partition the slow group acknowledges its first half; the rest is pending.
+    read = await slow.read("c", 500 * len(everywhere), everywhere)
+    halves = {p: [e for e in read if e.partition == p] for p in everywhere}
+    await slow.ack([e for part in halves.values() for e in part[: len(part) // 2]])
+    oldest_pending = {p: part[len(part) // 2].id for p, part in halves.items()}
     assert await store.trim(retention_s=3600) is not None
-    assert await store.redis.xlen(store.stream) == 500  # all younger than the retention
-    assert await store.trim(retention_s=0) == ids[250]
-    remaining = await store.redis.xrange(store.stream, count=1)
-    first = StreamId.parse(remaining[0][0])
-    assert first <= ids[250]  # nothing a group still needs is gone
-    assert await store.redis.xlen(store.stream) < 500  # but whole blocks before it are
+    assert await log_length(store) == 500  # all younger than the retention
+    assert await store.trim(retention_s=0) == min(oldest_pending.values())
+    for partition, bound in oldest_pending.items():
+        remaining = await store.redis.xrange(store.log_key(partition), count=1)
+        assert StreamId.parse(remaining[0][0]) <= bound  # nothing a group still needs is gone
+    assert await log_length(store) < 500  # but whole blocks before it are
+    assert len(ids) == 500
 
 
 async def test_events_a_service_acts_on_also_go_to_its_queue(store: EventStore) -> None:
@@ -238,50 +262,108 @@ async def test_events_a_service_acts_on_also_go_to_its_queue(store: EventStore) 
     built = Built(order_id=requested.order_id, seq=3, dex=routed.dex, instructions=[],
                   wraps_sol=True, unwraps_sol=False)
     await store.append([requested, routed, built])
-    assert await store.redis.xlen(store.stream) == 3  # the log has every event
+    assert await log_length(store) == 3  # the log has every event
     router, executor = store.group("router"), store.group("executor")
     for group in (router, executor):
         await group.ensure()
-    assert [e.event for e in await router.read("c", 10)] == [requested]
-    assert [e.event for e in await executor.read("c", 10)] == [routed]
-    assert store.group("persister").stream == store.stream
+    everywhere = list(store.partitions)
+    assert [e.event for e in await router.read("c", 10, everywhere)] == [requested]
+    assert [e.event for e in await executor.read("c", 10, everywhere)] == [routed]
+    assert store.group("persister").streams == store.layout.logs()
 
 
 async def test_concurrent_appends_share_one_round_trip(store: EventStore) -> None:
-    calls: list[int] = []
-    send = store._append_now
+    calls: list[list[int]] = []
+    send = store._send
 
-    async def counted(events: Sequence[Any]) -> list[StreamId | None]:
-        calls.append(len(events))
-        return await send(events)
+    async def counted(batch: Sequence[Any]) -> list[Any]:
+        calls.append([len(indexes) for indexes, _, _ in batch])
+        return await send(batch)
 
-    store._append_now = counted  # type: ignore[method-assign]
+    store._send = counted  # type: ignore[method-assign]
     orders = [order(new_id()) for _ in range(20)]
     ids = await asyncio.gather(*(store.append([o]) for o in orders))
-    assert calls == [20]
-    assert [i for [i] in ids] == sorted(i for [i] in ids)  # each caller got its own id
+    # One round trip: one script call per partition the orders fall in.
+    assert len(calls) == 1 and sum(calls[0]) == 20
+    assert len(calls[0]) == len({store.partition_of(o.order_id) for o in orders})
+    by_partition: dict[int, list[StreamId]] = {}
+    for o, [i] in zip(orders, ids, strict=True):
+        assert i is not None
+        by_partition.setdefault(store.partition_of(o.order_id), []).append(i)
+    for part in by_partition.values():  # each caller got its own id, in order
+        assert part == sorted(part)
     histories = await asyncio.gather(*(store.history(o.order_id) for o in orders))
     assert [h[0] for h in histories] == orders
 
 
 async def test_a_failed_round_trip_fails_every_caller_sharing_it(store: EventStore) -> None:
-    async def broken(events: Sequence[Any]) -> list[StreamId | None]:
+    async def broken(batch: Sequence[Any]) -> list[Any]:
         raise ConnectionError("Redis went away")
 
-    store._append_now = broken  # type: ignore[method-assign]
+    store._send = broken  # type: ignore[method-assign]
     results = await asyncio.gather(*(store.append([order(new_id())]) for _ in range(3)),
                                    return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
+
+
+async def test_an_append_repeated_after_a_lost_reply_answers_that_it_is_in(
+    store: EventStore,
+) -> None:
+    first = order(new_id())
+    [stream_id] = await store.append([first])
+    # The same bytes again (a retry on a fresh connection): in, not refused.
+    assert await store.append([first]) == [StreamId(0, 0)]
+    assert stream_id is not None and await log_length(store) == 1
+
+
+async def test_every_key_of_an_order_shares_its_partition_tag(store: EventStore) -> None:
+    from redis.crc import key_slot
+
+    order_id = new_id()
+    partition = store.partition_of(order_id)
+    keys = [store.order_key(order_id), store.log_key(partition),
+            store.queue_key("router", partition), store.queue_key("executor", partition),
+            store.dead_letters(partition), store.layout.ledger(order_id, "sig")]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    slots = {key_slot(store.log_key(p).encode()) for p in store.partitions}
+    assert len(slots) == len(store.partitions)
+
+
+async def test_reading_across_partitions_after_positions(store: EventStore) -> None:
+    orders = [order(new_id()) for _ in range(40)]
+    await store.append(orders)
+    everything = [e async for e in store.everything_after(page=3)]
+    assert sorted(e.event.order_id for e in everything) == sorted(o.order_id for o in orders)
+    heads = await store.heads()
+    assert [e async for e in store.everything_after(heads)] == []
+    middle = Positions.of(max((e.id for e in everything[:20] if e.partition == p),
+                              default=StreamId(0, 0)) for p in store.partitions)
+    later = [e async for e in store.everything_after(middle)]
+    assert {e.id for e in later} == {e.id for e in everything
+                                      if e.id > middle[e.partition]}
+    assert len(await store.tail(middle, 100)) == len(later)
+
+
+async def test_a_position_token_round_trips(store: EventStore) -> None:
+    heads = await store.heads()
+    text = heads.token()
+    assert Positions.parse(text, len(heads)) == heads
+    # Anything that takes a stream id takes the token too.
+    assert Positions.from_id(StreamId.parse(text), len(heads)) == heads
+    # A plain id from before partitions stands for itself everywhere.
+    assert Positions.parse("5-1", 3) == Positions.of([StreamId(5, 1)] * 3)
 
 
 async def test_queues_are_trimmed_right_behind_their_group(store: EventStore) -> None:
     await store.append([order(new_id()) for _ in range(300)])
     router = store.group("router")
     await router.ensure()
-    await router.ack([e.id for e in await router.read("c", 300)])
+    everywhere = list(store.partitions)
+    while entries := await router.read("c", 300, everywhere):
+        await router.ack(entries)
     await store.trim(retention_s=3600)
-    assert await store.redis.xlen(router.stream) < 300
-    assert await store.redis.xlen(store.stream) == 300  # the log keeps its retention
+    assert await stream_length(store, "router") < 300
+    assert await log_length(store) == 300  # the log keeps its retention
 
 
 async def test_a_trim_keeps_up_with_a_busy_stream(store: EventStore) -> None:
@@ -290,10 +372,10 @@ async def test_a_trim_keeps_up_with_a_busy_stream(store: EventStore) -> None:
         await store.append([order(new_id()) for _ in range(500)])
     group = store.group("g")
     await group.ensure()
-    while entries := await group.read("c", 5000):
-        await group.ack([e.id for e in entries])
+    while entries := await group.read("c", 5000, list(store.partitions)):
+        await group.ack(entries)
     await store.trim(retention_s=0)
-    assert await store.redis.xlen(store.stream) < 500
+    assert await log_length(store) < 500
 
 
 async def test_trim_copes_with_entries_acknowledged_while_it_looks(
@@ -302,12 +384,19 @@ async def test_trim_copes_with_entries_acknowledged_while_it_looks(
     await store.append([order(new_id()) for _ in range(10)])
     group = store.group("g")
     await group.ensure()
-    await group.read("c", 10)  # pending, as XINFO GROUPS will say
+    await group.read("c", 10, list(store.partitions))  # pending, as XINFO GROUPS will say
 
     async def all_acknowledged_since(*args: Any, **kwargs: Any) -> dict[str, Any]:
         return {"pending": 0, "min": None, "max": None, "consumers": []}
 
-    monkeypatch.setattr(store.redis, "xpending", all_acknowledged_since)
+    calls = store._each_call
+
+    async def acknowledged_since(command: str, args: Sequence[Any]) -> list[Any]:
+        if command == "xpending":
+            return [await all_acknowledged_since() for _ in args]
+        return await calls(command, args)
+
+    monkeypatch.setattr(store, "_each_call", acknowledged_since)
     assert await store.trim(retention_s=0) is not None
 
 
@@ -328,3 +417,23 @@ async def test_trimming_goes_on_after_a_failure(store: EventStore) -> None:
     store.trim = flaky  # type: ignore[method-assign,assignment]
     await asyncio.wait_for(trim_periodically(store, 0, stop, every_s=0.01), 5)
     assert calls == 3
+
+
+async def test_a_handler_that_hangs_lets_go_and_the_entry_is_claimed(store: EventStore) -> None:
+    await store.append([order(new_id())])
+    attempts: list[str] = []
+    hang = asyncio.Event()
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        attempts.append(entries[0].event.order_id)
+        if len(attempts) == 1:
+            await hang.wait()  # never set: the first handling hangs
+
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,), chunk_size=1,
+                              claim_idle_ms=100, handling_timeout_s=0.3)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+    await eventually(lambda: _pending(store, 0), 10)
+    stop.set()
+    await task
+    assert len(attempts) == 2 and attempts[0] == attempts[1]

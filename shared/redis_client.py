@@ -1,0 +1,95 @@
+"""Connecting to Redis: a single server or any node of a Redis Cluster, detected.
+
+Connections heal: a command that meets a dead connection (after a restart, a failover or a
+resharding) is sent again on a fresh one, a few times within a fraction of a second. Every
+command the engine sends is safe to repeat (appends are idempotent per (order, seq), reads
+change nothing, acknowledgements are idempotent), and the bound keeps a Redis that is
+really down an error, answered 503, not a hang.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+log = logging.getLogger(__name__)
+
+# Three more tries, 50, 100 and 200 ms apart: a stale connection is replaced at once, and a
+# Redis that does not answer for 0.35 s is reported down.
+RETRIES = 3
+_HEALING = (ConnectionError, TimeoutError)
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.2, base=0.05), RETRIES)
+
+
+@functools.cache
+def _detected(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        info: Any = client.info("cluster")
+        return bool(int(info.get("cluster_enabled", 0)))
+    finally:
+        client.close()
+
+
+def is_cluster(url: str, wait_s: float = 2.0) -> bool:
+    """Whether ``url`` names a node of a Redis Cluster. Asked once per URL; while Redis
+    does not answer (for ``wait_s``), a single Redis is assumed, and asked again next time."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return _detected(url)
+        except RedisError as error:
+            if time.monotonic() >= deadline:
+                log.warning("Redis at %s does not answer (%s); assuming a single Redis", url,
+                            error)
+                return False
+            time.sleep(0.1)
+
+
+def connect(url: str, *, read_timeout_s: float | None = 5.0,
+            cluster: bool | None = None) -> aioredis.Redis:
+    """A client for ``url``: redis-py's cluster client when it names a cluster node (it
+    follows MOVED and ASK redirects and failovers), else a pool that makes a burst of
+    commands wait for a free connection instead of failing with "too many connections".
+
+    The cluster client is returned as ``aioredis.Redis``: it has the same command methods,
+    and code written once serves both."""
+    if cluster is None:
+        cluster = is_cluster(url)
+    if cluster:
+        client = RedisCluster.from_url(
+            url, socket_timeout=read_timeout_s, socket_connect_timeout=2.0,
+            health_check_interval=30, retry=_retry(), retry_on_error=list(_HEALING),
+            max_connections=256,
+        )
+        return cast(aioredis.Redis, client)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=64,
+        timeout=read_timeout_s,
+        socket_timeout=read_timeout_s,
+        socket_connect_timeout=2.0,
+        health_check_interval=30,
+        retry=_retry(),
+        retry_on_error=list(_HEALING),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def connect_sync(url: str, cluster: bool) -> redis.Redis:
+    """A blocking client, for the few checks made before the event loop runs."""
+    if cluster:
+        return cast(redis.Redis, redis.RedisCluster.from_url(url, socket_timeout=5))
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
