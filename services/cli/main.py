@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     up.add_argument("--routers", type=int, default=1)
     up.add_argument("--executors", type=int, default=1)
     up.add_argument("--persisters", type=int, default=1)
+    up.add_argument("--cluster", action="store_true",
+                    help="without REDIS_URL, an embedded Redis Cluster of 3 primaries")
     up.add_argument("--data-dir", default=None,
                     help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
     soak = commands.add_parser("soak", help="mixed load with periodic kills, then an audit")
@@ -93,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     launch.register(commands)
     commands.add_parser("migrate", help="create or update the PostgreSQL schema")
+    repartition = commands.add_parser(
+        "repartition", help="record another OEE_PARTITIONS once nothing is in flight")
+    repartition.add_argument("count", type=int)
     settings = commands.add_parser("settings", help="every setting as this environment sets it")
     settings.add_argument("--markdown", action="store_true",
                           help="the README's table of every setting instead")
@@ -116,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "up":
             from services.cli.up import up as run_up
 
-            sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir))
+            sys.exit(run_up(args.routers, args.executors, args.persisters, args.data_dir,
+                            cluster=args.cluster))
+        if args.command == "repartition":
+            from services.cli.repartition import main as run_repartition
+
+            sys.exit(run_repartition(args.count))
         if args.command == "bench":
             from services.cli.bench import Options
             from services.cli.bench import run as run_bench
