@@ -13,11 +13,14 @@ The scripts read Redis' own clock, so gateways whose clocks disagree still share
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import msgspec
+from redis.asyncio.cluster import RedisCluster
 
+from shared.batching import Batcher
 from shared.stream import EventStore
 
 # KEYS: the account's rate key, its set of unfinished orders (one hash slot: see _key).
@@ -85,6 +88,8 @@ class Limits:
         self.max_open_orders = max_open_orders
         self.open_order_max_age_ms = open_order_max_age_s * 1000
         self._admit = self.redis.register_script(_ADMIT)
+        # A gateway at 1,000 submits a second: the admits of one moment share a round trip.
+        self._admits = Batcher(self._admit_all)
 
     def _key(self, kind: str, account: str) -> str:
         # One hash tag per account: on a Redis Cluster, the script's keys share a slot.
@@ -99,14 +104,26 @@ class Limits:
         return admission
 
     async def _try_admit(self, account: str, order_id: str) -> Admission:
-        reply: Any = await self._admit(
-            keys=[self._key("rate", account), self._key("open", account)],
-            args=[order_id, 60_000 / self.per_minute, self.per_minute, self.max_open_orders,
-                  self.open_order_max_age_ms],
-        )
+        [reply] = await self._admits([(account, order_id)])
         outcome, remaining, wait_ms = (int(float(v)) for v in reply)
         rate = RateDecision(outcome != 0, self.per_minute, max(0, remaining), wait_ms / 1000)
         return Admission(rate, outcome != 2)
+
+    async def _admit_all(self, submits: list[tuple[str, str]]) -> list[Any]:
+        if isinstance(self.redis, RedisCluster):
+            # A cluster pipeline takes no scripts: each goes to its account's node.
+            return list(await asyncio.gather(*(self._admit(**self._call(account, order_id))
+                                               for account, order_id in submits)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for account, order_id in submits:
+                await self._admit(**self._call(account, order_id), client=pipe)
+            replies: list[Any] = await pipe.execute()
+        return replies
+
+    def _call(self, account: str, order_id: str) -> dict[str, list[Any]]:
+        return {"keys": [self._key("rate", account), self._key("open", account)],
+                "args": [order_id, 60_000 / self.per_minute, self.per_minute,
+                         self.max_open_orders, self.open_order_max_age_ms]}
 
     async def _forget_finished(self, account: str) -> int:
         """Drop the orders that have ended from the account's set; how many. Their indexes
