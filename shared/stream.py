@@ -40,6 +40,7 @@ from shared.partitions import Layout, PartitionMismatch, mismatch_message
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, queue_of
 from shared.redis_client import connect, connect_sync, is_cluster
+from shared.scripts import run_all
 
 __all__ = ["OPEN_ORDER_TTL_S", "ConsumerGroup", "Entry", "EventStore", "Positions", "StreamId",
            "parse_entries"]
@@ -256,13 +257,9 @@ class EventStore:
             return list(await asyncio.gather(*(self._call(k, a) for _, k, a in calls)))
         if len(calls) == 1 and not wait:
             return [await self._append(keys=calls[0][1], args=calls[0][2])]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for _, keys, args in calls:
-                await self._append(keys=keys, args=args, client=pipe)
-            if wait:
-                # On the connection that wrote: WAIT counts that connection's writes.
-                pipe.execute_command("WAIT", wait, _WAIT_TIMEOUT_MS)
-            replies: list[Any] = await pipe.execute()
+        # On the connection that wrote: WAIT counts that connection's writes.
+        after = [("WAIT", wait, _WAIT_TIMEOUT_MS)] if wait else []
+        replies = await run_all(self.redis, self._append, [(k, a) for _, k, a in calls], *after)
         return replies[: len(calls)]
 
     def _append_call(self, partition: int, events: Sequence[Event]) -> tuple[list[str], list[Any]]:

@@ -21,6 +21,7 @@ import msgspec
 from redis.asyncio.cluster import RedisCluster
 
 from shared.batching import Batcher
+from shared.scripts import run_all
 from shared.stream import EventStore
 
 # KEYS: the account's rate key, its set of unfinished orders (one hash slot: see _key).
@@ -114,11 +115,8 @@ class Limits:
             # A cluster pipeline takes no scripts: each goes to its account's node.
             return list(await asyncio.gather(*(self._admit(**self._call(account, order_id))
                                                for account, order_id in submits)))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for account, order_id in submits:
-                await self._admit(**self._call(account, order_id), client=pipe)
-            replies: list[Any] = await pipe.execute()
-        return replies
+        calls = [self._call(account, order_id) for account, order_id in submits]
+        return await run_all(self.redis, self._admit, [(c["keys"], c["args"]) for c in calls])
 
     def _call(self, account: str, order_id: str) -> dict[str, list[Any]]:
         return {"keys": [self._key("rate", account), self._key("open", account)],

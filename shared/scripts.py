@@ -1,0 +1,38 @@
+"""Many calls of one Lua script in one pipeline.
+
+redis-py asks Redis ``SCRIPT EXISTS`` before every pipeline that holds a script: a second
+round trip per batch, and much of a busy gateway's time. Here the script is sent by its
+hash alone, and loaded again only in the rare case that Redis answers it does not know it
+(after a restart or ``SCRIPT FLUSH``); a refused batch ran nothing, so it is sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+Call = tuple[Sequence[Any], Sequence[Any]]  # keys, args
+
+
+async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Call],
+                  *after: Sequence[Any]) -> list[Any]:
+    """Each call's reply, in order; ``after``: commands sent in the same pipeline after the
+    calls (their replies follow)."""
+    for attempt in range(2):
+        async with redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            for command in after:
+                pipe.execute_command(*command)
+            try:
+                replies: list[Any] = await pipe.execute()
+                return replies
+            except NoScriptError:
+                if attempt:
+                    raise
+                await redis.script_load(script.script)
+    raise AssertionError("unreachable")
