@@ -145,8 +145,10 @@ class Launches:
         return learned
 
     async def fresh(self, max_age_s: float = 0.2) -> None:
-        """Catch up unless this process looked less than ``max_age_s`` ago."""
+        """Catch up unless this process looked less than ``max_age_s`` ago (or is looking
+        now: the requests of a busy gateway do not all look at once)."""
         if time.monotonic() - self._checked >= max_age_s:
+            self._checked = time.monotonic()
             await self.catch_up()
 
     async def wait(self, block_ms: int) -> list[PoolLaunched]:

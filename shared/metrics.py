@@ -37,7 +37,8 @@ GROUP_BACKLOG = Gauge("oee_group_backlog",
 
 # --- every consumer --------------------------------------------------------------------
 QUEUE_WAIT = Histogram("oee_queue_wait_seconds",
-                       "From an event's append to its handling, per consumer group.", ["group"],
+                       "From an event's append to its handling, per consumer group: once a "
+                       "chunk, for its oldest event.", ["group"],
                        buckets=LATENCY_BUCKETS)
 DEAD_LETTERS = Counter("oee_dead_letters", "Entries dead-lettered, per consumer group.",
                        ["group"])

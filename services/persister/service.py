@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import psycopg
@@ -66,9 +67,9 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
 
     async def handle(entries: Sequence[Entry]) -> None:
         await recorder.record(entries)
-        for entry in entries:
-            if entry.event.status is not None:
-                STATUSES_REACHED.labels(entry.event.status).inc()
+        reached = Counter(e.event.status for e in entries if e.event.status is not None)
+        for status, count in reached.items():
+            STATUSES_REACHED.labels(status).inc(count)
         await store.recorded([e.event.order_id for e in entries if e.event.is_terminal])
         activity.set()
 
