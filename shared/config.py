@@ -149,7 +149,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     )] = 60.0
     # Every Redis key the engine touches starts with this, so test runs never collide.
     namespace: Annotated[str, Env(
-        "OEE_NAMESPACE", "prefix of every Redis key (the stream is `{namespace}:events`)"
+        "OEE_NAMESPACE",
+        "prefix of every Redis key (a partition's log is `{namespace}:{tag}:events`)"
     )] = "oee"
     # Recorded in Redis at first start; another count is refused until `oee repartition`.
     partitions: Annotated[int, Meta(ge=1, le=1024), Env(

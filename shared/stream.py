@@ -36,7 +36,13 @@ from shared import lifecycle
 from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
-from shared.partitions import Layout, PartitionMismatch, mismatch_message
+from shared.partitions import (
+    Layout,
+    OldLayout,
+    PartitionMismatch,
+    mismatch_message,
+    old_layout_message,
+)
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, queue_of
 from shared.redis_client import connect, connect_sync, is_cluster
@@ -203,6 +209,7 @@ class EventStore:
             return
         client = connect_sync(self.settings.redis_url, self.cluster)
         try:
+            self._refuse_old_layout(int(client.xlen(self.layout.old_log)))
             self._compare(client.set(self.layout.count_key, self.layout.count, nx=True,
                                      get=True))
         except RedisError:
@@ -211,10 +218,17 @@ class EventStore:
             client.close()
 
     async def check_partitions(self) -> None:
-        """As at construction; raises ``PartitionMismatch`` for another count."""
+        """As at construction; raises ``PartitionMismatch`` for another count, and
+        ``OldLayout`` while the stream from before partitions holds anything."""
         if not self._checked:
+            self._refuse_old_layout(int(await self.redis.xlen(self.layout.old_log)))
             self._compare(await self.redis.set(self.layout.count_key, self.layout.count,
                                                nx=True, get=True))
+
+    def _refuse_old_layout(self, entries: int) -> None:
+        # Before the count is recorded: a refused start leaves Redis as it found it.
+        if entries:
+            raise OldLayout(old_layout_message(self.settings.namespace, entries))
 
     @property
     def _checked(self) -> bool:
