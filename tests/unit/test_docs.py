@@ -40,3 +40,10 @@ def test_no_doc_points_outside_the_repository(doc: Path) -> None:
 
 def test_the_pattern_finds_paths() -> None:
     assert named_paths(ROOT / "README.md") >= {"shared/events.py", "compose.yaml"}
+
+
+def test_the_readme_lists_every_section_in_its_contents() -> None:
+    text = (ROOT / "README.md").read_text()
+    sections = [t for t in re.findall(r"(?m)^## (.+)$", text) if t != "Contents"]
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"(?m)^- \[(.+?)\]\(#", contents) == sections
