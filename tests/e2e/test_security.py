@@ -194,8 +194,16 @@ async def test_open_websockets_are_capped_per_account(
     first, _ = gateways
     _, key = await new_key()
     url = f"{first.ws_url}/orders/execute"
-    held = [await websockets.connect(url, additional_headers=auth(key)) for _ in range(MAX_WS)]
+    # Streams of the account's orders: they stay open, and a first status on each proves
+    # the gateway has counted it (a connection counts once its key is checked).
+    held = [await websockets.connect(f"{first.ws_url}/orders/stream",
+                                     additional_headers=auth(key)) for _ in range(MAX_WS)]
     try:
+        submitted = await http.post(first.url + "/orders/execute", json=ORDER, headers=auth(key))
+        assert submitted.status_code == 202
+        for ws in held:
+            [status] = await read_statuses(ws, 1)
+            assert status["orderId"] == submitted.json()["orderId"]
         async with websockets.connect(url, additional_headers=auth(key)) as extra:
             refused = await drain(extra)
         assert extra.close_code == 1008
