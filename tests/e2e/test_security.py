@@ -378,6 +378,28 @@ async def test_the_account_stream_resumes_without_gaps_on_another_gateway(
     assert ws.close_code == 1008 and refused[0]["error"]["rule"] == "position"
 
 
+async def test_unfinished_orders_are_capped_per_account(
+    redis_url: str, database_url: str, tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    namespace = f"sec-open-{secrets.token_hex(4)}"
+    with system(redis_url, database_url, namespace, tmp_path, OEE_MAX_OPEN_ORDERS="2",
+                OEE_EXECUTION_LATENCY_MS="1500-1700") as running:
+        url = running.url + "/orders/execute"
+        first = [await http.post(url, json=ORDER) for _ in range(2)]
+        assert [r.status_code for r in first] == [202, 202]
+        refused = await http.post(url, json=ORDER)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["rule"] == "open_orders"
+        assert int(refused.headers["retry-after"]) >= 1
+
+        async def accepted_again() -> str | None:
+            again = await http.post(url, json=ORDER)
+            return again.json()["orderId"] if again.status_code == 202 else None
+
+        # Once the first two end, there is room again.
+        await eventually(accepted_again, 20, every_s=0.2)
+
+
 async def test_keys_are_never_written_anywhere(
     gateways: tuple[System, System], keys: list[str], logs: Path, database_url: str,
     redis_url: str, namespace: str,
