@@ -68,8 +68,10 @@ examples: docs/websocket.md.
      `"idempotencyKey"`): the server streams the new order's `StatusMessage`s; the first,
      `pending` with `seq` 1, carries the new `orderId`.
 3. Every status of the order arrives exactly once, in order, ending with the terminal one
-   (`confirmed` or `failed`); then the server closes with **1000**. A gateway that shuts
-   down closes with **1001**: reconnect with `?orderId=` for the whole history again.
+   (`confirmed` or `failed`; a limit or sniper order may also end `cancelled` or
+   `expired`, and shows `open` while it waits); then the server closes with **1000**.
+   A gateway that shuts down closes with **1001**: reconnect with `?orderId=` for the
+   whole history again.
 4. A refusal is one text message, an `ErrorBody`, then a close with **1008** (**1011** for
    rule `unavailable`: retry). Rules: `unauthorized`, `too_many_connections` (per account,
    per gateway process), `timeout` (no first message in time), `binary` (a binary frame),
