@@ -340,6 +340,15 @@ async def test_the_account_stream_resumes_without_gaps_on_another_gateway(
         order_id: str = response.json()["orderId"]
         return order_id
 
+    # A stream starts when the gateway has checked its key: once both have seen a probe
+    # order end, everything after it reaches them.
+    probe = await submit(alice_key)
+    for ws in (alice_ws, operator_ws):
+        async with asyncio.timeout(20):
+            while (m := json.loads(await ws.recv()))["orderId"] != probe or (
+                    m["status"] != "confirmed"):
+                pass
+
     theirs = await submit(bob_key)
     mine = [await submit(alice_key) for _ in range(2)]
     seen = await read_statuses(alice_ws, 2 * len(HAPPY))
