@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.config import Settings
 from shared.events import Event
@@ -104,19 +104,28 @@ class Worker:
 
     async def _retrying(self, stop: asyncio.Event,
                         step: Callable[[asyncio.Event], Awaitable[bool]]) -> None:
-        """Run ``step`` until it says it is done (or ``stop``), waiting out Redis outages."""
+        """Run ``step`` until it says it is done (or ``stop``), waiting out Redis outages.
+        Nothing else ends it either: a loop that died would leave its partitions unread
+        for good, with nothing in the log but one traceback."""
         outage = 0
         while not stop.is_set():
             try:
                 if await step(stop):
                     return
                 outage = 0
-            except RedisError as error:
+            except (RedisError, RedisClusterException) as error:
+                # RedisClusterException is not a RedisError: redis-py's cluster client raises
+                # it (SlotNotCoveredError) while a failover leaves a slot without a primary.
                 BACKEND_ERRORS.labels("redis").inc()
                 outage += 1
                 delay = min(5.0, 0.1 * 2**outage)
                 log.warning("%s: Redis unavailable (%s); retrying in %.1fs", self.settings.group,
                             error, delay)
+                await _wait(stop, delay)
+            except Exception:
+                outage += 1
+                delay = min(5.0, 0.1 * 2**outage)
+                log.exception("%s: reading failed; retrying in %.1fs", self.settings.group, delay)
                 await _wait(stop, delay)
 
     async def _start(self, stop: asyncio.Event) -> bool:

@@ -176,6 +176,8 @@ class ClusterNode(Server):
             "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "2000",
+            # A replica syncs at once: the default waits 5 s for more replicas to share it.
+            "--repl-diskless-sync-delay", "0",
             # Every write reaches the log within a second; see README, "Durability".
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--daemonize", "no",
@@ -233,13 +235,14 @@ class EmbeddedCluster:
         return done.stdout
 
     def wait_ok(self, timeout_s: float = 60.0) -> None:
-        """Until every node says the cluster is ok and agrees on who serves every slot."""
+        """Until every node says the cluster is ok and agrees on who serves every slot, and
+        every replica has synced: one that never has cannot take over from its primary."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 if all("cluster_state:ok" in self.cli("cluster", "info", port=node.port)
-                       for node in self.nodes if node.process is not None):
-                    self.cli("--cluster", "check", f"127.0.0.1:{self.nodes[0].port}")
+                       for node in self.live()) and all(self.synced(n) for n in self.live()):
+                    self.cli("--cluster", "check", f"127.0.0.1:{self.live()[0].port}")
                     return
             except EmbeddedError:
                 pass
@@ -248,16 +251,115 @@ class EmbeddedCluster:
                                     f"{timeout_s}s")
             time.sleep(0.2)
 
+    def synced(self, node: ClusterNode) -> bool:
+        """A primary, or a replica whose link to its primary is up."""
+        info = self.cli("info", "replication", port=node.port)
+        return "role:master" in info or "master_link_status:up" in info
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
         self.nodes = []
+
+    # --- faults, for the tests: slots moved between primaries, a primary killed ------------
+
+    def live(self) -> list[ClusterNode]:
+        return [node for node in self.nodes if node.process is not None]
+
+    def topology(self) -> list[ClusterPeer]:
+        """Every node as a live node sees the cluster (``CLUSTER NODES``)."""
+        text = self.cli("cluster", "nodes", port=self.live()[0].port)
+        return [ClusterPeer.parse(line) for line in text.splitlines() if line.strip()]
+
+    def owner(self, slot: int) -> ClusterPeer:
+        """The primary serving ``slot``."""
+        for peer in self.topology():
+            if peer.primary and not peer.failed and slot in peer.slots:
+                return peer
+        raise EmbeddedError(f"no primary serves slot {slot}")
+
+    def move_slot(self, slot: int, to: ClusterPeer) -> None:
+        """Move one slot and its keys to another primary, as ``valkey-cli --cluster
+        reshard`` does: mark it importing and migrating, ``MIGRATE`` its keys in batches
+        (clients meanwhile get ``ASK`` for keys already moved), then tell every primary
+        its new owner."""
+        source = self.owner(slot)
+        if source.id == to.id:
+            return
+        self.cli("cluster", "setslot", str(slot), "importing", source.id, port=to.port)
+        self.cli("cluster", "setslot", str(slot), "migrating", to.id, port=source.port)
+        while keys := self.cli("cluster", "getkeysinslot", str(slot), "50",
+                               port=source.port).split():
+            self.cli("migrate", "127.0.0.1", str(to.port), "", "0", "10000", "keys", *keys,
+                     port=source.port)
+        primaries = [p for p in self.topology() if p.primary and not p.failed]
+        # The new owner first: until then, the source's redirects would point nowhere.
+        for peer in sorted(primaries, key=lambda p: (p.id != to.id, p.id != source.id)):
+            self.cli("cluster", "setslot", str(slot), "node", to.id, port=peer.port)
+
+    def kill(self, port: int) -> ClusterNode:
+        """SIGKILL one node: no shutdown, no last write to its append-only file."""
+        node = next(n for n in self.nodes if n.port == port)
+        assert node.process is not None
+        node.process.kill()
+        node.process.wait()
+        node.pid_file.unlink(missing_ok=True)
+        node.process = None
+        return node
+
+    def revive(self, node: ClusterNode) -> None:
+        """Start a killed node again on its data: a primary that was replaced rejoins as
+        its replacement's replica; returns once it has synced."""
+        node.start()
+        self.wait_ok()
+
+    def wait_primary(self, slot: int, other_than: str, timeout_s: float = 30.0) -> ClusterPeer:
+        """Until a primary other than ``other_than`` serves ``slot`` (a replica took over)
+        and the live nodes say the cluster is ok."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(EmbeddedError):
+                owner = self.owner(slot)
+                if owner.id != other_than and all(
+                        "cluster_state:ok" in self.cli("cluster", "info", port=node.port)
+                        for node in self.live()):
+                    return owner
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"no replica took slot {slot} over within {timeout_s}s")
+            time.sleep(0.1)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ClusterPeer:
+    """One line of ``CLUSTER NODES``: a node's id, port, role and slots."""
+
+    def __init__(self, id: str, port: int, flags: set[str], slots: set[int]) -> None:
+        self.id, self.port, self.flags, self.slots = id, port, flags, slots
+
+    @property
+    def primary(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.flags & {"fail", "fail?", "noaddr"})
+
+    @classmethod
+    def parse(cls, line: str) -> ClusterPeer:
+        fields = line.split()
+        port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        slots: set[int] = set()
+        for item in fields[8:]:
+            if item.startswith("["):  # a slot being imported or migrated: not yet moved
+                continue
+            low, _, high = item.partition("-")
+            slots.update(range(int(low), int(high or low) + 1))
+        return cls(fields[0], port, set(fields[2].split(",")), slots)
 
 
 def _postgres_binaries() -> Path:
