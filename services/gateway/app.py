@@ -67,9 +67,10 @@ from shared.metrics import (
     WS_SUBSCRIBERS,
 )
 from shared.order import fold
+from shared.positions import Positions
 from shared.process import hold_many_objects
 from shared.routing import NoRoute, decide
-from shared.stream import OPEN_ORDER_TTL_S, EventStore, StreamId
+from shared.stream import OPEN_ORDER_TTL_S, EventStore
 
 log = logging.getLogger("oee.gateway")
 
@@ -478,15 +479,19 @@ class Gateway:
 
     async def stream_ws(self, ws: WebSocket) -> None:
         """Every status of every order the account may see, live; ``?after=POSITION``
-        first resends what came after that position."""
+        first resends what came after that position. Without it the stream starts where
+        the log stood when the connection opened, so nothing the client does once it is
+        connected can be missed while its key is being checked."""
+        opened = self.tail.position
 
         async def serve(account: Account, guard: MessageGuard) -> None:
             after_text = ws.query_params.get("after")
             try:
-                after = StreamId.parse(after_text) if after_text is not None else None
+                after = (opened if after_text is None
+                         else Positions.parse(after_text, len(self.store.partitions)))
             except ValueError:
-                raise Invalid("after", "position", "after must be a position from a status "
-                              "message, like 1764230400000-0") from None
+                raise Invalid("after", "position", "after must be the position of a status "
+                              "message") from None
             follower = Follower(account, self.owners, self.history)
             feed = follow_all(self.tail, self.store, self.read_model, follower, after)
             await self.stream_to(ws, self.send_feed(ws, feed), guard)
