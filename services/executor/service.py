@@ -40,6 +40,9 @@ from shared.worker import Worker, worker_settings
 log = logging.getLogger("oee.executor")
 
 
+# Looked up once: every confirmed order counts one.
+_LANDED = ATTEMPTS.labels("landed")
+
 class Superseded(Exception):
     """Another executor already wrote the next step of this order."""
 
@@ -70,7 +73,7 @@ class Execution:
             case AttemptFailed():
                 ATTEMPTS.labels(event.kind).inc()
             case Confirmed():
-                ATTEMPTS.labels("landed").inc()
+                _LANDED.inc()
                 if self.submitted_at is not None:
                     CONFIRM_SECONDS.observe((event.at - self.submitted_at).total_seconds())
         if event.is_terminal and event.status is not None:

@@ -12,6 +12,8 @@ from shared.metrics import QUOTE_SECONDS
 from shared.route import Dex
 
 VENUES: tuple[Dex, ...] = ("raydium", "meteora")
+# Each venue's series, looked up once rather than on every quote.
+_QUOTE_SECONDS = {dex: QUOTE_SECONDS.labels(dex) for dex in VENUES}
 
 
 async def ask(dex: Dex, latency_ms: float) -> Quote:
@@ -19,7 +21,7 @@ async def ask(dex: Dex, latency_ms: float) -> Quote:
     await asyncio.sleep(latency_ms / 1000)
     pools = sum(1 for key in keys() if key.dex == dex)
     took = time.perf_counter() - started
-    QUOTE_SECONDS.labels(dex).observe(took)
+    _QUOTE_SECONDS[dex].observe(took)
     return Quote(dex=dex, pools=pools, latency_ms=round(took * 1000, 3))
 
 
