@@ -23,6 +23,7 @@ queue of the partition (``shared.queues``), so each reads only its own work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from shared import lifecycle
 from shared.batching import Batcher
@@ -295,24 +296,32 @@ class EventStore:
         wait = self.settings.redis_wait_replicas
         if not wait:
             return await self._append(keys=keys, args=args)
-        for _ in range(5):
-            node: Any = self.redis.get_node_from_key(keys[0])  # type: ignore[attr-defined]
-            client = self._node_clients.get(node.name)
-            if client is None:
-                client = connect(f"redis://{node.host}:{node.port}/0", cluster=False)
-                self._node_clients[node.name] = client
+        cluster: Any = self.redis
+        for attempt in range(5):
             try:
+                # The slot map is learnt on a first command: an append may come first.
+                await cluster.initialize()
+                node: Any = cluster.get_node_from_key(keys[0])
+                client = self._node_clients.get(node.name)
+                if client is None:
+                    client = connect(f"redis://{node.host}:{node.port}/0", cluster=False)
+                    self._node_clients[node.name] = client
                 async with client.pipeline(transaction=False) as pipe:
                     await self._append(keys=keys, args=args, client=pipe)
                     pipe.execute_command("WAIT", wait, _WAIT_TIMEOUT_MS)
                     reply, _ = await pipe.execute()
                 return reply
-            except (ResponseError, RedisError) as error:
+            except (RedisError, RedisClusterException) as error:
+                # RedisClusterException (a slot no primary serves, mid-failover) is not a
+                # RedisError.
                 if isinstance(error, ResponseError) and not str(error).startswith(
                         ("MOVED", "ASK", "CLUSTERDOWN", "READONLY")):
                     raise
+                if not isinstance(error, ResponseError):  # a redirect is followed at once
+                    await asyncio.sleep(0.05 * 2**attempt)
                 # The cluster client follows the redirect and learns the new map.
-                await self.redis.exists(keys[0])
+                with contextlib.suppress(RedisError, RedisClusterException):
+                    await self.redis.exists(keys[0])
         return await self._append(keys=keys, args=args)
 
     # --- reading orders ---------------------------------------------------------------
