@@ -48,10 +48,9 @@ def server_dir() -> Iterator[Path]:
 # doubled end-to-end suite would take minutes more for little more coverage.
 _ON_BOTH = ("tests/integration/",)
 _E2E_ON_BOTH: dict[str, set[str] | None] = {
-    # Every pipeline test but the listing's, which shares its database with the whole
-    # session's orders and, in a full run, timed out on the cluster (being looked into).
     "test_pipeline.py": {
         "test_an_order_over_http_streams_every_status_once_in_order",
+        "test_order_state_events_and_listing",
         "test_one_websocket_submits_and_watches", "test_a_late_subscriber_gets_the_whole_history",
         "test_subscribers_attaching_mid_flight_miss_nothing",
         "test_a_hundred_orders_all_confirm_with_at_most_ten_executing",
