@@ -116,6 +116,10 @@ class Triggered(Event, tag=True, frozen=True):
     price: float
     reason: str
     pushed: int = 0
+    # A sniper fired on its launched pool: its route there, as the trigger priced it on the
+    # pool the snipers before it leave, so the router need not search again. Unset (not
+    # written) otherwise.
+    fill: Candidate | UnsetType = UNSET
 
 
 class Reopened(Event, tag=True, frozen=True):
@@ -154,6 +158,10 @@ class Routed(Event, tag=True, frozen=True):
     amount_out: int
     min_amount_out: int
     reason: str
+    # A sniper's: how much of the launched pool's quote token the snipers fired before it
+    # at the same launch bought in (``Triggered.pushed``), so the chain executes against
+    # the pool as they leave it. Unset (not written) for every other order.
+    pushed: int | UnsetType = UNSET
 
 
 class Rerouted(Routed, tag=True, frozen=True):

@@ -4,7 +4,7 @@ A launch is a market fact, not an order's: it goes on ``{namespace}:market``, an
 process that needs the market learns the tokens and pools launched so far from there
 (``Launches.catch_up``), so the market each computes is the seed plus its launches. Launches
 come from ``oee launch``, ``POST /admin/pools`` and, when ``OEE_LAUNCH_EVERY_S`` is set, a
-seeded schedule (``shared.schedule``).
+seeded schedule, which the trigger service keeps (``services.trigger.schedule``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from shared import market, tokens
+from shared.batching import Batcher
 from shared.events import now
 from shared.market import LaunchedPool, PoolKey
 from shared.pools import Pool, swap
@@ -123,6 +124,9 @@ class Launches:
         self.stream = f"{namespace}:market"
         self.last = "0-0"
         self._checked = 0.0
+        # Callers at the same moment (a batch of orders for a token just launched) share
+        # one read, each started after its callers asked.
+        self._looks: Batcher[None, list[PoolLaunched]] = Batcher(self._look)
 
     async def append(self, launch: PoolLaunched) -> str:
         entry_id: Any = await self.redis.xadd(self.stream, {"d": _encoder.encode(launch)})
@@ -130,6 +134,10 @@ class Launches:
 
     async def catch_up(self) -> list[PoolLaunched]:
         """Learn every launch since the last look; returns them, oldest first."""
+        [learned] = await self._looks([None])
+        return learned
+
+    async def _look(self, callers: list[None]) -> list[list[PoolLaunched]]:
         learned: list[PoolLaunched] = []
         while True:
             start = "-" if self.last == "0-0" else f"({self.last}"
@@ -142,7 +150,7 @@ class Launches:
                 learned.append(launch)
                 self.last = entry_id.decode()
         self._checked = time.monotonic()
-        return learned
+        return [learned] * len(callers)
 
     async def fresh(self, max_age_s: float = 0.2) -> None:
         """Catch up unless this process looked less than ``max_age_s`` ago (or is looking

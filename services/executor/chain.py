@@ -23,9 +23,11 @@ from services.executor.execution import executed_price, signature
 from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
-from shared.market import Market
+from shared.launches import pushed
+from shared.market import Market, launched_pool_of
 from shared.partitions import Layout
-from shared.routing import run_route
+from shared.route import Leg
+from shared.routing import PoolOf, run_route
 from shared.seeded import rng
 
 
@@ -76,6 +78,17 @@ for i = 1, #KEYS do
 end
 return found
 """
+
+
+def execute_route(routed: Routed, amount_in: int, pool_of: PoolOf) -> tuple[list[Leg], int]:
+    """The route run against the pools as ``pool_of`` gives them; a sniper's launched pool
+    as the snipers fired before it at the same launch leave it (``Routed.pushed``), so the
+    first of them gets the best price. Raises InsufficientLiquidity."""
+    route = routed.route
+    key = launched_pool_of(route.path[-1])
+    if isinstance(routed.pushed, int) and key is not None:
+        pool_of = pushed(pool_of, key, routed.pushed)
+    return run_route(route.path, route.hops, amount_in, pool_of)
 
 
 class Landing(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,9 +160,7 @@ class SimulatedChain:
         draw = rng(self.settings.seed, order.order_id, attempt, "failure")
         if draw.random() < self.settings.failure_rate:
             raise TransientError(draw.choice(TRANSIENT_ERRORS))
-        route = routed.route
-        _, amount_out = run_route(route.path, route.hops, order.amount_in,
-                                  self.market.pool_at(time.time()))
+        _, amount_out = execute_route(routed, order.amount_in, self.market.pool_at(time.time()))
         if amount_out < routed.min_amount_out:
             raise SlippageExceeded(amount_out, routed.min_amount_out)
         landing = Landing(

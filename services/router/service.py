@@ -8,6 +8,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+from msgspec import UNSET
+
 from services.router.venues import ask_all
 from shared.config import Settings
 from shared.events import (
@@ -15,6 +17,7 @@ from shared.events import (
     Event,
     Failed,
     OrderRequested,
+    Quote,
     Reopened,
     Rerouted,
     Routed,
@@ -24,7 +27,8 @@ from shared.launches import Launches, pushed
 from shared.market import Market, launched_pool_of
 from shared.metrics import ROUTES, ROUTING_SECONDS
 from shared.order import fold
-from shared.routing import Decision, NoRoute, decide
+from shared.route import Candidate
+from shared.routing import Decision, NoRoute, decide, min_amount_out
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
@@ -61,14 +65,25 @@ class Router:
         return self._decisions[(*terms, ahead)]
 
     async def route(self, order: OrderRequested, seq: int, kind: type[Routed] = Routed,
-                    ahead: int = 0) -> Routed | Failed | Reopened:
-        draw = rng(self.settings.seed, order.order_id, seq, "quote")
-        quotes = await ask_all(self.settings.quote_latency_ms, draw)
+                    ahead: int = 0, found: Candidate | None = None) -> Routed | Failed | Reopened:
+        """``found``: a fired sniper's route on its launched pool, as the trigger priced it
+        (the pool is a launch's, the same at any moment): taken as it is, without asking
+        the venues or searching again."""
+        quotes: list[Quote] = []
+        if found is None:
+            draw = rng(self.settings.seed, order.order_id, seq, "quote")
+            quotes = await ask_all(self.settings.quote_latency_ms, draw)
         try:
             if find(order.token_out) is None:
                 await self.launches.catch_up()  # a token launched since this process looked
             with ROUTING_SECONDS.time():
-                decision = self.decide(order, time.time(), ahead)
+                if found is not None and carried(order, found):
+                    decision = Decision(found, [found], min_amount_out(found.amount_out,
+                                                                       order.slippage),
+                                        f"{found.describe()} pays {found.amount_out} net of "
+                                        f"fees on the launched pool")
+                else:
+                    decision = self.decide(order, time.time(), ahead)
         except (NoRoute, KeyError) as problem:
             log.info("order %s has no route: %s", order.order_id, problem)
             return Failed(order_id=order.order_id, seq=seq, reason="no_route",
@@ -80,10 +95,14 @@ class Router:
                 f"the route gives {decision.best.amount_out}, below the bound {bound}"))
         log.info("order %s routed: %s", order.order_id, decision.reason)
         ROUTES.labels(decision.best.kind, decision.best.venues).inc()
+        # The chain executes a sniper against the launched pool as the snipers before it
+        # leave it.
+        sniped = (order.order_type == "sniper"
+                  and launched_pool_of(decision.best.path[-1]) is not None)
         return kind(
             order_id=order.order_id, seq=seq, dex=decision.best.venues, route=decision.best,
             candidates=decision.candidates, quotes=quotes, amount_out=decision.best.amount_out,
-            min_amount_out=bound, reason=decision.reason,
+            min_amount_out=bound, reason=decision.reason, pushed=ahead if sniped else UNSET,
         )
 
     async def route_fired(self, fired: Triggered) -> Routed | Failed | Reopened | None:
@@ -91,14 +110,21 @@ class Router:
         state = fold(fired.order_id, await self.store.history(fired.order_id))
         if state.requested is None or state.state != "triggered":
             return None
-        return await self.route(state.requested, fired.seq + 1, ahead=fired.pushed)
+        found = fired.fill if isinstance(fired.fill, Candidate) else None
+        return await self.route(state.requested, fired.seq + 1, ahead=fired.pushed,
+                                found=found)
 
     async def reroute(self, failed: AttemptFailed) -> Routed | Failed | Reopened | None:
-        state = fold(failed.order_id, await self.store.history(failed.order_id))
+        history = await self.store.history(failed.order_id)
+        state = fold(failed.order_id, history)
         # Not the router's turn any more (the order moved on, or ended): nothing to do.
         if state.requested is None or state.actor != "router":
             return None
-        return await self.route(state.requested, failed.seq + 1, Rerouted)
+        # A sniper is routed again on the launched pool as its launch's snipers before it
+        # left it, as it was the first time.
+        fired = [e for e in history if isinstance(e, Triggered)]
+        ahead = max(fired, key=lambda e: e.seq).pushed if fired else 0
+        return await self.route(state.requested, failed.seq + 1, Rerouted, ahead)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
         await asyncio.gather(*(self.decide_and_append(entry.event) for entry in entries))
@@ -115,6 +141,16 @@ class Router:
             decided = await self.route_fired(event)
         if decided is not None:
             await self.store.append([decided])
+
+
+def carried(order: OrderRequested, route: Candidate) -> bool:
+    """Whether a route the trigger carried is one for this order: from its tokenIn to its
+    tokenOut, for its whole amount."""
+    token_out = find(order.token_out)
+    return (token_out is not None and route.path[0] == order.token_in
+            and route.path[-1] == token_out.symbol
+            and sum(leg.amount_in for leg in route.legs if leg.token_in == order.token_in)
+            == order.amount_in)
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from msgspec import UNSET
 
 from services.trigger.book import Book, Pair, Watched, least_price
+from services.trigger.fills import after, direct
 from services.trigger.registry import Registry
 from shared.config import Settings
 from shared.events import (
@@ -42,6 +44,7 @@ from shared.events import (
 from shared.launches import Launches, PoolLaunched, into_pool, pushed
 from shared.market import Market
 from shared.order import fold
+from shared.route import Candidate
 from shared.routing import Decision, NoRoute, decide
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
@@ -54,6 +57,9 @@ log = logging.getLogger("oee.trigger")
 # added by a slow instance just before is not missed.
 SYNC_OVERLAP_MS = 5_000
 LOAD_CHUNK = 1_000
+# A launch's Triggered events go to the store this many at a time: the first reach the
+# router while the rest are priced and appended.
+SNIPER_CHUNK = 100
 
 
 class Trigger:
@@ -184,26 +190,47 @@ class Trigger:
 
     async def fire_snipers(self, launch: PoolLaunched) -> int:
         """Fire the snipers waiting for ``launch``'s token, in submission order, each
-        quoted on the launched pool as the ones before it leave it."""
+        quoted on the launched pool as the ones before it leave it (one pass: see
+        ``services.trigger.fills``). A fired sniper's ``Triggered`` carries its route, so the
+        router need not search again; they go to the store in chunks, so the router starts
+        on the first while the trigger prices the rest."""
         waiting = self.book.launched(launch.mint)
-        at, ahead = time.time(), 0
+        at, key, ahead = time.time(), launch.key, 0
+        launched = self.market.pool(key, at)
+        only_pool = self.market.pools_between(launch.quote, launch.symbol) == [key]
         fire: list[Event] = []
+        fired = 0
         for watched in waiting:
             order = watched.order
-            decision = self.decision((order.token_in, launch.symbol), order.amount_in, at,
-                                     launch, ahead)
-            if decision is None or decision.best.amount_out < own_bound(order):
+            route: Candidate | None = None
+            # Only a route on the launched pool alone is carried: that pool is the same at
+            # any moment, so the router's moment prices it as the trigger's did.
+            carried = order.token_in == launch.quote and only_pool
+            if carried:
+                moved = after(launched, key, ahead)
+                route = direct(moved, key, order.amount_in) if moved is not None else None
+            else:  # through another pool first: searched as the router would
+                decision = self.decision((order.token_in, launch.symbol), order.amount_in,
+                                         at, launch, ahead)
+                route = decision.best if decision is not None else None
+            if route is None or route.amount_out < own_bound(order):
                 continue  # it keeps waiting, as a limit at its maxPrice, until it expires
             price = self._price((order.token_in, launch.symbol), order.amount_in,
-                                decision.best.amount_out)
+                                route.amount_out)
             fire.append(Triggered(
                 order_id=order.order_id, seq=watched.seq + 1, price=price, pushed=ahead,
+                fill=route if carried else UNSET,
                 reason=f"{launch.symbol} launched on {launch.venue}",
             ))
-            ahead += into_pool(launch, decision.best.legs)
-        log.info("launch of %s (%s): %d snipers fired", launch.symbol, launch.mint, len(fire))
+            ahead += into_pool(launch, route.legs)
+            if len(fire) >= SNIPER_CHUNK:
+                fired += len(fire)
+                await self.settle(fire)
+                fire = []
+        fired += len(fire)
         await self.settle(fire)
-        return len(fire)
+        log.info("launch of %s (%s): %d snipers fired", launch.symbol, launch.mint, fired)
+        return fired
 
     async def expire(self, now: float) -> int:
         due = [(w, w.order.expires_at) for w in self.book.due(now)]

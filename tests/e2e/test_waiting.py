@@ -16,7 +16,7 @@ import pytest
 
 from services.cli.launcher import System, system
 from shared.config import Settings
-from shared.events import Expired, Triggered
+from shared.events import Confirmed, Expired, Routed, Triggered
 from shared.stream import EventStore
 from tests.conftest import cleanup
 from tests.e2e.test_pipeline import watch
@@ -146,6 +146,17 @@ async def test_a_sniper_fires_on_oee_launch_and_the_token_is_listed(
     assert [t.pushed for t in fired] == sorted(t.pushed for t in fired)
     assert fired[0].pushed == 0 < fired[1].pushed < fired[2].pushed
     assert all(found[o][-1].type == "Confirmed" for o in snipers)
+    # The router takes the route the trigger priced, and the chain executes each sniper
+    # against the pool as the ones before it left it: the first gets the best price.
+    routed = [next(e for e in found[o] if isinstance(e, Routed)) for o in snipers]
+    done = [found[o][-1] for o in snipers]
+    assert all(isinstance(c, Confirmed) for c in done)
+    assert [r.pushed for r in routed] == [t.pushed for t in fired]
+    assert [r.route for r in routed] == [t.fill for t in fired]
+    assert [c.amount_out for c in done if isinstance(c, Confirmed)] == [
+        r.amount_out for r in routed]
+    prices = [c.executed_price for c in done if isinstance(c, Confirmed)]
+    assert prices[0] > prices[1] > prices[2]
     tokens = (await client.get("/tokens")).json()["tokens"]
     assert {"symbol": symbol, "mint": mint, "decimals": 6, "launched": True} in tokens
     order = (await client.get(f"/orders/{snipers[0]}")).json()
