@@ -99,6 +99,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     market_tick_ms: Annotated[float, Meta(ge=1, le=3_600_000), Env(
         "OEE_MARKET_TICK_MS", "the market moves in ticks of this length"
     )] = 1000.0
+    launch_every_s: Annotated[float, Meta(ge=0, le=2_592_000), Env(
+        "OEE_LAUNCH_EVERY_S",
+        "a seeded launch (token, mint, venue, price, liquidity) every this many seconds,"
+        " made by the trigger service, one per interval however many run (0: none)",
+    )] = 0.0
     # As a Solana blockhash expires, an old route is not sent.
     quote_max_age_ms: Annotated[float, Meta(ge=1, le=86_400_000), Env(
         "OEE_QUOTE_MAX_AGE_MS", "a route older than this is routed again instead of sent"

@@ -30,6 +30,7 @@ from msgspec import UNSET
 from services.trigger.book import Book, Pair, Watched, least_price
 from services.trigger.fills import after, direct
 from services.trigger.registry import Registry
+from services.trigger.schedule import Schedule
 from shared.config import Settings
 from shared.events import (
     AnyEvent,
@@ -323,8 +324,11 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         trigger.handle,
     )
     await trigger.start()
+    loops = [worker.run(stop), trigger.clock(stop), trigger.follow_launches(stop)]
+    if settings.launch_every_s > 0:
+        loops.append(Schedule(store.redis, settings.namespace, settings.seed,
+                              settings.launch_every_s).run(stop))
     try:
-        await asyncio.gather(worker.run(stop), trigger.clock(stop),
-                             trigger.follow_launches(stop))
+        await asyncio.gather(*loops)
     finally:
         await store.close()
