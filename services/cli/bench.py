@@ -9,6 +9,12 @@ Two ways to load it:
 Orders are submitted over HTTP and followed by tailing the event stream (so the bench needs
 REDIS_URL and OEE_NAMESPACE, as the system has), or with ``--ws`` submitted and followed on
 one WebSocket each, as a client would.
+
+``--type`` picks the orders: ``market`` (the default); ``limit``, marketable (they fill at
+once) or with ``--resting`` not (each is cancelled as soon as it is open, so the run times
+submit to open and cancel to cancelled); ``sniper``: every order waits for one new mint,
+the bench launches its pool once all are open, and reports ``PoolLaunched`` to each
+``Submitted``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import base58
 import httpx
 import msgspec
 import psycopg
@@ -34,12 +41,12 @@ from services.cli.launcher import System
 from services.cli.rawhttp import RawClient
 from shared.accounts import create_key
 from shared.config import Settings, load
-from shared.events import AnyEvent, Confirmed, Routed
+from shared.events import AnyEvent, Confirmed, Routed, Submitted
+from shared.launches import Launches, PoolLaunched
 from shared.metrics import DELIVERY
 from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
-ORDER_BYTES = json.dumps(ORDER).encode()
 CONNECTIONS = 32
 STAGES = (
     ("accept", "OrderRequested", None),
@@ -48,6 +55,23 @@ STAGES = (
     ("send", "Built", "Submitted"),
     ("confirm", "Submitted", "Confirmed"),
 )
+# A waiting order is opened, fired, then routed; a resting one is cancelled once open.
+WAITING_STAGES = (
+    ("accept", "OrderRequested", None),
+    ("open", "OrderRequested", "OrderOpened"),
+    ("fire", "OrderOpened", "Triggered"),
+    ("route", "Triggered", "Routed"),
+    *STAGES[2:],
+)
+RESTING_STAGES = (
+    ("accept", "OrderRequested", None),
+    ("open", "OrderRequested", "OrderOpened"),
+    ("cancel", "OrderOpened", "Cancelled"),
+)
+# A limit any SOL price meets, and one none does (the seeded market stays near 150 USDC).
+MARKETABLE, RESTING = "1", "100000"
+SNIPER_AMOUNT = "0.01"
+ENDS = ("confirmed", "failed", "cancelled", "expired")
 
 
 class Options(msgspec.Struct, kw_only=True):
@@ -68,6 +92,9 @@ class Options(msgspec.Struct, kw_only=True):
     warmup: int = 20
     # The key to submit with; --spawn makes one.
     api_key: str | None = None
+    order_type: str = "market"
+    # Limit orders only: not marketable; the bench cancels each once it is open.
+    resting: bool = False
 
     @property
     def headers(self) -> dict[str, str]:
@@ -111,6 +138,11 @@ class Result(msgspec.Struct):
     gateway_sent_within_ms: dict[str, float] = msgspec.field(default_factory=dict)
     gateway_rss_mb: float | None = None
     samples: list[Sample] = msgspec.field(default_factory=list)
+    order_type: str = "market"
+    cancelled: int = 0
+    expired: int = 0
+    # Sniper runs: from the launch's PoolLaunched to each sniper's (first) Submitted.
+    launch_to_submitted_ms: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -139,13 +171,20 @@ class Bench:
         self.slots = asyncio.Semaphore(options.in_flight)
         self.deliveries: list[float] = []
         self.subscribers = self.subscribers_peak = 0
+        self.mint = base58.b58encode(secrets.token_bytes(32)).decode()
+        self.body = msgspec.json.encode(order_body(options, self.mint))
+        self.opened = 0
+        self.all_open = asyncio.Event()
+        self.expect_open = sys.maxsize
+        self.to_cancel: asyncio.Queue[str] = asyncio.Queue()
+        self.launched: PoolLaunched | None = None
 
     # --- submitting -------------------------------------------------------------------
 
     async def submit_http(self, client: RawClient) -> None:
         started = time.time()
         try:
-            status, body = await client.post("/orders/execute", ORDER_BYTES)
+            status, body = await client.post("/orders/execute", self.body)
         except OSError:
             status, body = 0, b""
         if status != 202:
@@ -160,7 +199,7 @@ class Bench:
         async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30,
                                       compression=None,
                                       additional_headers=self.options.headers) as ws:
-            await ws.send(json.dumps(ORDER))
+            await ws.send(self.body.decode())
             track: Track | None = None
             self.subscribers += 1
             self.subscribers_peak = max(self.subscribers_peak, self.subscribers)
@@ -177,7 +216,7 @@ class Bench:
                     track.submitted_at = started
                 at = datetime.fromisoformat(message["timestamp"]).timestamp()
                 self.deliveries.append((received - at) * 1000)
-                if message["status"] in ("confirmed", "failed"):
+                if message["status"] in ENDS:
                     self.finish(track, message["status"])
             self.subscribers -= 1
 
@@ -229,9 +268,40 @@ class Bench:
                 position = position.advanced(entry.partition, entry.id)
                 event = entry.event
                 track = self.tracks.setdefault(event.order_id, Track(time.time()))
-                track.events[event.type] = event
+                # The first of each type: a retried order's first Submitted is when it went.
+                track.events.setdefault(event.type, event)
+                if event.type == "OrderOpened":
+                    self.opened += 1
+                    self.count_open()
+                    if self.options.resting:
+                        self.to_cancel.put_nowait(event.order_id)
                 if event.is_terminal and not self.options.ws:
                     self.finish(track, event.status or "")
+
+    async def cancel(self) -> None:
+        """Cancels each resting order as soon as it is open."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30,
+                                     headers=self.options.headers) as client:
+            while True:
+                order_id = await self.to_cancel.get()
+                response = await client.delete(f"/orders/{order_id}")
+                if response.status_code != 202:
+                    sys.stderr.write(f"bench: cancel of {order_id}: {response.text}\n")
+
+    def count_open(self) -> None:
+        if self.opened >= self.expect_open:
+            self.all_open.set()
+
+    async def launch(self, store: EventStore, accepted: int) -> None:
+        """Once every sniper is open, launch the pool they wait for."""
+        self.expect_open = accepted
+        self.count_open()
+        await self.all_open.wait()
+        launch = PoolLaunched(mint=self.mint, symbol="B" + secrets.token_hex(3).upper(),
+                              decimals=6, venue="raydium", price="0.0001",
+                              liquidity="100000")
+        await Launches(store.redis, self.settings.namespace).append(launch)
+        self.launched = launch
 
     async def progress(self) -> None:
         """A progress line, redrawn in place on a terminal, every 5 s elsewhere."""
@@ -264,8 +334,11 @@ class Bench:
         delivery_before = await self.delivery_counts()
         began = time.time()
         watching = asyncio.create_task(self.watch(store, began))
+        cancelling = asyncio.create_task(self.cancel()) if self.options.resting else None
         sent = await self.submit_all()
         accepted = sent - self.refused
+        if self.options.order_type == "sniper":
+            await asyncio.wait_for(self.launch(store, accepted), 600)
         if self.done < accepted:
             self.options.orders = accepted
             if self.done < accepted:
@@ -275,6 +348,8 @@ class Bench:
         pending = await store.backlog()
         following.cancel()
         watching.cancel()
+        if cancelling:
+            cancelling.cancel()
         delivery = await self.delivery_counts()
         if showing:
             showing.cancel()
@@ -314,14 +389,23 @@ class Bench:
         ended = [t for t in self.tracks.values() if t.ended_at is not None]
         e2e = [(t.ended_at - t.submitted_at) * 1000 for t in ended if t.ended_at]
         overhead = []
-        stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+        kinds = (RESTING_STAGES if self.options.resting else
+                 STAGES if self.options.order_type == "market" else WAITING_STAGES)
+        stages: dict[str, list[float]] = {name: [] for name, _, _ in kinds}
+        sniped: list[float] = []
         for track in ended:
             events = track.events
             routed, confirmed = events.get("Routed"), events.get("Confirmed")
-            if isinstance(routed, Routed) and isinstance(confirmed, Confirmed) and track.ended_at:
-                simulated = max(q.latency_ms for q in routed.quotes) + confirmed.simulated_ms
+            if (isinstance(routed, Routed) and isinstance(confirmed, Confirmed)
+                    and track.ended_at and self.options.order_type == "market"):
+                # A fired sniper's route was priced by the trigger: no venue was asked.
+                simulated = (max((q.latency_ms for q in routed.quotes), default=0.0)
+                             + confirmed.simulated_ms)
                 overhead.append((track.ended_at - track.submitted_at) * 1000 - simulated)
-            for name, first, then in STAGES:
+            submitted = events.get("Submitted")
+            if self.launched is not None and isinstance(submitted, Submitted):
+                sniped.append((submitted.at - self.launched.at).total_seconds() * 1000)
+            for name, first, then in kinds:
                 a = events.get(first)
                 b = events.get(then) if then else None
                 if a is not None and then is None:
@@ -345,10 +429,25 @@ class Bench:
             ws_subscribers_peak=self.subscribers_peak,
             gateway_rss_mb=rss_mb(self.gateway_pid) if self.gateway_pid else None,
             samples=self.samples,
+            order_type=self.options.order_type,
+            cancelled=sum(1 for t in ended if t.status == "cancelled"),
+            expired=sum(1 for t in ended if t.status == "expired"),
+            launch_to_submitted_ms=percentiles(sniped),
         )
 
 
 DELIVERY_BUCKET = f'{DELIVERY}_bucket{{le="'
+
+
+def order_body(options: Options, mint: str) -> dict[str, object]:
+    """What the run submits, by ``--type``."""
+    if options.order_type == "limit":
+        return {**ORDER, "type": "limit", "ttlSeconds": 3600,
+                "limitPrice": RESTING if options.resting else MARKETABLE}
+    if options.order_type == "sniper":
+        return {"type": "sniper", "tokenIn": "SOL", "tokenOut": mint,
+                "amount": SNIPER_AMOUNT, "slippage": 0.05, "ttlSeconds": 3600}
+    return ORDER
 
 
 def sent_within(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
@@ -362,8 +461,9 @@ def sent_within(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
 
 def render(result: Result, options: Options) -> str:
     lines = [
-        f"accepted {result.accepted}  confirmed {result.confirmed}  failed {result.failed}  "
-        f"refused {result.refused}",
+        f"{result.order_type} orders: accepted {result.accepted}  confirmed "
+        f"{result.confirmed}  failed {result.failed}  cancelled {result.cancelled}  "
+        f"expired {result.expired}  refused {result.refused}",
         f"throughput {result.orders_per_s} orders/s over {result.seconds} s "
         f"(all projected in PostgreSQL after {result.projected_in_postgres_s} s)",
         "latency (ms)            p50      p95      p99      max",
@@ -375,6 +475,8 @@ def render(result: Result, options: Options) -> str:
         return f"  {name:<18}{p['p50']:>8}{p['p95']:>9}{p['p99']:>9}{p['max']:>9}"
 
     lines.append(row("end to end", result.end_to_end_ms))
+    if result.launch_to_submitted_ms:
+        lines.append(row("launch to submitted", result.launch_to_submitted_ms))
     lines.append(row("engine overhead", result.overhead_ms))
     for name, values in result.stages_ms.items():
         lines.append(row(f"stage {name}", values))
@@ -464,12 +566,18 @@ def run(options: Options, url: str | None) -> int:
     if not (options.orders or options.duration_s):
         options.orders = 200
 
+    if options.order_type == "sniper":
+        # Every sniper waits at once for the one launch.
+        options.in_flight, options.rate, options.duration_s = options.orders, 0.0, 0.0
+
     def go(base_url: str, settings: Settings, gateway_pid: int | None = None) -> Result:
         ws_url = base_url.replace("http", "ws", 1)
         if options.warmup:
+            # A sniper run warms up on market orders: a launch is the thing it measures.
             warmup = msgspec.structs.replace(
                 options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
-                in_flight=options.warmup)
+                in_flight=options.warmup,
+                order_type="market" if options.order_type == "sniper" else options.order_type)
             asyncio.run(Bench(base_url, ws_url, settings, warmup).run())
         return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid).run())
 

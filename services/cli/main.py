@@ -74,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench.add_argument("--rate", type=float, default=0.0, help="open loop: orders per second")
     bench.add_argument("--in-flight", type=int, default=10, help="closed loop: orders at once")
     bench.add_argument("--ws", action="store_true", help="submit and follow over WebSocket")
+    bench.add_argument("--type", default="market", choices=("market", "limit", "sniper"),
+                       dest="order_type", help="the orders: market, limit or sniper (a sniper"
+                       " run launches their pool once all are open)")
+    bench.add_argument("--resting", action="store_true",
+                       help="limit orders the market does not meet: each cancelled once open")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument("--url", default=None, help="gateway (default http://127.0.0.1:$PORT)")
     bench.add_argument("--spawn", action="store_true", help="start a system for the run")
@@ -139,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
                 executors=args.executors, quote_latency_ms=args.quote_latency_ms,
                 execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
-                warmup=args.warmup, api_key=args.key,
+                warmup=args.warmup, api_key=args.key, order_type=args.order_type,
+                resting=args.resting,
             ), args.url))
         if args.command == "keys":
             from services.cli import keys as keys_cli

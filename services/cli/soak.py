@@ -2,8 +2,15 @@
 audit: every accepted order must end exactly once, and no swap may execute twice.
 
 The load submits over HTTP and over WebSocket, across token pairs, with some invalid orders
-mixed in (they must be refused and never accepted). Every few seconds one service is killed
-with SIGKILL, round robin, and started again a second later.
+mixed in (they must be refused and never accepted). The soak's load also submits orders that
+wait: limit orders the market meets and ones it does not (some cancelled, the rest expire),
+and snipers on a new mint, whose pool it launches every few seconds (those on the last mint
+expire); every waiting order has a deadline of at most half a minute. Every few seconds one
+service is killed with SIGKILL, round robin (the trigger too), and started again a second
+later.
+
+The audit: every accepted order reached exactly one terminal state (confirmed, failed,
+cancelled or expired), or is still open within its deadline, and no swap executed twice.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import base58
 import httpx
 import msgspec
 import psycopg
@@ -31,6 +39,13 @@ from shared.stream import EventStore
 PAIRS = [("SOL", "USDC", "0.5"), ("USDC", "SOL", "25"), ("SOL", "USDT", "1.25"),
          ("JUP", "USDC", "100"), ("BONK", "SOL", "1000000"), ("RAY", "USDT", "10")]
 KILL_ORDER = ("router", "executor", "persister", "gateway")
+# The soak kills the trigger too: it holds every open order.
+SOAK_KILLS = (*KILL_ORDER, "trigger")
+TERMINAL = ("confirmed", "failed", "cancelled", "expired")
+# A waiting order ends expired within a second of its deadline.
+EXPIRY_GRACE_S = 1.0
+# Far above any SOL price the seeded market reaches: never marketable.
+NEVER = "100000"
 
 
 class Audit(msgspec.Struct):
@@ -43,6 +58,11 @@ class Audit(msgspec.Struct):
     failed: int
     refused: int = 0
     kills: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    # Not ended, but open and within its deadline: not lost.
+    still_open: int = 0
+    launches: int = 0
 
     @property
     def ok(self) -> bool:
@@ -50,35 +70,100 @@ class Audit(msgspec.Struct):
 
     def report(self) -> str:
         return (f"accepted {self.accepted}  terminal {self.terminal} "
-                f"(confirmed {self.confirmed}, failed {self.failed})  lost {self.lost}  "
-                f"duplicated {self.duplicated}  executed twice {self.executed_twice}  "
-                f"refused (invalid) {self.refused}  kills {self.kills}")
+                f"(confirmed {self.confirmed}, failed {self.failed}, cancelled "
+                f"{self.cancelled}, expired {self.expired})  open in time {self.still_open}  "
+                f"lost {self.lost}  duplicated {self.duplicated}  executed twice "
+                f"{self.executed_twice}  refused (invalid) {self.refused}  launches "
+                f"{self.launches}  kills {self.kills}")
 
 
 class Load:
-    """Submits orders at a steady rate; keeps the ids of those the gateway accepted."""
+    """Submits orders at a steady rate; keeps the ids of those the gateway accepted. With
+    ``waiting``, limit and sniper orders too, some of them cancelled, and the snipers' pools
+    launched (``launch``): each accepted waiting order's deadline is kept for the audit."""
 
-    def __init__(self, base_url: str, ws_url: str, seed: int = 7) -> None:
+    def __init__(self, base_url: str, ws_url: str, seed: int = 7,
+                 waiting: bool = False) -> None:
         self.base_url, self.ws_url = base_url, ws_url
         self.random = random.Random(seed)
+        self.waiting = waiting
         self.accepted: list[str] = []
+        self.deadlines: dict[str, float] = {}
         self.refused = 0
         self.unreachable = 0
+        self.cancels = 0
+        self.launches = 0
+        self.mint = self.new_mint()
+        self._later: set[asyncio.Task[None]] = set()
+
+    def new_mint(self) -> str:
+        return base58.b58encode(self.random.randbytes(32)).decode()
 
     def body(self) -> dict[str, object]:
         token_in, token_out, amount = self.random.choice(PAIRS)
         if self.random.random() < 0.05:  # an invalid order now and then
             return {"tokenIn": token_in, "tokenOut": token_in, "amount": amount, "slippage": 0.01}
-        return {"tokenIn": token_in, "tokenOut": token_out, "amount": amount, "slippage": 0.02}
+        market = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount,
+                  "slippage": 0.02}
+        kind = self.random.random() if self.waiting else 1.0
+        ttl = self.random.randint(5, 30)
+        if kind < 0.15:  # marketable: fills at once
+            return {**market, "type": "limit", "tokenIn": "SOL", "tokenOut": "USDC",
+                    "amount": "0.5", "limitPrice": "1", "ttlSeconds": ttl}
+        if kind < 0.25:  # never marketable: cancelled, or expires
+            return {**market, "type": "limit", "tokenIn": "SOL", "tokenOut": "USDC",
+                    "amount": "0.5", "limitPrice": NEVER, "ttlSeconds": ttl}
+        if kind < 0.40:  # fires at the next launch, or expires
+            return {"type": "sniper", "tokenIn": "SOL", "tokenOut": self.mint,
+                    "amount": "0.01", "slippage": 0.05, "ttlSeconds": ttl}
+        return market
+
+    def took(self, order_id: str, body: Mapping[str, object],
+             client: httpx.AsyncClient | None) -> None:
+        """An accepted order: remembered, with its deadline if it waits; a waiting one is
+        sometimes cancelled a moment later."""
+        self.accepted.append(order_id)
+        ttl = body.get("ttlSeconds")
+        if isinstance(ttl, int):
+            self.deadlines[order_id] = time.time() + ttl
+            if client is not None and self.random.random() < 0.3:
+                task = asyncio.create_task(self.cancel(client, order_id,
+                                                       self.random.uniform(0, 3)))
+                self._later.add(task)
+                task.add_done_callback(self._later.discard)
+
+    async def cancel(self, client: httpx.AsyncClient, order_id: str, after_s: float) -> None:
+        # A client's second thoughts, not synchronisation: the cancel races the trigger.
+        await asyncio.sleep(after_s)
+        try:
+            response = await client.delete(f"/orders/{order_id}")
+        except httpx.HTTPError:
+            return
+        if response.status_code == 202:
+            self.cancels += 1
+
+    async def launch(self, client: httpx.AsyncClient) -> None:
+        """Launch the pool the snipers so far wait for; new snipers wait for the next."""
+        mint, self.mint = self.mint, self.new_mint()
+        symbol = "S" + "".join(self.random.choices("ABCDEFGHJKLMNPQRSTUVWXYZ", k=6))
+        try:
+            response = await client.post("/admin/pools", json={
+                "mint": mint, "symbol": symbol, "decimals": 6, "venue": self.random.choice(
+                    ("raydium", "meteora")), "price": "0.0001", "liquidity": "1000"})
+        except httpx.HTTPError:
+            return
+        if response.status_code == 201:
+            self.launches += 1
 
     async def submit_http(self, client: httpx.AsyncClient) -> None:
+        body = self.body()
         try:
-            response = await client.post("/orders/execute", json=self.body())
+            response = await client.post("/orders/execute", json=body)
         except httpx.HTTPError:
             self.unreachable += 1
             return
         if response.status_code == 202:
-            self.accepted.append(response.json()["orderId"])
+            self.took(response.json()["orderId"], body, client)
         elif 400 <= response.status_code < 500:
             self.refused += 1
         else:
@@ -86,24 +171,29 @@ class Load:
 
     async def submit_ws(self) -> None:
         """Submit on a WebSocket and read the first answer (the pending status)."""
+        body = self.body()
         try:
             async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=5) as ws:
-                await ws.send(json.dumps(self.body()))
+                await ws.send(json.dumps(body))
                 first = json.loads(await asyncio.wait_for(ws.recv(), 5))
         except (OSError, TimeoutError, websockets.WebSocketException):
             self.unreachable += 1
             return
         if "orderId" in first:
-            self.accepted.append(first["orderId"])
+            self.took(first["orderId"], body, None)
         else:
             self.refused += 1
 
-    async def run(self, rate_per_s: float, stop: asyncio.Event) -> None:
+    async def run(self, rate_per_s: float, stop: asyncio.Event,
+                  launch_every_s: float = 8.0) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as client:
             pending: set[asyncio.Task[None]] = set()
             started = time.monotonic()
-            sent = 0
+            sent = launched = 0
             while not stop.is_set():
+                if self.waiting and (time.monotonic() - started) // launch_every_s > launched:
+                    launched += 1
+                    await self.launch(client)
                 due = int((time.monotonic() - started) * rate_per_s) - sent
                 for _ in range(due):
                     use_ws = self.random.random() < 0.2
@@ -115,22 +205,26 @@ class Load:
                 await asyncio.sleep(0.01)
             if pending:
                 await asyncio.wait(pending)
+            if self._later:
+                await asyncio.wait(set(self._later))
 
 
 async def audit(env: Mapping[str, str], accepted: Sequence[str],
-                timeout_s: float = 120.0) -> Audit:
+                timeout_s: float = 120.0, deadlines: Mapping[str, float] | None = None) -> Audit:
     """Waits until every accepted order has a terminal state in PostgreSQL (or the deadline),
     then counts, in the system with this environment. Terminal events are counted in the
-    stream too, and executions on the simulated chain."""
+    stream too, and executions on the simulated chain. ``deadlines``: each waiting order's
+    (epoch seconds); one still open before it is not lost."""
     settings = load(env)
     database_url = settings.database_url
     ids = list(accepted)
+    waits = deadlines or {}
     deadline = time.monotonic() + timeout_s
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         while True:
             cursor = await conn.execute(
                 "SELECT count(*) FROM orders WHERE order_id = ANY(%s)"
-                " AND status IN ('confirmed', 'failed')", (ids,))
+                " AND status = ANY(%s)", (ids, list(TERMINAL)))
             row = await cursor.fetchone()
             done = row[0] if row else 0
             if done == len(ids) or time.monotonic() > deadline:
@@ -139,7 +233,7 @@ async def audit(env: Mapping[str, str], accepted: Sequence[str],
         cursor = await conn.execute(
             "SELECT o.order_id, o.status,"
             " (SELECT count(*) FROM events e WHERE e.order_id = o.order_id"
-            "  AND e.type IN ('Confirmed', 'Failed'))"
+            "  AND e.type IN ('Confirmed', 'Failed', 'Cancelled', 'Expired'))"
             " FROM orders o WHERE o.order_id = ANY(%s)", (ids,))
         rows = await cursor.fetchall()
     store = EventStore(settings)
@@ -154,11 +248,17 @@ async def audit(env: Mapping[str, str], accepted: Sequence[str],
         await store.close()
     status = {r[0]: r[1] for r in rows}
     pg_terminals = {r[0]: r[2] for r in rows}
-    terminal = [i for i in ids if status.get(i) in ("confirmed", "failed")]
+    terminal = [i for i in ids if status.get(i) in TERMINAL]
+    now = time.time()
+    still_open = [i for i in ids if status.get(i) in ("pending", "open")
+                  and i in waits and now < waits[i] + EXPIRY_GRACE_S]
     return Audit(
         accepted=len(ids),
         terminal=len(terminal),
-        lost=len(ids) - len(terminal),
+        lost=len(ids) - len(terminal) - len(still_open),
+        still_open=len(still_open),
+        cancelled=sum(1 for i in ids if status.get(i) == "cancelled"),
+        expired=sum(1 for i in ids if status.get(i) == "expired"),
         duplicated=sum(1 for i in ids
                        if pg_terminals.get(i, 0) > 1 or stream_terminals.get(i, 0) > 1),
         executed_twice=sum(1 for n in executions.values() if n > 1),
@@ -175,8 +275,8 @@ async def kill_periodically(system: System, every_s: float, stop: asyncio.Event)
             break
         except TimeoutError:
             pass
-        service = KILL_ORDER[kills % len(KILL_ORDER)]
-        index = kills // len(KILL_ORDER) % len(system.processes[service])
+        service = SOAK_KILLS[kills % len(SOAK_KILLS)]
+        index = kills // len(SOAK_KILLS) % len(system.processes[service])
         system.kill(service, index)
         kills += 1
         print(f"soak: killed {service} #{index} (kill {kills})", flush=True)
@@ -187,7 +287,7 @@ async def kill_periodically(system: System, every_s: float, stop: asyncio.Event)
 
 async def soak(system: System, env: dict[str, str], minutes: float, rate: float,
                kill_every_s: float) -> Audit:
-    load = Load(system.url, system.ws_url)
+    load = Load(system.url, system.ws_url, waiting=True)
     stop = asyncio.Event()
     loading = asyncio.create_task(load.run(rate, stop))
     killing = asyncio.create_task(kill_periodically(system, kill_every_s, stop))
@@ -195,13 +295,14 @@ async def soak(system: System, env: dict[str, str], minutes: float, rate: float,
     while time.monotonic() - started < minutes * 60:
         await asyncio.sleep(min(10.0, minutes * 60))
         print(f"soak: {time.monotonic() - started:5.0f}s  accepted {len(load.accepted)}  "
-              f"refused {load.refused}  unreachable {load.unreachable}", flush=True)
+              f"refused {load.refused}  unreachable {load.unreachable}  cancels "
+              f"{load.cancels}  launches {load.launches}", flush=True)
     stop.set()
     await loading
     kills = await killing
     system.restart_dead()
-    result = await audit(env, load.accepted)
-    result.refused, result.kills = load.refused, kills
+    result = await audit(env, load.accepted, deadlines=load.deadlines)
+    result.refused, result.kills, result.launches = load.refused, kills, load.launches
     return result
 
 

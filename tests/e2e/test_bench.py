@@ -40,3 +40,29 @@ def test_bench_follows_every_order_and_reports_figures(
         assert result["ws_subscribers_peak"] >= 1
         # Every status the gateway sent in the run is in its histogram.
         assert result["gateway_sent_within_ms"]["inf"] == 1.0
+
+
+@pytest.mark.parametrize(("order_type", "resting", "ended"), [
+    ("limit", False, "confirmed"), ("limit", True, "cancelled"), ("sniper", False, "confirmed"),
+], ids=["marketable-limit", "resting-limit", "sniper"])
+def test_bench_runs_limit_and_sniper_orders(
+    running: System, order_type: str, resting: bool, ended: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("REDIS_URL", "DATABASE_URL", "OEE_NAMESPACE"):
+        monkeypatch.setenv(name, running.env[name])
+    options = Options(orders=20, in_flight=10, as_json=True, warmup=2, sample_s=0.5,
+                      order_type=order_type, resting=resting)
+    assert run(options, running.url) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["order_type"] == order_type
+    assert (result["accepted"], result[ended], result["refused"]) == (20, 20, 0)
+    assert result["stages_ms"]["open"]["p99"] >= 0
+    if resting:
+        assert result["stages_ms"]["cancel"]["p99"] >= 0
+    else:
+        assert result["stages_ms"]["fire"]["p99"] >= 0
+    if order_type == "sniper":
+        assert result["launch_to_submitted_ms"]["p99"] > 0
+    else:
+        assert result["launch_to_submitted_ms"] == {}
