@@ -60,7 +60,7 @@ SYNC_OVERLAP_MS = 5_000
 LOAD_CHUNK = 1_000
 # A launch's Triggered events go to the store this many at a time: the first reach the
 # router while the rest are priced and appended.
-SNIPER_CHUNK = 100
+SNIPER_CHUNK = 25
 
 
 class Trigger:
