@@ -74,6 +74,7 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
             health_check_interval=30, retry=_retry(), retry_on_error=list(_HEALING),
             max_connections=256,
         )
+        _parse_stream_reads_locally(client)
         return cast(aioredis.Redis, client)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -86,6 +87,29 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         retry_on_error=list(_HEALING),
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+_STREAM_READS = ("XREAD", "XREADGROUP")
+
+
+def _parse_stream_reads_locally(client: RedisCluster) -> None:
+    """redis-py's cluster client finds the keys of a command whose keys move (XREAD,
+    XREADGROUP) by asking a node, ``COMMAND GETKEYS``, before every call: a second round
+    trip for every read, and most of an idle process's calls. Their keys are the first
+    half of what follows ``STREAMS``."""
+    parser: Any = client.commands_parser
+    ask_a_node = parser.get_keys
+
+    async def get_keys(*args: Any) -> tuple[Any, ...] | None:
+        if str(args[0]).upper() in _STREAM_READS:
+            words = [(a.decode() if isinstance(a, bytes) else str(a)).upper() for a in args]
+            if "STREAMS" in words:
+                rest = args[words.index("STREAMS") + 1 :]
+                return tuple(rest[: len(rest) // 2])
+        keys: tuple[Any, ...] | None = await ask_a_node(*args)
+        return keys
+
+    parser.get_keys = get_keys
 
 
 def connect_sync(url: str, cluster: bool) -> redis.Redis:
