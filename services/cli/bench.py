@@ -377,7 +377,7 @@ class Bench:
             while time.monotonic() < deadline:
                 cursor = await conn.execute(
                     "SELECT count(*) FROM orders WHERE order_id = ANY(%s)"
-                    " AND status IN ('confirmed', 'failed')", (ids,))
+                    " AND status = ANY(%s)", (ids, list(ENDS)))
                 row = await cursor.fetchone()
                 if row and row[0] == len(ids):
                     return round(time.time() - began, 2)
