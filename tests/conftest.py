@@ -60,6 +60,8 @@ _E2E_ON_BOTH: dict[str, set[str] | None] = {
         "test_quote_shows_the_route_without_executing",
     },
     "test_faults.py": {"test_killing_any_service_loses_nothing_and_executes_nothing_twice"},
+    "test_waiting.py": {"test_an_unmarketable_limit_order_stays_open_then_cancels",
+                        "test_a_sniper_fires_on_oee_launch_and_the_token_is_listed"},
     "test_cluster.py": None,
 }
 

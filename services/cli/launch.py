@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-import redis.asyncio as aioredis
-
 from shared.config import load
 from shared.launches import BadLaunch, Launches, PoolLaunched, check
+from shared.redis_client import connect
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 async def _launch(args: argparse.Namespace) -> int:
     settings = load()
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         launches = Launches(redis, settings.namespace)
         await launches.catch_up()

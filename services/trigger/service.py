@@ -24,7 +24,6 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-import redis.asyncio as aioredis
 from msgspec import UNSET
 
 from services.trigger.book import Book, Pair, Watched, least_price
@@ -45,6 +44,7 @@ from shared.events import (
 from shared.launches import Launches, PoolLaunched, into_pool, pushed
 from shared.market import Market
 from shared.order import fold
+from shared.redis_client import connect
 from shared.route import Candidate
 from shared.routing import Decision, NoRoute, decide
 from shared.stream import Entry, EventStore
@@ -288,9 +288,11 @@ class Trigger:
                 await asyncio.wait_for(stop.wait(), max(0.0, wake - time.time()) + 0.001)
 
     async def follow_launches(self, stop: asyncio.Event) -> None:
-        reader = Launches(aioredis.Redis.from_url(self.settings.redis_url,
-                                                  socket_timeout=self.settings.block_ms / 1000
-                                                  + 10), self.settings.namespace)
+        # A connection of its own for the blocking read, so the tick's commands never
+        # queue behind it; on a cluster, the cluster client.
+        reader = Launches(connect(self.settings.redis_url, cluster=self.store.cluster,
+                                  read_timeout_s=self.settings.block_ms / 1000 + 10),
+                          self.settings.namespace)
         reader.last = self.launches.last
         try:
             while not stop.is_set():
