@@ -1,14 +1,20 @@
-"""Waiting on what the system does, with a deadline instead of a sleep."""
+"""Waiting on what the system does, with a deadline instead of a sleep; and what a client of
+the running system does: submit over HTTP, follow over WebSocket."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
+import websockets
+
+from services.cli.launcher import System
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, Routed
 from shared.market import Market
@@ -17,6 +23,10 @@ from shared.routing import decide
 from shared.stream import EventStore, Positions
 
 T = TypeVar("T")
+
+ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.5, "slippage": 0.01}
+# What a subscriber sees of a market order that executes at its first attempt.
+HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
 
 
 async def stories(
@@ -83,3 +93,29 @@ def route_now(requested: OrderRequested, settings: Settings) -> Routed:
                   route=decision.best, candidates=decision.candidates, quotes=[],
                   amount_out=decision.best.amount_out, min_amount_out=decision.min_amount_out,
                   reason=decision.reason)
+
+
+async def submit(client: httpx.AsyncClient, body: Any = ORDER) -> str:
+    """The orderId of an order the gateway accepted."""
+    response = await client.post("/orders/execute", json=body)
+    assert response.status_code == 202, response.text
+    order_id: str = response.json()["orderId"]
+    return order_id
+
+
+async def watch(running: System, order_id: str, headers: dict[str, str] | None = None
+                ) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message of a subscription, and the close code it ended with."""
+    url = f"{running.ws_url}/orders/execute?orderId={order_id}"
+    async with websockets.connect(url, additional_headers=headers) as ws:
+        return await drain(ws), ws.close_code
+
+
+async def drain(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
+    """Every message until the server closes, whatever the close code."""
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(await ws.recv()))
+    except websockets.ConnectionClosed:
+        return messages

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +15,11 @@ import pytest
 import websockets
 
 from services.cli.launcher import System, system
-from shared.config import Settings
 from shared.events import Built, Submitted
 from shared.stream import EventStore
-from tests.conftest import cleanup
-from tests.helpers import eventually, stories
+from tests.helpers import HAPPY, ORDER, drain, eventually, stories, submit, watch
 
 pytestmark = pytest.mark.e2e
-
-ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.5, "slippage": 0.01}
-HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
 
 
 @pytest.fixture(scope="module")
@@ -40,43 +35,6 @@ def running(redis_url: str, database_url: str, namespace: str,
     with system(redis_url, database_url, namespace, logs,
                 OEE_EXECUTION_LATENCY_MS="400-600") as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-async def store(running: System, redis_url: str, namespace: str) -> AsyncIterator[EventStore]:
-    store = EventStore(Settings(redis_url=redis_url, namespace=namespace, block_ms=200))
-    yield store
-    await cleanup(store.redis, namespace)
-    await store.close()
-
-
-@pytest.fixture
-async def client(running: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
-        yield client
-
-
-async def submit(client: httpx.AsyncClient, body: Any = ORDER) -> str:
-    response = await client.post("/orders/execute", json=body)
-    assert response.status_code == 202, response.text
-    order_id: str = response.json()["orderId"]
-    return order_id
-
-
-async def watch(running: System, order_id: str) -> tuple[list[dict[str, Any]], int | None]:
-    """Every message of a subscription, and the close code it ended with."""
-    url = f"{running.ws_url}/orders/execute?orderId={order_id}"
-    async with websockets.connect(url) as ws:
-        return await drain(ws), ws.close_code
-
-
-async def drain(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
-    messages = []
-    try:
-        while True:
-            messages.append(json.loads(await ws.recv()))
-    except websockets.ConnectionClosed:
-        return messages
 
 
 async def test_an_order_over_http_streams_every_status_once_in_order(

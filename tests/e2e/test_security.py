@@ -24,12 +24,10 @@ from shared.accounts import create_key, parse_key
 from shared.config import Settings
 from shared.events import OrderRequested
 from shared.stream import EventStore
-from tests.helpers import eventually
+from tests.helpers import HAPPY, ORDER, drain, eventually, watch
 
 pytestmark = pytest.mark.e2e
 
-ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.5, "slippage": 0.01}
-HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
 RATE_PER_MIN = 30
 MAX_WS = 3
 
@@ -89,24 +87,6 @@ def auth(key: str) -> dict[str, str]:
     return {"x-api-key": key}
 
 
-async def drain(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
-    """Every message until the server closes, whatever the close code."""
-    messages = []
-    try:
-        while True:
-            messages.append(json.loads(await ws.recv()))
-    except websockets.ConnectionClosed:
-        return messages
-
-
-async def watch(gateway: System, order_id: str, key: str) -> tuple[list[dict[str, Any]], int]:
-    url = f"{gateway.ws_url}/orders/execute?orderId={order_id}"
-    async with websockets.connect(url, additional_headers=auth(key)) as ws:
-        messages = await drain(ws)
-    assert ws.close_code is not None
-    return messages, ws.close_code
-
-
 async def test_requests_without_a_valid_key_get_401(
     gateways: tuple[System, System], http: httpx.AsyncClient, new_key: Any
 ) -> None:
@@ -135,7 +115,7 @@ async def test_another_account_never_sees_an_order(
                                 headers=auth(alice_key))
     assert submitted.status_code == 202
     order_id = submitted.json()["orderId"]
-    messages, code = await watch(second, order_id, alice_key)
+    messages, code = await watch(second, order_id, auth(alice_key))
     assert [m["status"] for m in messages] == HAPPY and code == 1000
 
     unknown_id = "0190d6d4-0000-7000-8000-000000000000"

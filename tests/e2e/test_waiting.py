@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +15,10 @@ import httpx
 import pytest
 
 from services.cli.launcher import System, system
-from shared.config import Settings
 from shared.events import Confirmed, Expired, Routed, Triggered
 from shared.stream import EventStore
-from tests.conftest import cleanup
-from tests.e2e.test_pipeline import watch
-from tests.helpers import eventually, stories
+from tests.helpers import eventually, stories, watch
+from tests.helpers import submit as submit_body
 
 pytestmark = pytest.mark.e2e
 
@@ -43,25 +41,9 @@ def running(redis_url: str, database_url: str, namespace: str,
         yield started
 
 
-@pytest.fixture(scope="module")
-async def store(running: System, redis_url: str, namespace: str) -> AsyncIterator[EventStore]:
-    store = EventStore(Settings(redis_url=redis_url, namespace=namespace, block_ms=200))
-    yield store
-    await cleanup(store.redis, namespace)
-    await store.close()
-
-
-@pytest.fixture
-async def client(running: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
-        yield client
-
-
 async def submit(client: httpx.AsyncClient, **fields: Any) -> str:
-    response = await client.post("/orders/execute", json={**LIMIT, **fields})
-    assert response.status_code == 202, response.text
-    order_id: str = response.json()["orderId"]
-    return order_id
+    """The orderId of a limit order, LIMIT with these fields changed."""
+    return await submit_body(client, {**LIMIT, **fields})
 
 
 async def status_of(client: httpx.AsyncClient, order_id: str, wanted: str) -> dict[str, Any]:

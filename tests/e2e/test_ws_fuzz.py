@@ -18,6 +18,7 @@ import websockets
 
 from services.cli.launcher import System, system
 from shared.accounts import create_key
+from tests.helpers import drain
 
 pytestmark = pytest.mark.e2e
 
@@ -107,18 +108,6 @@ async def refused(url: str, key: str | None, attack: Hostile) -> tuple[list[Any]
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
         return received, ws.close_code
-
-
-async def drain(ws: websockets.ClientConnection) -> list[Any]:
-    """Every message until the server closes; iterating a connection raises on any close
-    other than 1000."""
-    messages = []
-    try:
-        async for message in ws:
-            messages.append(json.loads(message))
-    except websockets.ConnectionClosed:
-        pass
-    return messages
 
 
 def assert_refused(received: list[Any], code: int | None, rule: str) -> None:
