@@ -18,7 +18,8 @@ import pytest
 from websockets.sync.client import connect
 
 from services.cli.embedded import free_port
-from shared.accounts import Account, Keyring
+from shared.accounts import Account
+from tests.helpers import account_of
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +47,6 @@ def first_start_key(data_dir: Path) -> str:
     assert database_url, log
     assert asyncio.run(account_of(database_url[1], key)) == Account("admin", "operator")
     return key
-
-
-async def account_of(database_url: str, key: str) -> Account | None:
-    keyring = Keyring(database_url)
-    try:
-        return await keyring.authenticate(key)
-    finally:
-        await keyring.close()
 
 
 def test_up_runs_everything_with_embedded_servers_and_stops_them(server_dir: Path) -> None:

@@ -30,7 +30,7 @@ from shared.accounts import (
     revoke_key,
 )
 from shared.db import migrate
-from tests.helpers import eventually
+from tests.helpers import account_of, eventually
 from tests.infra import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -344,14 +344,6 @@ def test_the_first_up_makes_a_private_operator_key_then_only_points_at_it(
         provision_key(url, path)
         assert "refuses" in capsys.readouterr().out
         assert [k.name for k in asyncio.run(list_keys(url))] == ["admin"]
-
-
-async def account_of(database_url: str, key: str) -> Account | None:
-    keyring = Keyring(database_url)
-    try:
-        return await keyring.authenticate(key)
-    finally:
-        await keyring.close()
 
 
 async def test_a_flood_of_unknown_keys_keeps_the_cache_bounded(database_url: str) -> None:
