@@ -43,6 +43,12 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+async def new_account(database_url: str, prefix: str) -> tuple[str, str]:
+    """A trader account of this test's own, and its key."""
+    name = unique(prefix)
+    return name, await create_key(database_url, name)
+
+
 @pytest.fixture
 async def keyring(database_url: str) -> AsyncIterator[Keyring]:
     keyring = Keyring(database_url, ttl_s=0.2)
@@ -128,8 +134,7 @@ async def test_keyring_refuses_missing_malformed_unknown_and_wrong_keys(
 async def test_a_revoked_key_is_refused_within_the_ttl(
     database_url: str, keyring: Keyring
 ) -> None:
-    name = unique("revoked")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "revoked")
     assert await keyring.authenticate(key) == Account(name, "trader")
     await revoke_key(database_url, name)
     revoked_at = time.monotonic()
@@ -143,8 +148,7 @@ async def test_a_revoked_key_is_refused_within_the_ttl(
 
 
 async def test_answers_come_from_the_cache_within_the_ttl(database_url: str) -> None:
-    name = unique("cached")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "cached")
     unknown = new_key()
     keyring = Keyring(database_url, ttl_s=60, keep=0)
     try:
@@ -161,8 +165,7 @@ async def test_answers_come_from_the_cache_within_the_ttl(database_url: str) -> 
 async def test_last_used_is_recorded_at_most_once_per_ttl(
     database_url: str, keyring: Keyring
 ) -> None:
-    name = unique("used")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "used")
     assert await last_used(database_url, name) is None
     long_lived = Keyring(database_url, ttl_s=60)
     try:
@@ -225,8 +228,7 @@ async def test_while_postgres_is_down_only_a_recently_good_key_passes(
 async def test_concurrent_requests_with_one_key_agree(
     database_url: str, keyring: Keyring
 ) -> None:
-    name = unique("burst")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "burst")
     answers = await asyncio.gather(*(keyring.authenticate(key) for _ in range(200)))
     assert set(answers) == {Account(name, "trader")}
 
@@ -234,8 +236,7 @@ async def test_concurrent_requests_with_one_key_agree(
 async def test_the_key_is_stored_nowhere_in_postgres(
     database_url: str, keyring: Keyring
 ) -> None:
-    name = unique("secret")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "secret")
     parsed = parse_key(key)
     assert parsed is not None
     assert await keyring.authenticate(key) is not None
@@ -347,8 +348,7 @@ def test_the_first_up_makes_a_private_operator_key_then_only_points_at_it(
 
 
 async def test_a_flood_of_unknown_keys_keeps_the_cache_bounded(database_url: str) -> None:
-    name = unique("bounded")
-    key = await create_key(database_url, name)
+    name, key = await new_account(database_url, "bounded")
     keyring = Keyring(database_url, ttl_s=60, max_entries=10)
     try:
         assert await keyring.authenticate(key) is not None
