@@ -121,6 +121,12 @@ class Triggered(Event, tag=True, frozen=True):
     # written) otherwise.
     fill: Candidate | UnsetType = UNSET
 
+    @property
+    def move(self) -> str:
+        # A fill comes with its Routed, appended in the same call: no router needed. (Fills
+        # appended alone, before that, are in the router's queue and routed there.)
+        return "Triggered:routed" if isinstance(self.fill, Candidate) else "Triggered"
+
 
 class Reopened(Event, tag=True, frozen=True):
     """Execution would have landed below the order's bound: it waits again."""

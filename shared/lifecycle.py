@@ -25,6 +25,10 @@ trigger opens them (``OrderOpened``), fires them (``Triggered``) or expires them
 both allowed only from ``open``, so when they race the store keeps exactly one. A waiting
 order that cannot be executed at its bound goes back to ``open`` (``Reopened``).
 
+A sniper fired on its launched pool is one move more, ``Triggered:routed``: the trigger
+priced its route there and appends its ``Routed`` in the same call, so the fired order goes
+straight to the executor and the router never sees it.
+
 Nothing here imports the events: the machine speaks in type names, which are also what the
 store's script sees.
 """
@@ -56,6 +60,7 @@ _TARGET: Final[Mapping[str, State]] = {
     "OrderRequested:waiting": "opening",
     "OrderOpened": "open",
     "Triggered": "triggered",
+    "Triggered:routed": "triggered",
     "Reopened": "open",
     "Cancelled": "cancelled",
     "Expired": "expired",
@@ -79,7 +84,7 @@ _ALLOWED: Final[Mapping[State | None, frozenset[str]]] = {
     # A waiting order may expire before the trigger opened it (a deadline missed while the
     # trigger was down), and may be cancelled then too.
     "opening": frozenset({"OrderOpened", "Cancelled", "Expired", "Failed"}),
-    "open": frozenset({"Triggered", "Cancelled", "Expired", "Failed"}),
+    "open": frozenset({"Triggered", "Triggered:routed", "Cancelled", "Expired", "Failed"}),
     "triggered": frozenset({"Routed", "Failed"}),
     "routing": frozenset({"Built", "Failed"}),
     "building": frozenset({

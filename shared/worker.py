@@ -238,7 +238,9 @@ class Worker:
         oldest = min(entry.id.ms for entry in chunk)
         self._waited.observe(max(0.0, time.time() - oldest / 1000))
         try:
-            await asyncio.wait_for(self.handle(chunk), self.settings.handling_timeout_s)
+            # A timeout, not wait_for: that would start a task of its own for every chunk.
+            async with asyncio.timeout(self.settings.handling_timeout_s):
+                await self.handle(chunk)
             await self.group.ack(chunk)
         except TimeoutError:
             # Let go: no longer kept alive, so it is claimed once idle, here or elsewhere.

@@ -156,7 +156,8 @@ class SimulatedChain:
     async def send(self, order: OrderRequested, routed: Routed, attempt: int) -> Landing:
         tx_hash = signature(self.settings.seed, order.order_id, attempt)
         latency = self._latency_s(order.order_id, attempt)
-        await asyncio.sleep(latency * SEND_SHARE)
+        if latency:
+            await asyncio.sleep(latency * SEND_SHARE)
         draw = rng(self.settings.seed, order.order_id, attempt, "failure")
         if draw.random() < self.settings.failure_rate:
             raise TransientError(draw.choice(TRANSIENT_ERRORS))
@@ -204,5 +205,7 @@ class SimulatedChain:
         return [None] * len(landings)
 
     async def confirmation(self, landing: Landing) -> Landing:
-        await asyncio.sleep(max(0.0, landing.confirms_at - time.time()))
+        wait = landing.confirms_at - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
         return landing

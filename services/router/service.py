@@ -17,7 +17,6 @@ from shared.events import (
     Event,
     Failed,
     OrderRequested,
-    Quote,
     Reopened,
     Rerouted,
     Routed,
@@ -27,8 +26,7 @@ from shared.launches import Launches, pushed
 from shared.market import Market, launched_pool_of
 from shared.metrics import ROUTES, ROUTING_SECONDS
 from shared.order import fold
-from shared.route import Candidate
-from shared.routing import Decision, NoRoute, decide, min_amount_out
+from shared.routing import Decision, NoRoute, decide
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
@@ -65,25 +63,14 @@ class Router:
         return self._decisions[(*terms, ahead)]
 
     async def route(self, order: OrderRequested, seq: int, kind: type[Routed] = Routed,
-                    ahead: int = 0, found: Candidate | None = None) -> Routed | Failed | Reopened:
-        """``found``: a fired sniper's route on its launched pool, as the trigger priced it
-        (the pool is a launch's, the same at any moment): taken as it is, without asking
-        the venues or searching again."""
-        quotes: list[Quote] = []
-        if found is None:
-            draw = rng(self.settings.seed, order.order_id, seq, "quote")
-            quotes = await ask_all(self.settings.quote_latency_ms, draw)
+                    ahead: int = 0) -> Routed | Failed | Reopened:
+        draw = rng(self.settings.seed, order.order_id, seq, "quote")
+        quotes = await ask_all(self.settings.quote_latency_ms, draw)
         try:
             if find(order.token_out) is None:
                 await self.launches.catch_up()  # a token launched since this process looked
             with ROUTING_SECONDS.time():
-                if found is not None and carried(order, found):
-                    decision = Decision(found, [found], min_amount_out(found.amount_out,
-                                                                       order.slippage),
-                                        f"{found.describe()} pays {found.amount_out} net of "
-                                        f"fees on the launched pool")
-                else:
-                    decision = self.decide(order, time.time(), ahead)
+                decision = self.decide(order, time.time(), ahead)
         except (NoRoute, KeyError) as problem:
             log.info("order %s has no route: %s", order.order_id, problem)
             return Failed(order_id=order.order_id, seq=seq, reason="no_route",
@@ -106,13 +93,13 @@ class Router:
         )
 
     async def route_fired(self, fired: Triggered) -> Routed | Failed | Reopened | None:
-        """A waiting order whose condition was met: routed as a market order is."""
+        """A waiting order whose condition was met: routed as a market order is. (A sniper
+        fired on its launched pool comes with its Routed and never reaches the router; one
+        whose fill a trigger from before that appended alone is searched here again.)"""
         state = fold(fired.order_id, await self.store.history(fired.order_id))
         if state.requested is None or state.state != "triggered":
             return None
-        found = fired.fill if isinstance(fired.fill, Candidate) else None
-        return await self.route(state.requested, fired.seq + 1, ahead=fired.pushed,
-                                found=found)
+        return await self.route(state.requested, fired.seq + 1, ahead=fired.pushed)
 
     async def reroute(self, failed: AttemptFailed) -> Routed | Failed | Reopened | None:
         history = await self.store.history(failed.order_id)
@@ -141,16 +128,6 @@ class Router:
             decided = await self.route_fired(event)
         if decided is not None:
             await self.store.append([decided])
-
-
-def carried(order: OrderRequested, route: Candidate) -> bool:
-    """Whether a route the trigger carried is one for this order: from its tokenIn to its
-    tokenOut, for its whole amount."""
-    token_out = find(order.token_out)
-    return (token_out is not None and route.path[0] == order.token_in
-            and route.path[-1] == token_out.symbol
-            and sum(leg.amount_in for leg in route.legs if leg.token_in == order.token_in)
-            == order.amount_in)
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

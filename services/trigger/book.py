@@ -110,12 +110,11 @@ class Book:
             yield self.orders[order_id]
 
     def launched(self, token: str) -> list[Watched]:
-        """The snipers waiting for ``token`` (its mint), in submission order; they move
-        to the pair's limits, where those not filled at the launch keep waiting."""
-        waiting = [self.orders[i] for i in self._snipers.pop(token, []) if i in self.orders]
-        for watched in waiting:
-            self.add(watched)
-        return waiting
+        """The snipers waiting for ``token`` (its mint), in submission order, taken out of
+        every index while the launch fires them: a tick meanwhile must not fire them as
+        limits, at a price that leaves out the snipers ahead. Those not fired go back with
+        ``add``, among the pair's limits."""
+        return [self.orders[i] for i in self._snipers.pop(token, []) if i in self.orders]
 
     def due(self, now: float) -> list[Watched]:
         """The orders whose deadline has passed, earliest first."""

@@ -43,13 +43,14 @@ from shared.events import (
 )
 from shared.launches import Launches, PoolLaunched, into_pool, pushed
 from shared.market import Market
+from shared.metrics import ROUTES
 from shared.order import fold
 from shared.redis_client import connect
 from shared.route import Candidate
 from shared.routing import Decision, NoRoute, decide
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
-from shared.waiting import own_bound
+from shared.waiting import own_bound, routed_on_launch
 from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.trigger")
@@ -58,9 +59,9 @@ log = logging.getLogger("oee.trigger")
 # added by a slow instance just before is not missed.
 SYNC_OVERLAP_MS = 5_000
 LOAD_CHUNK = 1_000
-# A launch's Triggered events go to the store this many at a time: the first reach the
-# router while the rest are priced and appended.
-SNIPER_CHUNK = 25
+# A launch's events go to the store this many at a time: the first reach the executor while
+# the rest are priced and appended.
+SNIPER_CHUNK = 50
 
 
 class Trigger:
@@ -192,20 +193,32 @@ class Trigger:
     async def fire_snipers(self, launch: PoolLaunched) -> int:
         """Fire the snipers waiting for ``launch``'s token, in submission order, each
         quoted on the launched pool as the ones before it leave it (one pass: see
-        ``services.trigger.fills``). A fired sniper's ``Triggered`` carries its route, so the
-        router need not search again; they go to the store in chunks, so the router starts
-        on the first while the trigger prices the rest."""
+        ``services.trigger.fills``). A sniper fired on that pool alone is routed here too:
+        its ``Routed`` goes in with its ``Triggered``, straight to the executor. They go to
+        the store in chunks, each sent while the next is priced, so the executor starts on
+        the first at once."""
         waiting = self.book.launched(launch.mint)
+        try:
+            return await self._fire_in_turn(launch, waiting)
+        finally:
+            # Those still as they were (not fired, or fired and not yet known to have gone
+            # in) keep waiting, as limits at their maxPrice.
+            for watched in waiting:
+                if self.book.orders.get(watched.order_id) is watched:
+                    self.book.add(watched)
+
+    async def _fire_in_turn(self, launch: PoolLaunched, waiting: list[Watched]) -> int:
         at, key, ahead = time.time(), launch.key, 0
         launched = self.market.pool(key, at)
         only_pool = self.market.pools_between(launch.quote, launch.symbol) == [key]
         fire: list[Event] = []
+        sending: list[asyncio.Task[None]] = []
         fired = 0
         for watched in waiting:
             order = watched.order
             route: Candidate | None = None
             # Only a route on the launched pool alone is carried: that pool is the same at
-            # any moment, so the router's moment prices it as the trigger's did.
+            # any moment, so the executor's moment prices it as the trigger's did.
             carried = order.token_in == launch.quote and only_pool
             if carried:
                 moved = after(launched, key, ahead)
@@ -223,13 +236,17 @@ class Trigger:
                 fill=route if carried else UNSET,
                 reason=f"{launch.symbol} launched on {launch.venue}",
             ))
+            if carried:
+                fire.append(routed_on_launch(order, watched.seq + 2, route, ahead))
+                ROUTES.labels(route.kind, route.venues).inc()
+            fired += 1
             ahead += into_pool(launch, route.legs)
             if len(fire) >= SNIPER_CHUNK:
-                fired += len(fire)
-                await self.settle(fire)
+                sending.append(asyncio.create_task(self.settle(fire)))
                 fire = []
-        fired += len(fire)
-        await self.settle(fire)
+                await asyncio.sleep(0)  # let it go out before pricing the next
+        sending.append(asyncio.create_task(self.settle(fire)))
+        await asyncio.gather(*sending)
         log.info("launch of %s (%s): %d snipers fired", launch.symbol, launch.mint, fired)
         return fired
 
@@ -240,14 +257,17 @@ class Trigger:
         return len(due)
 
     async def settle(self, events: list[Event]) -> None:
-        """Append; an order whose event went in is no longer watched. Where the store
-        refused one (cancelled, fired by another instance, reopened meanwhile), the order's
+        """Append; an order whose first event went in is no longer watched. Where the store
+        refused it (cancelled, fired by another instance, reopened meanwhile), the order's
         events say what to do."""
         if not events:
             return
         ids = await self.store.append(events)
-        done = [e.order_id for e, i in zip(events, ids, strict=True) if i is not None]
-        refused = [e.order_id for e, i in zip(events, ids, strict=True) if i is None]
+        went_in: dict[str, bool] = {}
+        for event, stream_id in zip(events, ids, strict=True):
+            went_in.setdefault(event.order_id, stream_id is not None)
+        done = [order_id for order_id, ok in went_in.items() if ok]
+        refused = [order_id for order_id, ok in went_in.items() if not ok]
         for order_id in done:
             self.book.discard(order_id)
         await self.registry.remove(done)

@@ -26,7 +26,36 @@ from shared.launches import Launches, PoolLaunched
 from shared.stream import EventStore
 
 
-async def measure(url: str, redis_url: str, namespace: str, snipers: int) -> dict[str, object]:
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU time (user + system) each named group of processes has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for name, group in pids.items():
+        total = 0
+        for pid in group:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a PostgreSQL backend that ended
+            total += int(fields[11]) + int(fields[12])
+        used[name] = total / tick
+    return used
+
+
+def postgres_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and _command(p).startswith(b"postgres")]
+
+
+def _command(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def measure(url: str, redis_url: str, namespace: str, snipers: int,
+                  pids: dict[str, list[int]]) -> dict[str, object]:
     store = EventStore(Settings(redis_url=redis_url, namespace=namespace))
     mint = base58.b58encode(secrets.token_bytes(32)).decode()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -45,6 +74,9 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int) -> dic
     launches = Launches(store.redis, namespace)
     launch = PoolLaunched(mint=mint, symbol="SNIPE", decimals=6, venue="raydium",
                           price="0.0001", liquidity="100000")
+    pids = {**pids, "postgres": postgres_pids()}
+    before = cpu_seconds(pids)
+    redis_before = await redis_cpu(store)
     await launches.append(launch)
     deadline = time.monotonic() + 120
     # Per order, from the launch to the first event of each type.
@@ -58,6 +90,10 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int) -> dic
                 for event in history:
                     reached[order_id].setdefault(
                         event.type, (event.at - launch.at).total_seconds() * 1000)
+    window_s = (time.time() - launch.at.timestamp())
+    after = cpu_seconds(pids)
+    cpu = {name: round(after[name] - before[name], 2) for name in pids}
+    cpu["redis"] = round(await redis_cpu(store) - redis_before, 2)
     await store.close()
 
     def figures(kind: str) -> dict[str, float]:
@@ -69,7 +105,15 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int) -> dic
             "launchToSubmittedMs": figures("Submitted"),
             # Where the time goes: the launch to each earlier step.
             "launchToTriggeredMs": figures("Triggered"), "launchToRoutedMs": figures("Routed"),
-            "launchToBuiltMs": figures("Built")}
+            "launchToBuiltMs": figures("Built"),
+            # CPU seconds each process used from the launch until the last Submitted was
+            # seen (polled every 0.2 s, so the window runs a little past it).
+            "windowS": round(window_s, 2), "cpuSeconds": cpu}
+
+
+async def redis_cpu(store: EventStore) -> float:
+    info = await store.redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def main() -> None:
@@ -84,7 +128,8 @@ def main() -> None:
                 executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
                 OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
                 OEE_RATE_LIMIT_PER_MIN="1000000", OEE_MAX_OPEN_ORDERS="1000000") as running:
-        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers))
+        pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
+        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers, pids))
     print(json.dumps(result, indent=1))
 
 

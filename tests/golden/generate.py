@@ -19,6 +19,7 @@ import msgspec
 
 from services.executor.execution import build, executed_price, signature
 from services.persister.projection import order_rows
+from services.trigger.fills import after, direct
 from shared.events import (
     AnyEvent,
     AttemptFailed,
@@ -37,10 +38,12 @@ from shared.events import (
     Triggered,
     encode,
 )
+from shared.launches import PoolLaunched, apply
 from shared.market import Market
 from shared.routing import decide
 from shared.stream import Entry, StreamId
 from shared.tokens import get
+from shared.waiting import routed_on_launch
 
 HERE = Path(__file__).parent
 LOG = HERE / "events.jsonl"
@@ -51,6 +54,8 @@ MARKET = Market(SEED, 0.03, 1_000)
 T0 = 1_700_000_000.0
 # The orders written before events carried a version: their lines have no "v".
 UNVERSIONED = frozenset({"golden-10-unversioned"})
+LAUNCH = PoolLaunched(mint="GoLDenMint1111111111111111111111111111111111", symbol="GLDN",
+                      decimals=6, venue="raydium", price="0.0001", liquidity="1000")
 
 
 class Story:
@@ -210,7 +215,27 @@ def waiting_stories() -> list[Story]:
                    order_type="sniper", max_price="0.001")
     sniper.add(OrderOpened)
     sniper.add(Cancelled, account="desk-1")
-    return [filled, cancelled, lapsed, again, sniper]
+
+    # The second sniper at a launch: priced on the pool as the first left it, and routed
+    # by the trigger in the same append (Triggered:routed).
+    apply(LAUNCH)
+    second = Story("golden-16-sniper-fired-at-launch", "SOL", LAUNCH.mint, "0.5", start=900,
+                   order_type="sniper", max_price="0.01", slippage=0.05)
+    second.add(OrderOpened)
+    ahead = get("SOL").to_base_units(Decimal("2"))
+    pool = after(MARKET.pool(LAUNCH.key, second.t), LAUNCH.key, ahead)
+    assert pool is not None
+    fill = direct(pool, LAUNCH.key, second.order.amount_in)
+    assert fill is not None
+    second.add(Triggered, price=fill.amount_out / 10**LAUNCH.decimals / 0.5, pushed=ahead,
+               fill=fill, reason=f"{LAUNCH.symbol} launched on {LAUNCH.venue}")
+    routed = routed_on_launch(second.order, len(second.events) + 1, fill, ahead)
+    second.route = second.add(Routed, **{field: getattr(routed, field) for field in (
+        "dex", "route", "candidates", "quotes", "amount_out", "min_amount_out", "reason",
+        "pushed")})
+    second.built()
+    second.landed()
+    return [filled, cancelled, lapsed, again, sniper, second]
 
 
 def stored_form(event: AnyEvent) -> bytes:

@@ -50,7 +50,10 @@ def test_the_golden_log_covers_every_event_and_story() -> None:
     events = [decode(line) for line in LINES]
     assert {e.type for e in events} == {t.__name__ for t in EVENT_TYPES}
     moves = {e.move for e in events}
-    assert {"AttemptFailed:retry", "AttemptFailed:reroute", "AttemptFailed:give_up"} <= moves
+    assert {"AttemptFailed:retry", "AttemptFailed:reroute", "AttemptFailed:give_up",
+            "Triggered", "Triggered:routed"} <= moves
+    # A sniper priced after another at its launch: the pool as the first left it.
+    assert any(getattr(e, "pushed", 0) for e in events if e.type in ("Triggered", "Routed"))
     kinds = {getattr(e, "kind", None) for e in events}
     assert {"transient", "slippage", "expired"} <= kinds
     routes = {e.route.kind for e in events if hasattr(e, "route")}

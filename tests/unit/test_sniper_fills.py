@@ -1,11 +1,13 @@
-"""A launch's snipers in turn: the trigger's one-pass fills, the router taking the carried
-route, and the simulated chain executing each against the pool as the ones before it
+"""A launch's snipers in turn: the trigger's one-pass fills, each routed on its fill, and
+the simulated chain executing each against the pool as the ones before it
 leave it, so the first gets the best executed price."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import base58
 import pytest
@@ -13,14 +15,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.executor.chain import execute_route
-from services.router.service import carried
+from services.trigger.book import Book, Watched
 from services.trigger.fills import after, direct
-from shared.events import Routed
+from shared import lifecycle
+from shared.events import Routed, Triggered
 from shared.launches import PoolLaunched, apply, pushed
 from shared.market import Market, PoolKey
 from shared.pools import Pool
+from shared.queues import queue_of
 from shared.route import Candidate
-from shared.routing import decide
+from shared.routing import decide, min_amount_out
+from shared.waiting import own_bound, routed_on_launch
 from tests.unit.builders import requested
 
 SOL = 10**9
@@ -124,12 +129,49 @@ def test_a_pool_that_cannot_take_the_volume_fills_nobody() -> None:
     assert direct(pool, PoolKey(key.dex, key.base, key.quote), 10**30) is None
 
 
-def test_the_router_takes_a_carried_route_only_for_its_own_order(launch: PoolLaunched) -> None:
-    [(route, _)] = walk(launch, [SOL // 10])
+def test_a_fired_sniper_is_routed_on_its_fill_straight_to_the_executor(
+        launch: PoolLaunched) -> None:
+    """The trigger appends a fill's Routed with its Triggered: the fired order goes to the
+    executor's queue, not the router's, and executes on the route the trigger priced, at no
+    less than its quote less slippage nor its own maxPrice."""
+    [_, (route, ahead)] = walk(launch, [SOL // 10, SOL // 10])
     order = requested(token_in="SOL", token_out=launch.mint, amount_in=SOL // 10,
-                      order_type="sniper")
-    assert carried(order, route)
-    assert not carried(requested(token_in="SOL", token_out=launch.mint, amount_in=SOL // 9,
-                                 order_type="sniper"), route)
-    assert not carried(requested(token_in="SOL", token_out="USDC", amount_in=SOL // 10),
-                       route)
+                      amount="0.1", order_type="sniper", slippage=0.02,
+                      # A price 1% above the quote's: a tighter bound than 2% slippage.
+                      max_price=str(Decimal("0.1") / Decimal(route.amount_out).scaleb(-6)
+                                    * Decimal("1.01")))
+    fired = Triggered(order_id=order.order_id, seq=3, price=1.0, reason="", pushed=ahead,
+                      fill=route)
+    routed_ = routed_on_launch(order, 4, route, ahead)
+    assert fired.move == "Triggered:routed" and queue_of(fired) is None
+    assert queue_of(routed_) == "executor"
+    assert lifecycle.walk(["OrderRequested:waiting", "OrderOpened", fired.move, routed_.move])
+    assert routed_.route == route and routed_.pushed == ahead and routed_.quotes == []
+    assert min_amount_out(route.amount_out, 0.02) < own_bound(order) <= route.amount_out
+    assert routed_.min_amount_out == own_bound(order)
+    assert execute_route(routed_, SOL // 10, MARKET.pool_at(0.0))[1] == route.amount_out
+    # A fill appended alone (by a trigger from before fills came with their Routed) is
+    # still the router's.
+    assert Triggered(order_id="o", seq=3, price=1.0, reason="").move == "Triggered"
+    assert queue_of(Triggered(order_id="o", seq=3, price=1.0, reason="")) == "router"
+
+
+def test_snipers_being_fired_at_a_launch_are_out_of_a_tick_s_reach() -> None:
+    """While a launch fires its snipers in turn, a market tick must not fire the rest as
+    limits (at a price that leaves out the snipers ahead); those not fired wait on, as
+    limits at their maxPrice."""
+    mint = base58.b58encode(secrets.token_bytes(32)).decode()
+    book = Book()
+    snipers = [Watched(order=requested(f"s-{n}", token_out=mint, order_type="sniper",
+                                       at=datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC)),
+                       seq=2, price=0.0) for n in range(3)]
+    for watched in reversed(snipers):
+        book.add(watched)
+    launch = PoolLaunched(mint=mint, symbol=f"W{secrets.token_hex(2).upper()}", decimals=6,
+                          venue="raydium", price="0.0001", liquidity="50")
+    apply(launch)
+    firing = book.launched(mint)
+    assert [w.order_id for w in firing] == ["s-0", "s-1", "s-2"]  # submission order
+    assert book.pairs() == [] and all(w.order_id in book for w in firing)
+    book.add(firing[2])  # not fired: waits on as a limit
+    assert list(book.meetable(("SOL", launch.symbol), 1e9)) == [firing[2]]
