@@ -144,6 +144,8 @@ class SimulatedChain:
 
     def _latency_s(self, order_id: str, attempt: int) -> float:
         span = self.settings.execution_latency_ms
+        if span.low == span.high:
+            return span.low / 1000  # nothing to draw: seeding a generator costs more
         draw = rng(self.settings.seed, order_id, attempt, "latency")
         return draw.uniform(span.low, span.high) / 1000
 
@@ -158,9 +160,10 @@ class SimulatedChain:
         latency = self._latency_s(order.order_id, attempt)
         if latency:
             await asyncio.sleep(latency * SEND_SHARE)
-        draw = rng(self.settings.seed, order.order_id, attempt, "failure")
-        if draw.random() < self.settings.failure_rate:
-            raise TransientError(draw.choice(TRANSIENT_ERRORS))
+        if self.settings.failure_rate > 0:
+            draw = rng(self.settings.seed, order.order_id, attempt, "failure")
+            if draw.random() < self.settings.failure_rate:
+                raise TransientError(draw.choice(TRANSIENT_ERRORS))
         _, amount_out = execute_route(routed, order.amount_in, self.market.pool_at(time.time()))
         if amount_out < routed.min_amount_out:
             raise SlippageExceeded(amount_out, routed.min_amount_out)
