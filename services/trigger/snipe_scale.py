@@ -17,6 +17,7 @@ from pathlib import Path
 import base58
 import httpx
 
+from services.cli.cpu import cpu_seconds, postgres_pids, redis_cpu
 from services.cli.launcher import system
 from services.trigger.registry import Registry
 from services.trigger.scale import percentile
@@ -24,34 +25,6 @@ from shared.config import Settings
 from shared.events import Submitted
 from shared.launches import Launches, PoolLaunched
 from shared.stream import EventStore
-
-
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """CPU time (user + system) each named group of processes has used so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
-    for name, group in pids.items():
-        total = 0
-        for pid in group:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # a PostgreSQL backend that ended
-            total += int(fields[11]) + int(fields[12])
-        used[name] = total / tick
-    return used
-
-
-def postgres_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and _command(p).startswith(b"postgres")]
-
-
-def _command(proc: Path) -> bytes:
-    try:
-        return (proc / "cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 async def measure(url: str, redis_url: str, namespace: str, snipers: int,
@@ -76,7 +49,7 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int,
                           price="0.0001", liquidity="100000")
     pids = {**pids, "postgres": postgres_pids()}
     before = cpu_seconds(pids)
-    redis_before = await redis_cpu(store)
+    redis_before = await redis_cpu(store.redis)
     await launches.append(launch)
     deadline = time.monotonic() + 120
     # Per order, from the launch to the first event of each type.
@@ -93,7 +66,7 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int,
     window_s = (time.time() - launch.at.timestamp())
     after = cpu_seconds(pids)
     cpu = {name: round(after[name] - before[name], 2) for name in pids}
-    cpu["redis"] = round(await redis_cpu(store) - redis_before, 2)
+    cpu["redis"] = round(await redis_cpu(store.redis) - redis_before, 2)
     await store.close()
 
     def figures(kind: str) -> dict[str, float]:
@@ -109,11 +82,6 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int,
             # CPU seconds each process used from the launch until the last Submitted was
             # seen (polled every 0.2 s, so the window runs a little past it).
             "windowS": round(window_s, 2), "cpuSeconds": cpu}
-
-
-async def redis_cpu(store: EventStore) -> float:
-    info = await store.redis.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def main() -> None:
