@@ -59,9 +59,10 @@ log = logging.getLogger("oee.trigger")
 # added by a slow instance just before is not missed.
 SYNC_OVERLAP_MS = 5_000
 LOAD_CHUNK = 1_000
-# A launch's events go to the store this many at a time: the first reach the executor while
-# the rest are priced and appended.
-SNIPER_CHUNK = 50
+# A launch's events go to the store this many at a time (two a sniper: Triggered, Routed):
+# the first reach the executor while the rest are priced and appended. At 1,000 snipers,
+# 200 gave a p99 about 40 ms lower than 50 (more, smaller appends); larger, no better.
+SNIPER_CHUNK = 200
 
 
 class Trigger:
