@@ -310,7 +310,7 @@ async def measure_load(running: System, settings: Settings, nodes: Mapping[str, 
 
 async def measure_postgres(running: System, settings: Settings,
                            conn: psycopg.AsyncConnection[Any], own: Sequence[int],
-                           orders: int) -> dict[str, Any]:
+                           orders: int, persisters: int) -> dict[str, Any]:
     persister = running.processes["persister"][0]
     # SIGTERM, not kill -9: it acknowledges what it holds, so nothing waits to be claimed.
     persister.send_signal(signal.SIGTERM)
@@ -323,6 +323,9 @@ async def measure_postgres(running: System, settings: Settings,
         await store.close()
     before = snapshot(running, {}, own)
     running.start("persister", 0)
+    # More writers: whether PostgreSQL takes more than one persister gives it.
+    for _ in range(persisters - 1):
+        running.start("persister")
     first: list[float] = []
     # Polled often: a drain of a few thousand orders lasts about a second.
     counts = await wait_ended(conn, queued.ids, 1200, first, every_s=0.05)
@@ -335,7 +338,7 @@ async def measure_postgres(running: System, settings: Settings,
     cpu = cpu_used(before, after)
     n = len(queued.ids)
     return {
-        "orders": n, "refused": queued.refused, "statuses": counts,
+        "orders": n, "persisters": persisters, "refused": queued.refused, "statuses": counts,
         "submitSeconds": round(queued.seconds, 2),
         "eventsQueued": events, "eventsProjected": projected_events,
         # From starting the persister (its start-up included) until all were projected.
@@ -361,7 +364,8 @@ async def measure(running: System, args: argparse.Namespace, cluster: bool) -> d
         own = [int(row[0])] if row else []
         load_figures = await measure_load(running, settings, nodes, conn, own, args.rate,
                                           args.seconds)
-        postgres = await measure_postgres(running, settings, conn, own, args.orders_for_pg)
+        postgres = await measure_postgres(running, settings, conn, own, args.orders_for_pg,
+                                          args.persisters)
     for node in nodes.values():
         node.close()
     orders_cpu = load_figures["cpuMsPerOrder"]
@@ -371,7 +375,7 @@ async def measure(running: System, args: argparse.Namespace, cluster: bool) -> d
         "redis": {"cluster": cluster, "primaries": len(nodes), "partitions": settings.partitions},
         "notes": NOTES,
         "settings": {**SYSTEM, "rate": args.rate, "seconds": args.seconds,
-                     "ordersForPostgres": args.orders_for_pg},
+                     "ordersForPostgres": args.orders_for_pg, "persisters": args.persisters},
         "load": load_figures,
         "postgresWrite": postgres,
         "model": capacity_model(load_figures["redis"]["cpuMsPerOrder"] / 1000, services,
@@ -385,6 +389,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--orders-for-pg", type=int, default=20000)
+    parser.add_argument("--persisters", type=int, default=1,
+                        help="persister processes draining the backlog")
     args = parser.parse_args()
     redis_url, database_url = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
     cluster = is_cluster(redis_url)
