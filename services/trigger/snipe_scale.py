@@ -17,11 +17,12 @@ from pathlib import Path
 import base58
 import httpx
 
+from services.cli.bench import forget
 from services.cli.cpu import cpu_seconds, postgres_pids, redis_cpu
 from services.cli.launcher import system
 from services.trigger.registry import Registry
 from services.trigger.scale import percentile
-from shared.config import Settings
+from shared.config import Settings, load
 from shared.events import Submitted
 from shared.launches import Launches, PoolLaunched
 from shared.stream import EventStore
@@ -97,7 +98,11 @@ def main() -> None:
                 OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
                 OEE_RATE_LIMIT_PER_MIN="1000000", OEE_MAX_OPEN_ORDERS="1000000") as running:
         pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
-        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers, pids))
+        try:
+            result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
+                                         pids))
+        finally:
+            forget(load(running.env))  # a shared Redis keeps nothing of the run
     print(json.dumps(result, indent=1))
 
 
