@@ -304,3 +304,12 @@ class Keyring:
             await conn.close()
         else:
             self._idle.append(conn)
+
+
+async def account_of(database_url: str, key: str) -> Account | None:
+    """Whose key this is, as a gateway would see it; None when the database refuses it."""
+    keyring = Keyring(database_url)
+    try:
+        return await keyring.authenticate(key)
+    finally:
+        await keyring.close()

@@ -15,7 +15,6 @@ import httpx
 import websockets
 
 from services.cli.launcher import System
-from shared.accounts import Account, Keyring
 from shared.config import Settings
 from shared.events import AnyEvent, OrderRequested, Routed
 from shared.market import Market
@@ -94,15 +93,6 @@ def route_now(requested: OrderRequested, settings: Settings) -> Routed:
                   route=decision.best, candidates=decision.candidates, quotes=[],
                   amount_out=decision.best.amount_out, min_amount_out=decision.min_amount_out,
                   reason=decision.reason)
-
-
-async def account_of(database_url: str, key: str) -> Account | None:
-    """Whose key this is, as a gateway would see it; None when the database refuses it."""
-    keyring = Keyring(database_url)
-    try:
-        return await keyring.authenticate(key)
-    finally:
-        await keyring.close()
 
 
 async def submit(client: httpx.AsyncClient, body: Any = ORDER) -> str:

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from services.cli.launcher import System
-from shared.accounts import Account, AccountExists, Keyring, any_key, create_key
+from shared.accounts import AccountExists, account_of, any_key, create_key
 from shared.config import load
 from shared.db import migrate
 from shared.process import setup_logging
@@ -86,19 +86,11 @@ def provision_key(database_url: str, path: Path) -> None:
     if not path.exists():
         print("oee: API keys exist already; make one with `oee keys create NAME --operator`",
               flush=True)
-    elif (account := asyncio.run(_account(database_url, path.read_text().strip()))) is None:
+    elif (account := asyncio.run(account_of(database_url, path.read_text().strip()))) is None:
         print(f"oee: {path} holds a key this database refuses; make another with"
               " `oee keys create NAME --operator`", flush=True)
     else:
         print(f"oee: API key of account {account.name!r} in {path}", flush=True)
-
-
-async def _account(database_url: str, key: str) -> Account | None:
-    keyring = Keyring(database_url)
-    try:
-        return await keyring.authenticate(key)
-    finally:
-        await keyring.close()
 
 
 def _write_private(path: Path, text: str) -> None:

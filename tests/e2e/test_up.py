@@ -18,8 +18,7 @@ import pytest
 from websockets.sync.client import connect
 
 from services.cli.embedded import free_port
-from shared.accounts import Account
-from tests.helpers import account_of
+from shared.accounts import Account, account_of
 
 pytestmark = pytest.mark.e2e
 

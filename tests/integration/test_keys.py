@@ -21,6 +21,7 @@ from shared.accounts import (
     AccountExists,
     InvalidName,
     Keyring,
+    account_of,
     any_key,
     create_key,
     hash_secret,
@@ -30,7 +31,7 @@ from shared.accounts import (
     revoke_key,
 )
 from shared.db import migrate
-from tests.helpers import account_of, eventually
+from tests.helpers import eventually
 from tests.infra import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
