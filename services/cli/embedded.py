@@ -168,6 +168,11 @@ CLUSTER_BUS_OFFSET = 10_000
 class ClusterNode(Server):
     name = "valkey-node"
 
+    def __init__(self, data_dir: Path, port: int | None = None,
+                 node_timeout_ms: int = 15_000) -> None:
+        super().__init__(data_dir, port)
+        self.node_timeout_ms = node_timeout_ms
+
     def start(self) -> ClusterNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         stop_leftover(self.pid_file)
@@ -175,7 +180,7 @@ class ClusterNode(Server):
             str(_valkey_server()),
             "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "2000",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
             # A replica syncs at once: the default waits 5 s for more replicas to share it.
             "--repl-diskless-sync-delay", "0",
             # Every write reaches the log within a second; see README, "Durability".
@@ -188,11 +193,16 @@ class ClusterNode(Server):
 class EmbeddedCluster:
     """A Redis Cluster (Valkey) of ``primaries`` primaries, each with ``replicas``
     replicas, on this machine: the nodes keep their ports and data under ``data_dir``, so a
-    cluster started again is the same cluster."""
+    cluster started again is the same cluster. A node that does not answer the others for
+    ``node_timeout_ms`` counts as failed (Valkey's default, 15 s): a shorter one makes a
+    replica take over sooner, and lets a node merely starved of CPU for that long take the
+    whole cluster down while the others wait for it."""
 
-    def __init__(self, data_dir: Path, primaries: int = 3, replicas: int = 0) -> None:
+    def __init__(self, data_dir: Path, primaries: int = 3, replicas: int = 0,
+                 node_timeout_ms: int = 15_000) -> None:
         self.data_dir = data_dir
         self.primaries, self.replicas = primaries, replicas
+        self.node_timeout_ms = node_timeout_ms
         self.nodes: list[ClusterNode] = []
 
     @property
@@ -211,7 +221,7 @@ class EmbeddedCluster:
             ports_file.write_text(" ".join(map(str, ports)) + "\n")
         try:
             for index, port in enumerate(ports):
-                node = ClusterNode(self.data_dir / f"node-{index}", port)
+                node = ClusterNode(self.data_dir / f"node-{index}", port, self.node_timeout_ms)
                 if not formed:
                     (node.data_dir / "nodes.conf").unlink(missing_ok=True)
                     shutil.rmtree(node.data_dir, ignore_errors=True)

@@ -34,7 +34,9 @@ FAST_CLAIMS = {"OEE_CLAIM_IDLE_MS": "1000", "OEE_PARTITIONS": str(PARTITIONS),
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[EmbeddedCluster]:
-    with reachable_dir() as path, EmbeddedCluster(path, primaries=3, replicas=1).start() as c:
+    # A 2 s node timeout: a killed primary's replica takes over within seconds.
+    with reachable_dir() as path, EmbeddedCluster(path, primaries=3, replicas=1,
+                                                  node_timeout_ms=2_000).start() as c:
         yield c
 
 
