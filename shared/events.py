@@ -13,6 +13,7 @@ status it sets, the move it makes) is the lifecycle's to say (``shared.lifecycle
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -32,7 +33,18 @@ ORDER_TYPES: tuple[OrderType, ...] = get_args(OrderType)
 STATUSES = lifecycle.STATUSES
 TERMINAL_STATUSES: frozenset[str] = frozenset(lifecycle.TERMINAL)
 
-_EVENT_NAMESPACE = uuid.UUID("6f1d3c0e-6c59-4d2a-9b0e-4f6b8f0c2a11")
+_EVENT_NAMESPACE = uuid.UUID("6f1d3c0e-6c59-4d2a-9b0e-4f6b8f0c2a11").bytes
+
+
+def event_id(order_id: str, seq: int) -> str:
+    """``uuid5(namespace, "order/seq")``, as ``uuid.uuid5`` spells it. Every event written
+    computes one: made straight from the hash, it costs a third of building a UUID."""
+    raw = bytearray(hashlib.sha1(_EVENT_NAMESPACE + f"{order_id}/{seq}".encode(),
+                                 usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def now() -> datetime:
@@ -50,8 +62,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename=
 
     def __post_init__(self) -> None:
         if not self.id:
-            event_id = str(uuid.uuid5(_EVENT_NAMESPACE, f"{self.order_id}/{self.seq}"))
-            msgspec.structs.force_setattr(self, "id", event_id)
+            msgspec.structs.force_setattr(self, "id", event_id(self.order_id, self.seq))
 
     @property
     def type(self) -> str:

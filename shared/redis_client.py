@@ -19,6 +19,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.connection import HiredisRespSerializer
+from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,18 @@ log = logging.getLogger(__name__)
 # Redis that does not answer for 0.35 s is reported down.
 RETRIES = 3
 _HEALING = (ConnectionError, TimeoutError)
+
+
+class Connection(aioredis.Connection):
+    """Packs commands with hiredis, as redis-py's blocking client does. Its asyncio client
+    packs them in Python (redis-py issue #4176), which cost the executor a tenth of its
+    time: an append carries eight arguments per event."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
 
 
 def _retry() -> Retry:
@@ -79,12 +93,17 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=64,
+        # A redis:// URL's; rediss:// and unix:// keep redis-py's own classes.
+        connection_class=Connection,
         timeout=read_timeout_s,
         socket_timeout=read_timeout_s,
         socket_connect_timeout=2.0,
         health_check_interval=30,
         retry=_retry(),
         retry_on_error=list(_HEALING),
+        # One for every connection: left out, each new connection looks up redis-py's
+        # version in the installed packages' metadata, which a burst of them pays for.
+        driver_info=DriverInfo(),
     )
     return aioredis.Redis(connection_pool=pool)
 

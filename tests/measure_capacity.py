@@ -42,7 +42,6 @@ from services.cli.bench import ENDS, Bench, Options, forget
 from services.cli.cpu import cpu_seconds, postgres_pids
 from services.cli.launcher import System, system
 from shared.config import Settings, load
-from shared.db import migrate
 from shared.redis_client import is_cluster
 from shared.stream import EventStore
 
@@ -396,8 +395,6 @@ def main() -> None:
     cluster = is_cluster(redis_url)
     namespace = f"capacity-{secrets.token_hex(3)}"
     logs = Path(tempfile.mkdtemp(prefix="oee-capacity-"))
-    # As `oee up` does: the services expect the schema.
-    asyncio.run(migrate(database_url))
     try:
         with system(redis_url, database_url, namespace, logs, 1, **SYSTEM) as running:
             result = asyncio.run(measure(running, args, cluster))

@@ -142,7 +142,8 @@ FAST = {
 @contextmanager
 def system(redis_url: str, database_url: str, namespace: str, logs: Path,
            executors: int = 1, **overrides: str) -> Iterator[System]:
-    """The four services on a free port, with small delays, stopped at the end."""
+    """The services on a free port, with small delays, over a migrated database, stopped
+    at the end."""
     env = dict(os.environ)
     env.update({
         "REDIS_URL": redis_url,
@@ -157,6 +158,8 @@ def system(redis_url: str, database_url: str, namespace: str, logs: Path,
     })
     env.update(overrides)
     logs.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     running = System(env, logs)
     try:
         running.start_all({"executor": executors})

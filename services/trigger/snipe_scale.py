@@ -93,16 +93,18 @@ def main() -> None:
     args = parser.parse_args()
     namespace = f"snipe-{secrets.token_hex(3)}"
     redis_url, database_url = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
-    with system(redis_url, database_url, namespace, Path(tempfile.mkdtemp()),
-                executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
-                OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
-                OEE_RATE_LIMIT_PER_MIN="1000000", OEE_MAX_OPEN_ORDERS="1000000") as running:
-        pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
-        try:
+    try:
+        with system(redis_url, database_url, namespace, Path(tempfile.mkdtemp()),
+                    executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
+                    OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
+                    OEE_RATE_LIMIT_PER_MIN="1000000",
+                    OEE_MAX_OPEN_ORDERS="1000000") as running:
+            pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
             result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
                                          pids))
-        finally:
-            forget(load(running.env))  # a shared Redis keeps nothing of the run
+    finally:
+        # Once every service has stopped: a shared Redis keeps nothing of the run.
+        forget(load({"REDIS_URL": redis_url, "OEE_NAMESPACE": namespace}))
     print(json.dumps(result, indent=1))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -223,6 +224,15 @@ def test_id_is_deterministic_from_order_and_seq() -> None:
     assert a.id == b.id
     assert a.id  # filled in
     assert builders.requested(order_id="o-7", seq=4).id == a.id  # type plays no part
+
+
+@pytest.mark.parametrize("order_id", ["o-7", "01a21c54-8627-7e5a-a24c-8dbde47bfca5", "é/ü"])
+@pytest.mark.parametrize("seq", [1, 7, 12345])
+def test_id_is_the_uuid5_of_order_and_seq(order_id: str, seq: int) -> None:
+    # Ids written before the hash was taken by hand stay the ids of the same events.
+    namespace = uuid.UUID("6f1d3c0e-6c59-4d2a-9b0e-4f6b8f0c2a11")
+    expected = str(uuid.uuid5(namespace, f"{order_id}/{seq}"))
+    assert builders.submitted(order_id=order_id, seq=seq).id == expected
 
 
 def test_id_differs_for_different_seq_and_order() -> None:
