@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-import base58
 import msgspec
 
 from shared.events import OrderRequested, Routed
@@ -39,13 +38,33 @@ def build(order: OrderRequested, routed: Routed) -> Transaction:
     return Transaction(steps, wraps, unwraps)
 
 
+_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+# Every two-digit string, at its value: 58 x first + second.
+_PAIRS = [first + second for first in _ALPHABET for second in _ALPHABET]
+
+
+def base58_of(data: bytes) -> str:
+    """``base58.b58encode(data)``, as text, in half the time: ten digits per division of
+    the big number and two per small one, where the library takes one of each per digit.
+    Every execution signs a transaction."""
+    number = int.from_bytes(data, "big")
+    pairs: list[str] = []
+    while number:
+        number, ten = divmod(number, 58**10)
+        for _ in range(5):
+            ten, pair = divmod(ten, 58 * 58)
+            pairs.append(_PAIRS[pair])
+    zeros = len(data) - len(data.lstrip(b"\0"))
+    return "1" * zeros + "".join(reversed(pairs)).lstrip("1")
+
+
 def signature(seed: str, order_id: str, attempt: int) -> str:
     """A Solana-style signature: 64 bytes in base58. Each attempt signs a fresh
     transaction, as a resubmission with a new blockhash would. The first byte is kept
     non-zero so the text is 87-88 characters long, like a real one."""
     digest = bytearray(hashlib.sha512(f"{seed}/{order_id}/{attempt}".encode()).digest())
     digest[0] = max(digest[0], 1)
-    return base58.b58encode(bytes(digest)).decode()
+    return base58_of(bytes(digest))
 
 
 def executed_price(order: OrderRequested, amount_out: int) -> float:

@@ -36,4 +36,7 @@ def price_impact(amount_out: int, net_in: int, spot: Fraction) -> float:
     """
     if net_in == 0:
         return 0.0
-    return float(1 - Fraction(amount_out, net_in) / spot)
+    # In integers, one correctly rounded division: the same float as the Fraction arithmetic
+    # gives, without reducing three fractions on every swap.
+    p, q = spot.numerator, spot.denominator
+    return (net_in * p - amount_out * q) / (net_in * p)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import base58
 import pytest
 
-from services.executor.execution import backoff_ms, build, executed_price, signature
+from services.executor.execution import (
+    backoff_ms,
+    base58_of,
+    build,
+    executed_price,
+    signature,
+)
 from shared.route import Candidate
 from shared.tokens import get
 from tests.unit.builders import direct, requested, routed, split, two_hop
@@ -28,6 +36,21 @@ def test_signature_length_over_many_orders() -> None:
         sig = signature("seed", f"order-{i}", 1 + i % 3)
         assert len(sig) in (87, 88), sig
         assert set(sig) <= BASE58_ALPHABET
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\0", b"\0\0\x01", b"\x01", b"\xff" * 64, b"\0" * 3 + bytes(range(40)),
+    bytes(range(256)), (58**10).to_bytes(8, "big"), (58**10 - 1).to_bytes(8, "big"),
+])
+def test_base58_of_spells_what_the_library_does(data: bytes) -> None:
+    assert base58_of(data) == base58.b58encode(data).decode()
+
+
+def test_base58_of_random_bytes_spells_what_the_library_does() -> None:
+    draw = random.Random(58)
+    for size in range(0, 100):
+        data = bytes(draw.randrange(4) and draw.randrange(256) for _ in range(size))
+        assert base58_of(data) == base58.b58encode(data).decode(), data
 
 
 def test_signature_is_deterministic() -> None:
