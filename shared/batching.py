@@ -3,6 +3,11 @@
 Tasks that call at the same moment (in the same turn of the event loop) have their items
 sent together: the first caller starts a flush, which runs once every task that is ready
 has had its turn, and each caller gets back the answers for its own items.
+
+Bookkeeping that no order waits on (acknowledgements, expiries) may linger: the flush waits
+``linger_s`` first, so calls spread over that moment share the round trip too. Under light
+load that is the difference: a round trip costs the caller's process about 0.1 ms of CPU,
+and one per order per step added up to most of an idle service's time.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R]]],
+                 linger_s: float = 0.0) -> None:
         self._send = send
+        self._linger_s = linger_s
         self._waiting: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -33,6 +40,8 @@ class Batcher(Generic[T, R]):
         return await future
 
     async def _flush(self) -> None:
+        if self._linger_s:
+            await asyncio.sleep(self._linger_s)
         waiting, self._waiting = self._waiting, []
         try:
             answers = await self._send([item for items, _ in waiting for item in items])

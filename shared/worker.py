@@ -9,7 +9,8 @@ a poison message: it goes to the dead-letter stream and its order ends ``failed`
 of looping forever.
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
-chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged.
+chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged,
+a moment later (``ACK_LINGER_S``), with what other chunks finished meanwhile.
 Other types are acknowledged at once. A handler that takes longer than
 ``handling_timeout_s`` is cancelled and its entries are no longer kept alive, so another
 consumer claims them; the idempotent appends make the order converge. At most
@@ -200,7 +201,9 @@ class Worker:
             entries = await self._drop_poison(entries)
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e for e in entries if not isinstance(e.event, self.settings.types)]
-        await self.group.ack(skipped)
+        if skipped:
+            # Not awaited: the acknowledgement lingers, and reading need not wait for it.
+            self._track(asyncio.create_task(self._acknowledge(skipped)))
         self._held.update(e.ref for e in wanted)
         self._backlog.extend(wanted)
         self._start_ready()
@@ -210,9 +213,12 @@ class Worker:
         while self._backlog and self._in_flight < self.settings.concurrency:
             chunk = [self._backlog.popleft() for _ in range(min(size, len(self._backlog)))]
             self._in_flight += 1
-            task = asyncio.create_task(self._run_chunk(chunk))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._track(asyncio.create_task(self._run_chunk(chunk)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Kept until done, and waited for at shutdown."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _drop_poison(self, entries: list[Entry]) -> list[Entry]:
         limit = self.settings.max_deliveries
@@ -232,6 +238,15 @@ class Worker:
         return healthy
 
     async def _run_chunk(self, chunk: list[Entry]) -> None:
+        try:
+            if await self._handled(chunk):
+                await self._acknowledge(chunk)
+        finally:
+            self._held.difference_update(e.ref for e in chunk)
+
+    async def _handled(self, chunk: list[Entry]) -> bool:
+        """Hands the chunk to the handler; whether it finished. Its slot is free again on
+        return: the acknowledgement that follows need not hold it."""
         bind_events([e.event for e in chunk])  # this task's log lines name its order
         # Once a chunk, for its oldest entry (a stream id's first half is when Redis
         # appended it): one observation per entry cost the persister a tenth of its time.
@@ -241,7 +256,7 @@ class Worker:
             # A timeout, not wait_for: that would start a task of its own for every chunk.
             async with asyncio.timeout(self.settings.handling_timeout_s):
                 await self.handle(chunk)
-            await self.group.ack(chunk)
+            return True
         except TimeoutError:
             # Let go: no longer kept alive, so it is claimed once idle, here or elsewhere.
             log.error("%s gave up on %d events after %.0f s; left to be claimed",
@@ -252,10 +267,19 @@ class Worker:
         except Exception:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
-            self._held.difference_update(e.ref for e in chunk)
             self._in_flight -= 1
             self._start_ready()
             self._slot_freed.set()
+        return False
+
+    async def _acknowledge(self, entries: list[Entry]) -> None:
+        try:
+            await self.group.ack(entries)
+        except (RedisError, RedisClusterException) as error:
+            # Left pending: handled again once claimed, idempotently.
+            BACKEND_ERRORS.labels("redis").inc()
+            log.warning("%s could not acknowledge %d events (%s); left pending",
+                        self.settings.group, len(entries), error)
 
     async def _wait_for_slot(self, stop: asyncio.Event) -> None:
         self._slot_freed.clear()

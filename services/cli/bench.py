@@ -44,7 +44,7 @@ from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed, Submitted
 from shared.launches import Launches, PoolLaunched
 from shared.metrics import DELIVERY
-from shared.stream import EventStore, Positions
+from shared.stream import ACK_LINGER_S, EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
 CONNECTIONS = 32
@@ -346,6 +346,12 @@ class Bench:
         finished = time.time()
         projected = await self.projected_after(began)
         pending = await store.backlog()
+        # Acknowledgements linger a moment after the work they acknowledge (ACK_LINGER_S):
+        # what is still pending a second later is real.
+        deadline = time.monotonic() + 1
+        while any(pending.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(ACK_LINGER_S)
+            pending = await store.backlog()
         following.cancel()
         watching.cancel()
         if cancelling:

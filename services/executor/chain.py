@@ -114,7 +114,8 @@ class SimulatedChain:
         self._land = redis.register_script(_LAND)
         # Transactions landing at the same moment share one script call.
         self._lands = Batcher(self._land_all)
-        self._settles = Batcher(self._settle_all)
+        # No order waits on a settlement: those of a moment share one round trip.
+        self._settles = Batcher(self._settle_all, linger_s=0.02)
 
     def ledger_key(self, order_id: str, attempt: int) -> str:
         return self.layout.ledger(order_id, signature(self.settings.seed, order_id, attempt))

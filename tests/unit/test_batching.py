@@ -55,3 +55,39 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
     assert await staying == [2]
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_a_lingering_batcher_gathers_calls_spread_over_its_linger() -> None:
+    sends: list[list[int]] = []
+
+    async def record(items: list[int]) -> list[int]:
+        sends.append(items)
+        return items
+
+    batch = Batcher(record, linger_s=0.2)
+    first = asyncio.create_task(batch([1]))
+    await _turns(5)  # the first call's flush is lingering by now
+    second = asyncio.create_task(batch([2]))
+    assert await asyncio.gather(first, second) == [[1], [2]]
+    assert sends == [[1, 2]]
+
+
+async def test_a_batcher_without_linger_sends_calls_of_different_turns_apart() -> None:
+    sends: list[list[int]] = []
+
+    async def record(items: list[int]) -> list[int]:
+        sends.append(items)
+        return items
+
+    batch = Batcher(record)
+    first = asyncio.create_task(batch([1]))
+    await _turns(5)
+    second = asyncio.create_task(batch([2]))
+    await asyncio.gather(first, second)
+    assert sends == [[1], [2]]
+
+
+async def _turns(count: int) -> None:
+    """Let the loop run ``count`` times round: no clock involved."""
+    for _ in range(count):
+        await asyncio.sleep(0)
