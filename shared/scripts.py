@@ -1,4 +1,4 @@
-"""Many calls of one Lua script in one pipeline.
+"""Many calls of one Lua script in one round trip.
 
 redis-py asks Redis ``SCRIPT EXISTS`` before every pipeline that holds a script: a second
 round trip per batch, and much of a busy gateway's time. Here the script is sent by its
@@ -8,10 +8,12 @@ hash alone, and loaded again only in the rare case that Redis answers it does no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -36,3 +38,17 @@ async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Ca
                     raise
                 await redis.script_load(script.script)
     raise AssertionError("unreachable")
+
+
+async def run_each(redis: aioredis.Redis, script: AsyncScript,
+                   calls: Sequence[Call]) -> list[Any]:
+    """Each call's reply, in order: one pipeline on a single Redis; on a cluster, each call
+    goes to its own slot's node, concurrently. A call alone is sent as it is, with no
+    pipeline around it."""
+    if len(calls) == 1:
+        [(keys, args)] = calls
+        return [await script(keys=keys, args=args)]
+    if isinstance(redis, RedisCluster):
+        return list(await asyncio.gather(*(script(keys=keys, args=args)
+                                           for keys, args in calls)))
+    return await run_all(redis, script, calls)

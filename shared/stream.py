@@ -47,7 +47,7 @@ from shared.partitions import (
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, queue_of
 from shared.redis_client import connect, connect_sync, is_cluster
-from shared.scripts import run_all
+from shared.scripts import run_all, run_each
 
 __all__ = ["OPEN_ORDER_TTL_S", "ConsumerGroup", "Entry", "EventStore", "Positions", "StreamId",
            "parse_entries"]
@@ -268,13 +268,14 @@ class EventStore:
         """The script calls of one batch, in one round trip: a pipeline on a single Redis;
         on a cluster each call goes to its slot's node, concurrently."""
         wait = self.settings.redis_wait_replicas
+        pairs = [(keys, args) for _, keys, args in calls]
+        if not wait:
+            return await run_each(self.redis, self._append, pairs)
         if self.cluster:
-            return list(await asyncio.gather(*(self._call(k, a) for _, k, a in calls)))
-        if len(calls) == 1 and not wait:
-            return [await self._append(keys=calls[0][1], args=calls[0][2])]
+            return list(await asyncio.gather(*(self._call(k, a) for k, a in pairs)))
         # On the connection that wrote: WAIT counts that connection's writes.
-        after = [("WAIT", wait, _WAIT_TIMEOUT_MS)] if wait else []
-        replies = await run_all(self.redis, self._append, [(k, a) for _, k, a in calls], *after)
+        replies = await run_all(self.redis, self._append, pairs,
+                                ("WAIT", wait, _WAIT_TIMEOUT_MS))
         return replies[: len(calls)]
 
     def _append_call(self, partition: int, events: Sequence[Event]) -> tuple[list[str], list[Any]]:
@@ -289,13 +290,11 @@ class EventStore:
         return keys, args
 
     async def _call(self, keys: list[str], args: list[Any]) -> Any:
-        """One append script call on a cluster. With ``redis_wait_replicas`` the call and
-        a ``WAIT`` go down one connection to the slot's primary (WAIT counts the writes of
-        its own connection), so the call returns once that many replicas have the events;
-        a moved slot or a failover sends it again, after the client has learnt the map."""
+        """One append script call on a cluster, with ``redis_wait_replicas``: the call and a
+        ``WAIT`` go down one connection to the slot's primary (WAIT counts the writes of its
+        own connection), so the call returns once that many replicas have the events; a
+        moved slot or a failover sends it again, after the client has learnt the map."""
         wait = self.settings.redis_wait_replicas
-        if not wait:
-            return await self._append(keys=keys, args=args)
         cluster: Any = self.redis
         for attempt in range(5):
             try:

@@ -28,6 +28,7 @@ from shared.market import Market, launched_pool_of
 from shared.partitions import Layout
 from shared.route import Leg
 from shared.routing import PoolOf, run_route
+from shared.scripts import run_each
 from shared.seeded import rng
 
 
@@ -178,23 +179,24 @@ class SimulatedChain:
         return landed
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
-        """One script call per partition: its keys share a slot."""
-        parts = self.layout.split(landings, _order_of)
-        replies = await asyncio.gather(*(self._land_some([landings[i] for i in indexes])
-                                         for indexes in parts.values()))
+        """One script call per partition (its keys share a slot), all in one round trip."""
+        parts = list(self.layout.split(landings, _order_of).values())
+        calls = []
+        for indexes in parts:
+            keys = [self.layout.ledger(landings[i].order_id, landings[i].signature)
+                    for i in indexes]
+            args: list[Any] = [LEDGER_TTL_S,
+                               *(msgspec.json.encode(landings[i]) for i in indexes)]
+            calls.append((keys, args))
         landed = list(landings)
-        for indexes, found in zip(parts.values(), replies, strict=True):
+        for indexes, found in zip(parts, await run_each(self.redis, self._land, calls),
+                                  strict=True):
             for index, existing in zip(indexes, found, strict=True):
-                landed[index] = existing
+                # Where another executor landed the same transaction first, its record is
+                # the truth.
+                if existing:
+                    landed[index] = msgspec.json.decode(existing, type=Landing)
         return landed
-
-    async def _land_some(self, landings: list[Landing]) -> list[Landing]:
-        keys = [self.layout.ledger(landing.order_id, landing.signature) for landing in landings]
-        args: list[Any] = [LEDGER_TTL_S, *(msgspec.json.encode(landing) for landing in landings)]
-        found = await self._land(keys=keys, args=args)
-        # Where another executor landed the same transaction first, its record is the truth.
-        return [msgspec.json.decode(existing, type=Landing) if existing else landing
-                for landing, existing in zip(landings, found, strict=True)]
 
     async def settle(self, landing: Landing) -> None:
         """The order is confirmed: its landing need not outlive the order's index."""
