@@ -87,6 +87,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN stream_partition integer NOT NULL DEFAULT 0;
     CREATE INDEX events_partition_position ON events (stream_partition, stream_ms, stream_seq);
     """,
+    """
+    -- Each event as it was written. The log is only ever read back whole, as text: json
+    -- keeps the text, checked once on the way in, where jsonb parsed every event into a
+    -- tree and printed it again on every read.
+    ALTER TABLE events ALTER COLUMN data TYPE json USING data::json;
+    """,
 )
 
 

@@ -17,7 +17,7 @@ from shared.stream import Entry
 INSERT_EVENTS = """
 INSERT INTO events (order_id, seq, event_id, type, at, stream_ms, stream_seq, data,
                     stream_partition)
-SELECT order_id, seq, event_id, type, at, stream_ms, stream_seq, data::jsonb, stream_partition
+SELECT order_id, seq, event_id, type, at, stream_ms, stream_seq, data::json, stream_partition
 FROM unnest(%b::text[], %b::int[], %b::uuid[], %b::text[], %b::timestamptz[], %b::bigint[],
             %b::bigint[], %b::text[], %b::int[])
      AS e (order_id, seq, event_id, type, at, stream_ms, stream_seq, data, stream_partition)

@@ -174,8 +174,9 @@ async def test_each_tamper_is_caught_naming_the_order(
         await sql(copy, "DELETE FROM events WHERE order_id = %s AND type = 'Routed'", victim)
         caught = {"seq", "min_out", "stream"}
     elif tamper == "duplicate a signature":
-        await sql(copy, "UPDATE events SET data = jsonb_set(data, '{txHash}', "
-                        "(SELECT data->'txHash' FROM events WHERE order_id = %s AND seq = 4))"
+        await sql(copy, "UPDATE events SET data = jsonb_set(data::jsonb, '{txHash}', "
+                        "(SELECT data::jsonb->'txHash' FROM events"
+                        " WHERE order_id = %s AND seq = 4))::json"
                         " WHERE order_id = %s AND type IN ('Submitted', 'Confirmed')",
                   other, victim)
         caught = {"signatures", "chain", "stream"}
