@@ -10,7 +10,6 @@ tick costs in production, where the check starts at the tick."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import os
@@ -20,10 +19,13 @@ import time
 import tracemalloc
 from decimal import Decimal
 
+import uvloop
+
 from services.trigger.book import Watched, least_price
 from services.trigger.service import Trigger
 from shared.config import load
 from shared.events import OrderOpened, OrderRequested
+from shared.process import hold_many_objects
 from shared.stream import EventStore
 
 
@@ -32,13 +34,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
 
-async def run(orders: int, ticks: int, band: float) -> dict[str, object]:
+# The walk starts here, whenever it runs: the market is a function of time, so every run
+# meets the same prices (2026-09-21, a moment with no meaning of its own).
+START = 1_790_000_000.0
+
+
+async def run(orders: int, ticks: int, band: float, start: float = START) -> dict[str, object]:
     settings = load()
     settings = type(settings)(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
                                  "namespace": f"scale-{secrets.token_hex(3)}"})
     store = EventStore(settings)
     trigger = Trigger(settings, store)
-    start = time.time()
     tick_s = trigger.market.tick_s
     # The SOL price over the window, for a few order sizes, to spread limits across it.
     amounts = [int(Decimal(a).scaleb(9)) for a in ("0.1", "0.5", "1", "2", "5")]
@@ -105,7 +111,9 @@ def main() -> None:
     parser.add_argument("--band", type=float, default=0.05,
                         help="limits spread this fraction beyond the window's prices")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.orders, args.ticks, args.band)), indent=1))
+    # As the service runs: uvloop, and the collector set for a process holding many objects.
+    hold_many_objects()
+    print(json.dumps(uvloop.run(run(args.orders, args.ticks, args.band)), indent=1))
 
 
 if __name__ == "__main__":
