@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import msgspec
@@ -84,19 +85,33 @@ class Book:
         bisect.insort(self._limits.setdefault(pair, []), _entry(watched))
         self.smallest[pair] = min(self.smallest.get(pair, order.amount_in), order.amount_in)
 
-    def discard(self, order_id: str) -> Watched | None:
-        watched = self.orders.pop(order_id, None)
-        if watched is None:
-            return None
-        order = watched.order
-        pair = (order.token_in, _symbol(order.token_out))
-        entries = self._limits.get(pair)
-        if entries is not None:
-            entry = _entry(watched)
-            at = bisect.bisect_left(entries, entry)
-            if at < len(entries) and entries[at] == entry:
-                del entries[at]
-        return watched
+    def discard(self, order_id: str) -> None:
+        self.discard_all([order_id])
+
+    def discard_all(self, order_ids: Iterable[str]) -> None:
+        """These orders are no longer watched. Each pair's list is cut once, in slices,
+        where deleting the orders one by one shifted the list's tail once each: a tick that
+        fires 2,000 orders of a 100,000-order book spent most of its time there."""
+        gone: dict[Pair, list[tuple[float, str, str]]] = {}
+        for order_id in order_ids:
+            watched = self.orders.pop(order_id, None)
+            if watched is not None:
+                order = watched.order
+                pair = (order.token_in, _symbol(order.token_out))
+                gone.setdefault(pair, []).append(_entry(watched))
+        for pair, leaving in gone.items():
+            entries = self._limits.get(pair)
+            if not entries:
+                continue
+            cuts = []
+            for entry in leaving:
+                at = bisect.bisect_left(entries, entry)
+                if at < len(entries) and entries[at] == entry:
+                    cuts.append(at)
+            cuts.sort()
+            kept = [entries[start + 1 : end] for start, end in
+                    zip([-1, *cuts], [*cuts, len(entries)], strict=True)]
+            entries[:] = list(itertools.chain.from_iterable(kept))
 
     def pairs(self) -> list[Pair]:
         return [pair for pair, entries in self._limits.items() if entries]

@@ -149,7 +149,7 @@ class Trigger:
                     self.book.add(watched)
                 elif history and fold(order_id, history).state != "opening":
                     ended.append(order_id)
-                    self.book.discard(order_id)
+            self.book.discard_all(ended)
             await self.registry.remove(ended)
 
     async def sync(self) -> None:
@@ -269,12 +269,10 @@ class Trigger:
             went_in.setdefault(event.order_id, stream_id is not None)
         done = [order_id for order_id, ok in went_in.items() if ok]
         refused = [order_id for order_id, ok in went_in.items() if not ok]
-        for order_id in done:
-            self.book.discard(order_id)
+        self.book.discard_all(done)
         await self.registry.remove(done)
         if refused:
-            for order_id in refused:
-                self.book.discard(order_id)
+            self.book.discard_all(refused)
             await self.load(refused)
 
     @staticmethod
