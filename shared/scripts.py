@@ -9,6 +9,7 @@ hash alone, and loaded again only in the rare case that Redis answers it does no
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,12 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 Call = tuple[Sequence[Any], Sequence[Any]]  # keys, args
+
+# Script calls one batch has in flight at once on a cluster.
+CLUSTER_CALLS_AT_ONCE = 32
+# The scripts each cluster client has loaded on every primary. A primary that restarts
+# empty answers NOSCRIPT once, and redis-py loads the script again for that call.
+_LOADED: weakref.WeakKeyDictionary[RedisCluster, set[str]] = weakref.WeakKeyDictionary()
 
 
 async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Call],
@@ -49,6 +56,18 @@ async def run_each(redis: aioredis.Redis, script: AsyncScript,
         [(keys, args)] = calls
         return [await script(keys=keys, args=args)]
     if isinstance(redis, RedisCluster):
-        return list(await asyncio.gather(*(script(keys=keys, args=args)
-                                           for keys, args in calls)))
+        # A cluster pipeline takes no scripts. The script is loaded on every primary
+        # first: calls that meet NOSCRIPT at once each load it, and a burst of them made
+        # redis-py's cluster client close connections that other calls were using. And a
+        # few calls at a time, so that a burst does not open a connection for each.
+        if script.sha not in _LOADED.setdefault(redis, set()):
+            await redis.script_load(script.script)
+            _LOADED[redis].add(script.sha)
+        room = asyncio.Semaphore(CLUSTER_CALLS_AT_ONCE)
+
+        async def call(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+            async with room:
+                return await script(keys=keys, args=args)
+
+        return list(await asyncio.gather(*(call(keys, args) for keys, args in calls)))
     return await run_all(redis, script, calls)

@@ -13,15 +13,13 @@ The scripts read Redis' own clock, so gateways whose clocks disagree still share
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
 import msgspec
-from redis.asyncio.cluster import RedisCluster
 
 from shared.batching import Batcher
-from shared.scripts import run_all
+from shared.scripts import Call, run_each
 from shared.stream import EventStore
 
 # KEYS: the account's rate key, its set of unfinished orders (one hash slot: see _key).
@@ -111,17 +109,13 @@ class Limits:
         return Admission(rate, outcome != 2)
 
     async def _admit_all(self, submits: list[tuple[str, str]]) -> list[Any]:
-        if isinstance(self.redis, RedisCluster):
-            # A cluster pipeline takes no scripts: each goes to its account's node.
-            return list(await asyncio.gather(*(self._admit(**self._call(account, order_id))
-                                               for account, order_id in submits)))
-        calls = [self._call(account, order_id) for account, order_id in submits]
-        return await run_all(self.redis, self._admit, [(c["keys"], c["args"]) for c in calls])
+        return await run_each(self.redis, self._admit,
+                              [self._call(account, order_id) for account, order_id in submits])
 
-    def _call(self, account: str, order_id: str) -> dict[str, list[Any]]:
-        return {"keys": [self._key("rate", account), self._key("open", account)],
-                "args": [order_id, 60_000 / self.per_minute, self.per_minute,
-                         self.max_open_orders, self.open_order_max_age_ms]}
+    def _call(self, account: str, order_id: str) -> Call:
+        return ([self._key("rate", account), self._key("open", account)],
+                [order_id, 60_000 / self.per_minute, self.per_minute, self.max_open_orders,
+                 self.open_order_max_age_ms])
 
     async def _forget_finished(self, account: str) -> int:
         """Drop the orders that have ended from the account's set; how many. Their indexes

@@ -57,7 +57,10 @@ def commands_by_port(nodes: list[int]) -> Counter[int]:
         client = redis.Redis(port=port, decode_responses=True)
         try:
             for entry in client.client_list():
-                counts[int(entry["addr"].rsplit(":", 1)[1])] += int(entry.get("tot-cmds", 0))
+                # A connection still being set up may list no address yet: not a client's.
+                _, _, client_port = str(entry.get("addr", "")).rpartition(":")
+                if client_port.isdigit():
+                    counts[int(client_port)] += int(entry.get("tot-cmds", 0))
         finally:
             client.close()
     return counts
