@@ -1,7 +1,8 @@
 """Measures a launch with many snipers waiting, with every service as its own process: from
 ``PoolLaunched`` to each sniper's ``Submitted``. Quote and execution latencies are 0, so the
-figure is the engine's own time. ``python -m services.trigger.snipe_scale --snipers 1000``
-(needs REDIS_URL and DATABASE_URL)."""
+figure is the engine's own time. ``python -m services.trigger.snipe_scale --snipers 1000
+--launches 5`` (needs REDIS_URL and DATABASE_URL) prints each launch's figures and the
+spread of their p99s."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +30,26 @@ from shared.launches import Launches, PoolLaunched
 from shared.stream import EventStore
 
 
-async def measure(url: str, redis_url: str, namespace: str, snipers: int,
+async def measure(url: str, redis_url: str, namespace: str, snipers: int, launches: int,
                   pids: dict[str, list[int]]) -> dict[str, object]:
+    """``launches`` launches one after the other on the same running system, each with its
+    own ``snipers``: the first meets fresh processes (their connections still to open),
+    the later ones a system that has been running."""
     store = EventStore(Settings(redis_url=redis_url, namespace=namespace))
+    pids = {**pids, "postgres": postgres_pids()}
+    try:
+        runs = [await launch_once(url, store, namespace, snipers, f"SNIPE{n}", pids)
+                for n in range(launches)]
+    finally:
+        await store.close()
+    p99s = sorted(float(run["launchToSubmittedMs"]["p99"]) for run in runs)  # type: ignore[index]
+    return {"launches": runs,
+            "launchToSubmittedP99Ms": {"min": p99s[0], "median": statistics.median(p99s),
+                                       "max": p99s[-1]}}
+
+
+async def launch_once(url: str, store: EventStore, namespace: str, snipers: int,
+                      symbol: str, pids: dict[str, list[int]]) -> dict[str, object]:
     mint = base58.b58encode(secrets.token_bytes(32)).decode()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         async def one(n: int) -> str:
@@ -46,9 +65,8 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int,
     while await registry.count() < snipers:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     launches = Launches(store.redis, namespace)
-    launch = PoolLaunched(mint=mint, symbol="SNIPE", decimals=6, venue="raydium",
+    launch = PoolLaunched(mint=mint, symbol=symbol, decimals=6, venue="raydium",
                           price="0.0001", liquidity="100000")
-    pids = {**pids, "postgres": postgres_pids()}
     before = cpu_seconds(pids)
     redis_before = await redis_cpu(store.redis)
     await launches.append(launch)
@@ -68,7 +86,6 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int,
     after = cpu_seconds(pids)
     cpu = {name: round(after[name] - before[name], 2) for name in pids}
     cpu["redis"] = round(await redis_cpu(store.redis) - redis_before, 2)
-    await store.close()
 
     def figures(kind: str) -> dict[str, float]:
         values = [r[kind] for r in reached.values() if kind in r]
@@ -90,6 +107,8 @@ def main() -> None:
     parser.add_argument("--snipers", type=int, default=1000)
     parser.add_argument("--executors", type=int, default=1)
     parser.add_argument("--concurrency", default="1000")
+    parser.add_argument("--launches", type=int, default=1,
+                        help="launches one after the other on the same running system")
     args = parser.parse_args()
     namespace = f"snipe-{secrets.token_hex(3)}"
     redis_url, database_url = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
@@ -101,7 +120,7 @@ def main() -> None:
                     OEE_MAX_OPEN_ORDERS="1000000") as running:
             pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
             result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
-                                         pids))
+                                         args.launches, pids))
     finally:
         # Once every service has stopped: a shared Redis keeps nothing of the run.
         forget(load({"REDIS_URL": redis_url, "OEE_NAMESPACE": namespace}))

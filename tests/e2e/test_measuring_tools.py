@@ -24,11 +24,15 @@ def measured(redis_url: str, database_url: str, module: str, *args: str,
 def test_the_launch_measure_follows_every_sniper_to_submitted(
         redis_url: str, database_url: str) -> None:
     result = measured(redis_url, database_url, "services.trigger.snipe_scale",
-                      "--snipers", "20")
-    assert result["submitted"] == 20
-    fired, submitted = result["launchToTriggeredMs"], result["launchToSubmittedMs"]
-    assert 0 <= fired["p99"] <= submitted["p99"] <= submitted["max"]
-    assert result["cpuSeconds"]["executor"] >= 0 and "redis" in result["cpuSeconds"]
+                      "--snipers", "20", "--launches", "2")
+    assert len(result["launches"]) == 2
+    for launch in result["launches"]:
+        assert launch["submitted"] == 20
+        fired, submitted = launch["launchToTriggeredMs"], launch["launchToSubmittedMs"]
+        assert 0 <= fired["p99"] <= submitted["p99"] <= submitted["max"]
+        assert launch["cpuSeconds"]["executor"] >= 0 and "redis" in launch["cpuSeconds"]
+    spread = result["launchToSubmittedP99Ms"]
+    assert spread["min"] <= spread["median"] <= spread["max"]
 
 
 def test_the_trigger_scale_measure_accounts_for_every_order(
