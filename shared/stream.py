@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from shared import lifecycle
-from shared.batching import Batcher
+from shared.batching import LINGER_S, Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
 from shared.partitions import (
@@ -536,12 +536,6 @@ def _history(raw: Mapping[Any, bytes | str]) -> list[AnyEvent]:
     return sorted(events, key=lambda e: e.seq)
 
 
-# Acknowledgements wait this long for others to share their round trip: an entry stays
-# pending that much longer, which only a crash in between would notice (it is handled again,
-# idempotently).
-ACK_LINGER_S = 0.02
-
-
 class ConsumerGroup:
     """One consumer group, on its stream in every partition: what a worker reads, claims
     and acknowledges. Entries are named by (partition, id)."""
@@ -550,7 +544,7 @@ class ConsumerGroup:
         self.store, self.name = store, name
         self.streams = store.group_streams(name)
         self.redis = store.redis
-        self._acks = Batcher(self._ack_all, linger_s=ACK_LINGER_S)
+        self._acks = Batcher(self._ack_all, linger_s=LINGER_S)
 
     async def ensure(self) -> None:
         # From the start of each stream: a group created after orders were accepted still

@@ -10,7 +10,7 @@ of looping forever.
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged,
-a moment later (``ACK_LINGER_S``), with what other chunks finished meanwhile.
+a moment later (``shared.batching.LINGER_S``), with what other chunks finished meanwhile.
 Other types are acknowledged as soon as they are read. A handler that takes longer than
 ``handling_timeout_s`` is cancelled and its entries are no longer kept alive, so another
 consumer claims them; the idempotent appends make the order converge. At most

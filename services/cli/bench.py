@@ -40,11 +40,12 @@ import websockets
 from services.cli.launcher import System
 from services.cli.rawhttp import RawClient
 from shared.accounts import create_key
+from shared.batching import LINGER_S
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed, Submitted
 from shared.launches import Launches, PoolLaunched
 from shared.metrics import DELIVERY
-from shared.stream import ACK_LINGER_S, EventStore, Positions
+from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
 CONNECTIONS = 32
@@ -346,11 +347,11 @@ class Bench:
         finished = time.time()
         projected = await self.projected_after(began)
         pending = await store.backlog()
-        # Acknowledgements linger a moment after the work they acknowledge (ACK_LINGER_S):
+        # Acknowledgements linger a moment after the work they acknowledge (LINGER_S):
         # what is still pending a second later is real.
         deadline = time.monotonic() + 1
         while any(pending.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(ACK_LINGER_S)
+            await asyncio.sleep(LINGER_S)
             pending = await store.backlog()
         following.cancel()
         watching.cancel()

@@ -20,7 +20,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from services.executor.execution import executed_price, signature
-from shared.batching import Batcher
+from shared.batching import LINGER_S, Batcher
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
 from shared.launches import pushed
@@ -116,7 +116,7 @@ class SimulatedChain:
         # Transactions landing at the same moment share one script call.
         self._lands = Batcher(self._land_all)
         # No order waits on a settlement: those of a moment share one round trip.
-        self._settles = Batcher(self._settle_all, linger_s=0.02)
+        self._settles = Batcher(self._settle_all, linger_s=LINGER_S)
 
     def ledger_key(self, order_id: str, attempt: int) -> str:
         return self.layout.ledger(order_id, signature(self.settings.seed, order_id, attempt))
