@@ -4,7 +4,7 @@ Tasks that call at the same moment (in the same turn of the event loop) have the
 sent together: the first caller starts a flush, which runs once every task that is ready
 has had its turn, and each caller gets back the answers for its own items.
 
-Bookkeeping that no order waits on (acknowledgements, expiries) may linger: the flush waits
+Bookkeeping that no order waits on (a landing's expiry) may linger: the flush waits
 ``linger_s`` first, so calls spread over that moment share the round trip too. Under light
 load that is the difference: a round trip costs the caller's process about 0.1 ms of CPU,
 and one per order per step added up to most of an idle service's time.

@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from shared import lifecycle
-from shared.batching import LINGER_S, Batcher
+from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, Event, Failed, decode, encode
 from shared.partitions import (
@@ -544,7 +544,6 @@ class ConsumerGroup:
         self.store, self.name = store, name
         self.streams = store.group_streams(name)
         self.redis = store.redis
-        self._acks = Batcher(self._ack_all, linger_s=LINGER_S)
 
     async def ensure(self) -> None:
         # From the start of each stream: a group created after orders were accepted still
@@ -623,17 +622,13 @@ class ConsumerGroup:
         return counts
 
     async def ack(self, entries: Sequence[Entry]) -> None:
-        await self._acks([e.ref for e in entries])
-
-    async def _ack_all(self, refs: list[tuple[int, StreamId]]) -> list[None]:
-        calls = [{"name": self.streams[p], "groupname": self.name}
-                 for p in _by_partition(refs)]
-        parts = list(_by_partition(refs).values())
+        """One XACK per partition, all in one round trip."""
+        if not entries:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for call, ids in zip(calls, parts, strict=True):
-                pipe.xack(call["name"], call["groupname"], *(str(i) for i in ids))
+            for partition, ids in _by_partition([e.ref for e in entries]).items():
+                pipe.xack(self.streams[partition], self.name, *(str(i) for i in ids))
             await pipe.execute()
-        return [None] * len(refs)
 
 
 def _by_partition(refs: Sequence[tuple[int, StreamId]]) -> dict[int, list[StreamId]]:

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
+from shared.batching import LINGER_S
 from shared.config import Settings
 from shared.events import Event
 from shared.logs import bind_events
@@ -87,6 +88,11 @@ class Worker:
         self._held: set[Ref] = set()
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Chunks in hand, by when their handling must be over; and those the watchdog let go.
+        self._deadlines: dict[asyncio.Task[None], float] = {}
+        self._overdue: set[asyncio.Task[None]] = set()
+        # Handled, and acknowledged together a moment later.
+        self._finished: list[Entry] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -97,6 +103,7 @@ class Worker:
             loops = [asyncio.create_task(self._retrying(stop, self._read_loop(part)))
                      for part in self.store.read_sets]
             loops.append(asyncio.create_task(self._retrying(stop, self._keep)))
+            loops.append(asyncio.create_task(self._watch(stop)))
             await stop.wait()
             for loop in loops:
                 loop.cancel()
@@ -202,8 +209,7 @@ class Worker:
         wanted = [e for e in entries if isinstance(e.event, self.settings.types)]
         skipped = [e for e in entries if not isinstance(e.event, self.settings.types)]
         if skipped:
-            # Not awaited: the acknowledgement lingers, and reading need not wait for it.
-            self._track(asyncio.create_task(self._acknowledge(skipped)))
+            self._acknowledge_soon(skipped)
         self._held.update(e.ref for e in wanted)
         self._backlog.extend(wanted)
         self._start_ready()
@@ -213,7 +219,9 @@ class Worker:
         while self._backlog and self._in_flight < self.settings.concurrency:
             chunk = [self._backlog.popleft() for _ in range(min(size, len(self._backlog)))]
             self._in_flight += 1
-            self._track(asyncio.create_task(self._run_chunk(chunk)))
+            task = asyncio.create_task(self._run_chunk(chunk))
+            self._deadlines[task] = time.monotonic() + self.settings.handling_timeout_s
+            self._track(task)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         """Kept until done, and waited for at shutdown."""
@@ -237,12 +245,28 @@ class Worker:
             DEAD_LETTERS.labels(self.settings.group).inc()
         return healthy
 
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Cancels the handling of chunks past their deadline, every tenth of
+        ``handling_timeout_s``: one watchdog, where a timer per chunk cost the executor,
+        with a thousand orders in hand, a twentieth of its time."""
+        every_s = self.settings.handling_timeout_s / 10
+        while not stop.is_set():
+            await _wait(stop, every_s)
+            now = time.monotonic()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline < now and task not in self._overdue:
+                    self._overdue.add(task)
+                    task.cancel()
+
     async def _run_chunk(self, chunk: list[Entry]) -> None:
+        handled = False
         try:
-            if await self._handled(chunk):
-                await self._acknowledge(chunk)
+            handled = await self._handled(chunk)
         finally:
-            self._held.difference_update(e.ref for e in chunk)
+            if handled:
+                self._acknowledge_soon(chunk)
+            else:
+                self._held.difference_update(e.ref for e in chunk)
 
     async def _handled(self, chunk: list[Entry]) -> bool:
         """Hands the chunk to the handler; whether it finished. Its slot is free again on
@@ -252,27 +276,42 @@ class Worker:
         # appended it): one observation per entry cost the persister a tenth of its time.
         oldest = min(entry.id.ms for entry in chunk)
         self._waited.observe(max(0.0, time.time() - oldest / 1000))
+        task = asyncio.current_task()
+        assert task is not None
         try:
-            # A timeout, not wait_for: that would start a task of its own for every chunk.
-            async with asyncio.timeout(self.settings.handling_timeout_s):
-                await self.handle(chunk)
+            await self.handle(chunk)
             return True
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if task not in self._overdue:
+                # Stopping: left pending on purpose, this consumer or another one picks it
+                # up again.
+                raise
+            task.uncancel()
             # Let go: no longer kept alive, so it is claimed once idle, here or elsewhere.
             log.error("%s gave up on %d events after %.0f s; left to be claimed",
                       self.settings.group, len(chunk), self.settings.handling_timeout_s)
-        except asyncio.CancelledError:
-            # Left pending on purpose: this consumer or another one picks it up again.
-            raise
         except Exception:
             log.exception("%s failed on %d events; left pending", self.settings.group, len(chunk))
         finally:
+            self._deadlines.pop(task, None)
+            self._overdue.discard(task)
             self._in_flight -= 1
             self._start_ready()
             self._slot_freed.set()
         return False
 
-    async def _acknowledge(self, entries: list[Entry]) -> None:
+    def _acknowledge_soon(self, entries: list[Entry]) -> None:
+        """Acknowledged a moment later (``LINGER_S``), with whatever else finished
+        meanwhile, in one round trip; kept alive until then. A task that waited for its
+        own acknowledgement cost the executor, which finishes orders one by one, a tenth of
+        its time."""
+        if not self._finished:
+            self._track(asyncio.create_task(self._acknowledge_finished()))
+        self._finished.extend(entries)
+
+    async def _acknowledge_finished(self) -> None:
+        await asyncio.sleep(LINGER_S)
+        entries, self._finished = self._finished, []
         try:
             await self.group.ack(entries)
         except (RedisError, RedisClusterException) as error:
@@ -280,6 +319,8 @@ class Worker:
             BACKEND_ERRORS.labels("redis").inc()
             log.warning("%s could not acknowledge %d events (%s); left pending",
                         self.settings.group, len(entries), error)
+        finally:
+            self._held.difference_update(e.ref for e in entries)
 
     async def _wait_for_slot(self, stop: asyncio.Event) -> None:
         self._slot_freed.clear()
@@ -293,7 +334,11 @@ class Worker:
         if not self._tasks:
             return
         log.info("%s finishing %d in-flight tasks", self.settings.group, len(self._tasks))
-        _, unfinished = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout_s)
+        # Again while chunks that finish start their acknowledgement.
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left)
+        unfinished = set(self._tasks)
         for task in unfinished:
             task.cancel()
         if unfinished:
