@@ -9,9 +9,13 @@ really down an error, answered 503, not a hang.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import functools
 import logging
+import math
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 import hiredis
@@ -21,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
-from redis.exceptions import ConnectionError, DataError, RedisError, TimeoutError
+from redis.exceptions import ConnectionError, DataError, RedisError, ResponseError, TimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,57 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         driver_info=DriverInfo(),
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """The replies to ``commands``, sent together in one round trip, as the protocol gives
+    them (a hash is a dict under RESP3, a flat list under RESP2); the first error reply is
+    raised once every reply is read. A dead connection is replaced and the batch sent
+    again, as a single command would be: every command the engine sends is safe to
+    repeat.
+
+    On a single Redis, this is redis-py's pipeline without what it spends on each command:
+    a timer armed for every reply and a response callback. A pipeline of 100 HGETALLs cost
+    the caller 11 µs of CPU a command that way, and 4.5 µs this way; the executor sends two
+    such commands per order. A cluster's own pipeline sends each command to its node."""
+    if not commands:
+        return []
+    if isinstance(redis, RedisCluster):
+        async with redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+    pool = redis.connection_pool
+    connection: aioredis.Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        replies: list[Any] = await connection.retry.call_with_retry(
+            lambda: _round_trip(connection, commands),
+            lambda _error: connection.disconnect())
+    finally:
+        await pool.release(connection)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
+async def _round_trip(connection: aioredis.Connection,
+                      commands: Sequence[Sequence[Any]]) -> list[Any]:
+    await connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    try:
+        # One deadline for the whole batch. A reply cut short leaves the connection
+        # closed (redis-py closes it on any error while reading).
+        async with asyncio.timeout(connection.socket_timeout):
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response(timeout=math.inf))
+                except ResponseError as error:
+                    replies.append(error)
+    except builtins.TimeoutError as error:
+        raise TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") \
+            from error
+    return replies
 
 
 _STREAM_READS = ("XREAD", "XREADGROUP")

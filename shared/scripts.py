@@ -18,6 +18,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from shared.redis_client import pipelined
+
 Call = tuple[Sequence[Any], Sequence[Any]]  # keys, args
 
 # Script calls one batch has in flight at once on a cluster.
@@ -31,19 +33,14 @@ async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Ca
                   *after: Sequence[Any]) -> list[Any]:
     """Each call's reply, in order; ``after``: commands sent in the same pipeline after the
     calls (their replies follow)."""
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
     for attempt in range(2):
-        async with redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            for command in after:
-                pipe.execute_command(*command)
-            try:
-                replies: list[Any] = await pipe.execute()
-                return replies
-            except NoScriptError:
-                if attempt:
-                    raise
-                await redis.script_load(script.script)
+        try:
+            return await pipelined(redis, [*commands, *after])
+        except NoScriptError:
+            if attempt:
+                raise
+            await redis.script_load(script.script)
     raise AssertionError("unreachable")
 
 

@@ -46,7 +46,7 @@ from shared.partitions import (
 )
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, queue_of
-from shared.redis_client import connect, connect_sync, is_cluster
+from shared.redis_client import connect, connect_sync, is_cluster, pipelined
 from shared.scripts import run_all, run_each
 
 __all__ = ["OPEN_ORDER_TTL_S", "ConsumerGroup", "Entry", "EventStore", "Positions", "StreamId",
@@ -336,21 +336,16 @@ class EventStore:
         return await self._histories(order_ids)
 
     async def _read_histories(self, order_ids: list[str]) -> list[list[AnyEvent]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for order_id in order_ids:
-                pipe.hgetall(self.order_key(order_id))
-            replies = await pipe.execute()
+        replies = await pipelined(self.redis, [("HGETALL", self.order_key(order_id))
+                                               for order_id in order_ids])
         return [_history(raw) for raw in replies]
 
     async def recorded(self, order_ids: Sequence[str]) -> None:
         """These finished orders are in PostgreSQL: their index may expire now, and a late
         subscriber then reads the history from there, complete."""
-        if not order_ids:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for order_id in order_ids:
-                pipe.expire(self.order_key(order_id), self.settings.finished_order_ttl_s)
-            await pipe.execute()
+        ttl = self.settings.finished_order_ttl_s
+        await pipelined(self.redis, [("EXPIRE", self.order_key(order_id), ttl)
+                                     for order_id in order_ids])
 
     # --- reading the log --------------------------------------------------------------
 
@@ -531,7 +526,9 @@ def _text(value: bytes | str) -> str:
 _NOT_EVENTS = frozenset({b"st", b"end"})
 
 
-def _history(raw: Mapping[Any, bytes | str]) -> list[AnyEvent]:
+def _history(raw: Mapping[Any, bytes | str] | list[Any]) -> list[AnyEvent]:
+    if isinstance(raw, list):  # a hash as RESP2 gives it: field, value, field, value...
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
     events = (decode(data) for key, data in raw.items() if key not in _NOT_EVENTS)
     return sorted(events, key=lambda e: e.seq)
 
@@ -623,12 +620,9 @@ class ConsumerGroup:
 
     async def ack(self, entries: Sequence[Entry]) -> None:
         """One XACK per partition, all in one round trip."""
-        if not entries:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for partition, ids in _by_partition([e.ref for e in entries]).items():
-                pipe.xack(self.streams[partition], self.name, *(str(i) for i in ids))
-            await pipe.execute()
+        await pipelined(self.redis, [
+            ("XACK", self.streams[partition], self.name, *(str(i) for i in ids))
+            for partition, ids in _by_partition([e.ref for e in entries]).items()])
 
 
 def _by_partition(refs: Sequence[tuple[int, StreamId]]) -> dict[int, list[StreamId]]:

@@ -26,6 +26,7 @@ from shared.events import OrderRequested, Routed
 from shared.launches import pushed
 from shared.market import Market, launched_pool_of
 from shared.partitions import Layout
+from shared.redis_client import pipelined
 from shared.route import Leg
 from shared.routing import PoolOf, run_route
 from shared.scripts import run_each
@@ -135,10 +136,7 @@ class SimulatedChain:
             return {}
         # One GET each, pipelined: the keys live in every partition (and, on a cluster, in
         # many slots, which one MGET may not span).
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
-            landed = await pipe.execute()
+        landed = await pipelined(self.redis, [("GET", key) for key in keys])
         width = len(attempts)
         return {order_id: [msgspec.json.decode(raw, type=Landing)
                            for raw in landed[i * width : (i + 1) * width] if raw]
@@ -203,11 +201,10 @@ class SimulatedChain:
         await self._settles([landing])
 
     async def _settle_all(self, landings: list[Landing]) -> list[None]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for landing in landings:
-                pipe.expire(self.layout.ledger(landing.order_id, landing.signature),
-                            self.settings.finished_order_ttl_s)
-            await pipe.execute()
+        ttl = self.settings.finished_order_ttl_s
+        await pipelined(self.redis, [
+            ("EXPIRE", self.layout.ledger(landing.order_id, landing.signature), ttl)
+            for landing in landings])
         return [None] * len(landings)
 
     async def confirmation(self, landing: Landing) -> Landing:

@@ -1,0 +1,47 @@
+"""``pipelined``: many commands in one round trip, on a single Redis and on a cluster."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ResponseError
+
+from shared.redis_client import connect, pipelined
+from shared.stream import EventStore
+
+
+async def test_replies_come_in_order_and_an_error_is_raised_after_every_command_ran(
+    store: EventStore,
+) -> None:
+    key = f"{store.settings.namespace}:pipelined"
+    replies = await pipelined(store.redis, [("SET", key, "1"), ("INCRBY", key, 2),
+                                            ("GET", key)])
+    assert replies[1:] == [3, b"3"]
+
+    with pytest.raises(ResponseError, match="not an integer"):
+        await pipelined(store.redis, [("INCRBY", key, 1), ("SET", key, "text"),
+                                      ("INCRBY", key, 1), ("SET", f"{key}:after", "ran")])
+    # The commands around the refused one ran, and the connection answers the next batch.
+    assert await pipelined(store.redis, [("GET", key), ("GET", f"{key}:after")]) == [
+        b"text", b"ran"]
+    await store.redis.delete(key, f"{key}:after")
+
+
+async def test_a_batch_on_a_connection_the_server_closed_is_sent_again(
+    store: EventStore,
+) -> None:
+    if store.cluster:
+        pytest.skip("the single Redis path; a cluster's pipeline heals by itself")
+    key = f"{store.settings.namespace}:pipelined-healing"
+    client = connect(store.settings.redis_url, cluster=False)
+    try:
+        # The client's one connection, which the server then closes.
+        client_id, _ = await pipelined(client, [("CLIENT", "ID"), ("SET", key, "1")])
+        await store.redis.client_kill_filter(_id=client_id)
+        assert await pipelined(client, [("INCR", key), ("GET", key)]) == [2, b"2"]
+    finally:
+        await client.aclose()
+        await store.redis.delete(key)
+
+
+async def test_nothing_to_send_sends_nothing(store: EventStore) -> None:
+    assert await pipelined(store.redis, []) == []
