@@ -46,13 +46,12 @@ async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Ca
 
 async def run_each(redis: aioredis.Redis, script: AsyncScript,
                    calls: Sequence[Call]) -> list[Any]:
-    """Each call's reply, in order: one pipeline on a single Redis; on a cluster, each call
-    goes to its own slot's node, concurrently. A call alone is sent as it is, with no
-    pipeline around it."""
-    if len(calls) == 1:
-        [(keys, args)] = calls
-        return [await script(keys=keys, args=args)]
+    """Each call's reply, in order: one round trip on a single Redis; on a cluster, each
+    call goes to its own slot's node, concurrently."""
     if isinstance(redis, RedisCluster):
+        if len(calls) == 1:
+            [(keys, args)] = calls
+            return [await script(keys=keys, args=args)]
         # A cluster pipeline takes no scripts. The script is loaded on every primary
         # first: calls that meet NOSCRIPT at once each load it, and a burst of them made
         # redis-py's cluster client close connections that other calls were using. And a
