@@ -1,0 +1,116 @@
+"""What the machinery costs per order, apart from any order's own work: the measurements
+behind the executor's overhead figures in ``docs/performance.md``. Not a test (it only
+measures):
+
+    python -m tests.measure_overheads
+
+with REDIS_URL set (a single Redis). It prints one JSON document, CPU microseconds of this
+process (user and system):
+
+* ``workerPerEntry``: 10,000 entries through a ``Worker`` whose handler does nothing but
+  yield once, handed over one at a time (as the executor takes orders) and 100 at a time;
+* ``pipelinePerCommand``: 100 HGETALLs of 600-byte hashes in one round trip, through
+  redis-py's pipeline and through ``pipelined``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+
+import uvloop
+
+from shared.config import Settings
+from shared.events import OrderRequested
+from shared.redis_client import pipelined
+from shared.stream import Entry, EventStore
+from shared.worker import Worker, WorkerSettings
+from tests.helpers import order
+
+ENTRIES = 10_000
+BATCHES = 200
+
+
+async def worker_per_entry(redis_url: str, chunk_size: int, concurrency: int) -> float:
+    settings = Settings(redis_url=redis_url, namespace=f"overheads-{secrets.token_hex(3)}")
+    store = EventStore(settings)
+    try:
+        events = [order(str(uuid.uuid4())) for _ in range(ENTRIES)]
+        for start in range(0, ENTRIES, 500):
+            await store.append(events[start : start + 500])
+        handled = 0
+        finished = asyncio.Event()
+
+        async def handle(entries: Sequence[Entry]) -> None:
+            nonlocal handled
+            await asyncio.sleep(0)
+            handled += len(entries)
+            if handled >= ENTRIES:
+                finished.set()
+
+        worker_settings = WorkerSettings(
+            group="router", consumer="overheads", types=(OrderRequested,), batch_size=100,
+            chunk_size=chunk_size, concurrency=concurrency)
+        stop = asyncio.Event()
+        started = time.process_time()
+        running = asyncio.create_task(Worker(store, worker_settings, handle).run(stop))
+        await finished.wait()
+        used = time.process_time() - started
+        stop.set()
+        await running
+        return round(used / ENTRIES * 1e6, 1)
+    finally:
+        keys = await store.redis.keys(f"{settings.namespace}*")
+        if keys:
+            await store.redis.delete(*keys)
+        await store.close()
+
+
+async def pipeline_per_command(redis_url: str) -> dict[str, float]:
+    store = EventStore(Settings(redis_url=redis_url,
+                                namespace=f"overheads-{secrets.token_hex(3)}"))
+    redis = store.redis
+    keys = [f"{store.settings.namespace}:hash:{n}" for n in range(100)]
+    try:
+        await pipelined(redis, [("HSET", key, "1", "x" * 300, "2", "y" * 300)
+                                for key in keys])
+        started = time.process_time()
+        for _ in range(BATCHES):
+            async with redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                await pipe.execute()
+        redis_py = time.process_time() - started
+        started = time.process_time()
+        for _ in range(BATCHES):
+            await pipelined(redis, [("HGETALL", key) for key in keys])
+        ours = time.process_time() - started
+        per_command = BATCHES * len(keys) / 1e6
+        return {"redisPyPipeline": round(redis_py / per_command, 1),
+                "pipelined": round(ours / per_command, 1)}
+    finally:
+        await redis.delete(*keys)
+        await store.close()
+
+
+async def measure(redis_url: str) -> dict[str, object]:
+    return {
+        "workerPerEntry": {
+            "oneAtATime": await worker_per_entry(redis_url, 1, 1000),
+            "hundredAtATime": await worker_per_entry(redis_url, 100, 10),
+        },
+        "pipelinePerCommand": await pipeline_per_command(redis_url),
+    }
+
+
+def main() -> None:
+    print(json.dumps(uvloop.run(measure(os.environ["REDIS_URL"])), indent=1))
+
+
+if __name__ == "__main__":
+    main()
