@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -29,10 +30,39 @@ class EmbeddedError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing is bound to, below the range the kernel hands out as the source ports
+    of outgoing connections. One taken from that range (bind to port 0, then close) could
+    become some connection's source port before the server it was meant for bound it: now
+    and then a service failed to start with "Address already in use"."""
+    return _unused_port(_bindable)
+
+
+def _unused_port(usable: Callable[[int], bool], span: int = 0) -> int:
+    """A random port from 10,000 up, that ``usable`` accepts and whose ``port + span`` is
+    below the kernel's source ports too."""
+    low = _source_ports_start() - span
+    if low <= _LOWEST_PORT:  # the kernel lends nearly every port: take one it has lent
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(_LOWEST_PORT, low)
+        if usable(port):
+            return port
+    raise EmbeddedError("no free port")
+
+
+_LOWEST_PORT = 10_000
+
+
+def _source_ports_start() -> int:
+    """Where the kernel's range of source ports for outgoing connections starts."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
@@ -143,13 +173,10 @@ def _valkey_server() -> Path:
 
 
 def cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
-    rng = random.Random()
-    for _ in range(1000):
-        port = rng.randrange(20_000, 55_536)
-        if _bindable(port) and _bindable(port + CLUSTER_BUS_OFFSET):
-            return port
-    raise EmbeddedError("no free port pair for a cluster node")
+    """A free port whose cluster bus port (port + 10000) is free too, both below the
+    kernel's source ports (``free_port``)."""
+    return _unused_port(lambda port: _bindable(port) and _bindable(port + CLUSTER_BUS_OFFSET),
+                        span=CLUSTER_BUS_OFFSET)
 
 
 def _bindable(port: int) -> bool:

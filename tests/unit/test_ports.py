@@ -1,0 +1,28 @@
+"""Ports for the services a launcher starts: never one the kernel may lend meanwhile as the
+source port of an outgoing connection."""
+
+from __future__ import annotations
+
+import socket
+
+from services.cli.embedded import (
+    CLUSTER_BUS_OFFSET,
+    _source_ports_start,
+    cluster_port,
+    free_port,
+)
+
+
+def test_a_free_port_is_below_the_source_ports_and_can_be_bound() -> None:
+    for _ in range(50):
+        port = free_port()
+        assert 10_000 <= port < _source_ports_start()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_cluster_node_port_and_its_bus_port_are_below_the_source_ports() -> None:
+    for _ in range(50):
+        port = cluster_port()
+        assert port >= 10_000
+        assert port + CLUSTER_BUS_OFFSET < _source_ports_start()
