@@ -11,12 +11,13 @@ of looping forever.
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged,
 a moment later (``shared.batching.LINGER_S``), with what other chunks finished meanwhile.
-Other types are acknowledged as soon as they are read. A handler that takes longer than
-``handling_timeout_s`` is cancelled and its entries are no longer kept alive, so another
-consumer claims them; the idempotent appends make the order converge. At most
-``concurrency`` chunks are in hand at once, and a worker reads no more than its free slots
-can start, so one consumer never hoards work another could start. When Redis is away the
-loop waits and tries again; nothing is acknowledged that was not done.
+Other types are acknowledged the same way, without being handed over. A handler that takes
+longer than ``handling_timeout_s`` is cancelled (a watchdog checks every tenth of it) and
+its entries are no longer kept alive, so another consumer claims them; the idempotent
+appends make the order converge. At most ``concurrency`` chunks are in hand at once, and a
+worker reads no more than its free slots can start, so one consumer never hoards work
+another could start. When Redis is away the loop waits and tries again; nothing is
+acknowledged that was not done.
 """
 
 from __future__ import annotations
@@ -247,8 +248,8 @@ class Worker:
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Cancels the handling of chunks past their deadline, every tenth of
-        ``handling_timeout_s``: one watchdog, where a timer per chunk cost the executor,
-        with a thousand orders in hand, a twentieth of its time."""
+        ``handling_timeout_s``: one watchdog, where every chunk armed and cancelled a timer
+        of its own."""
         every_s = self.settings.handling_timeout_s / 10
         while not stop.is_set():
             await _wait(stop, every_s)
@@ -302,9 +303,9 @@ class Worker:
 
     def _acknowledge_soon(self, entries: list[Entry]) -> None:
         """Acknowledged a moment later (``LINGER_S``), with whatever else finished
-        meanwhile, in one round trip; kept alive until then. A task that waited for its
-        own acknowledgement cost the executor, which finishes orders one by one, a tenth of
-        its time."""
+        meanwhile, in one round trip; kept alive until then. No task waits for it: with the
+        watchdog, that took an entry handed over alone (as the executor takes orders) from
+        26-29 µs of the worker's CPU to 15-16 (``tests.measure_overheads``)."""
         if not self._finished:
             self._track(asyncio.create_task(self._acknowledge_finished()))
         self._finished.extend(entries)
