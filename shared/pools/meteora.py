@@ -16,11 +16,14 @@ pools are values and the engine's simulated swaps are independent.
 
 from __future__ import annotations
 
+import copy
 import math
+from bisect import bisect_left, bisect_right
 from fractions import Fraction
 from functools import lru_cache
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from shared.pools.fees import BPS, ceil_div, fee_for
 from shared.pools.result import InsufficientLiquidity, SwapResult, price_impact
@@ -97,12 +100,16 @@ def spot_price(pool: DlmmPool, token_in: str) -> float:
     return float(_spot(pool, _sells_base(pool, token_in)))
 
 
-def _path(pool: DlmmPool, sells_base: bool) -> list[Bin]:
-    """The bins a swap walks, in order: selling base takes quote from the active bin down
-    (lower prices), selling quote takes base from the active bin up."""
+def _walk(pool: DlmmPool, sells_base: bool) -> range:
+    """The indexes of the bins a swap walks, in order: selling base takes quote from the
+    active bin down (lower prices), selling quote takes base from the active bin up."""
     if sells_base:
-        return [b for b in reversed(pool.bins) if b.id <= pool.active_id]
-    return [b for b in pool.bins if b.id >= pool.active_id]
+        return range(bisect_right(pool.bins, pool.active_id, key=_id) - 1, -1, -1)
+    return range(bisect_left(pool.bins, pool.active_id, key=_id), len(pool.bins))
+
+
+def _id(b: Bin) -> int:
+    return b.id
 
 
 def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
@@ -116,17 +123,22 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
     Raises InsufficientLiquidity when the bins cannot take the whole input, or when the swap
     would take the last unit of the output token: an empty side has no price, just as a
     constant-product pool never pays out its whole reserve.
+
+    The work is in the bins walked, not in the pool's size: the router runs many swaps an
+    order, and a pool of 161 bins once cost each swap a pass over all of them.
     """
     if amount_in <= 0:
         raise ValueError(f"amount_in must be positive, got {amount_in}")
     sells_base = _sells_base(pool, token_in)
-    path = _path(pool, sells_base)
-    remaining, out, fee = amount_in, 0, 0
-    filled: dict[int, Bin] = {}
+    walk = _walk(pool, sells_base)
+    remaining, out, fee, drained = amount_in, 0, 0, 0
+    # Every bin walked, as the swap leaves it; the last one filled becomes the active one.
+    walked: list[Bin] = []
     active_id = pool.active_id
-    for b in path:
+    for index in walk:
         if remaining == 0:
             break
+        b = pool.bins[index]
         held = b.quote if sells_base else b.base
         # price = p / q; the output per net input is price selling base, 1 / price buying it.
         price = bin_price(pool.bin_step, b.id)
@@ -140,6 +152,7 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
         drain_gross = ceil_div(drain_net * BPS, BPS - rate)
         if remaining >= drain_gross:
             gross, got = drain_gross, held
+            drained += held
         else:
             gross = remaining
             net = gross - fee_for(gross, rate)
@@ -147,38 +160,51 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
             got = net * p // q if sells_base else net * q // p
         if gross == 0:
             # Nothing to buy in this bin; walk past it.
+            walked.append(b)
             continue
         remaining -= gross
         out += got
         # Same as drain_gross - drain_net when the bin is drained.
         fee += fee_for(gross, rate)
         if sells_base:
-            filled[b.id] = Bin(b.id, b.base + gross, b.quote - got)
+            walked.append(Bin(b.id, b.base + gross, b.quote - got))
         else:
-            filled[b.id] = Bin(b.id, b.base - got, b.quote + gross)
+            walked.append(Bin(b.id, b.base - got, b.quote + gross))
         active_id = b.id
-    depth = sum(b.quote if sells_base else b.base for b in path)
-    if remaining > 0:
-        raise InsufficientLiquidity(
-            f"the {pool.base}/{pool.quote} bins cannot take {amount_in} {token_in}: "
-            f"{remaining} would be left once all {depth} on offer is bought"
-        )
-    if out == depth:
-        raise InsufficientLiquidity(
-            f"{amount_in} {token_in} would empty the {pool.base}/{pool.quote} pool's output side"
-        )
-    after = msgspec.structs.replace(
-        pool,
-        active_id=active_id,
-        bins=tuple(filled.get(b.id, b) for b in pool.bins),
-    )
+    # Only a swap that drained every bin it filled from can have emptied the output side.
+    if remaining > 0 or out == drained:
+        depth = sum(pool.bins[i].quote if sells_base else pool.bins[i].base for i in walk)
+        if remaining > 0:
+            raise InsufficientLiquidity(
+                f"the {pool.base}/{pool.quote} bins cannot take {amount_in} {token_in}: "
+                f"{remaining} would be left once all {depth} on offer is bought"
+            )
+        if out == depth:
+            raise InsufficientLiquidity(
+                f"{amount_in} {token_in} would empty the {pool.base}/{pool.quote} pool's "
+                "output side"
+            )
     return SwapResult(
         amount_in=amount_in,
         amount_out=out,
         fee=fee,
         price_impact=price_impact(out, amount_in - fee, _spot(pool, sells_base)),
-        pool_after=after,
+        pool_after=_after(pool, walk, walked, active_id),
     )
+
+
+def _after(pool: DlmmPool, walk: range, walked: list[Bin], active_id: int) -> DlmmPool:
+    """The pool with the bins walked (the first ``len(walked)`` of ``walk``) replaced. They
+    keep their ids and no side goes negative, so the pool stays as valid as it was: it is
+    copied rather than built again, as checking every bin again cost more than the swap."""
+    start = walk.start
+    if walk.step < 0:
+        walked.reverse()
+        start -= len(walked) - 1
+    after = copy.copy(pool)
+    force_setattr(after, "bins", (*pool.bins[:start], *walked, *pool.bins[start + len(walked):]))
+    force_setattr(after, "active_id", active_id)
+    return after
 
 
 def _split(total: int, parts: int) -> list[int]:

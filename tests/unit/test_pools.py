@@ -210,6 +210,22 @@ def test_meteora_walks_past_empty_bins() -> None:
     assert result.pool_after.bins[1] == Bin(0, 1_000, 0)
 
 
+def test_meteora_fills_on_both_sides_of_an_empty_bin() -> None:
+    # Selling base: bin 0 (price 1, no fee) is drained for 1_000, bin -1 holds nothing and
+    # is walked past, bin -2 takes the other 4_000: floor(4_000 * 10_000 / 10_201) = 3_921.
+    pool = DlmmPool("SOL", "USDC", 100, 0,
+                    (Bin(-2, 0, 1_000_000), Bin(-1, 0, 0), Bin(0, 0, 1_000), Bin(1, 500, 0)),
+                    base_fee_bps=0, max_fee_bps=0)
+    result = swap(pool, "SOL", 5_000)
+    assert result.amount_out == 1_000 + 3_921
+    assert result.pool_after == DlmmPool(
+        "SOL", "USDC", 100, -2,
+        (Bin(-2, 4_000, 1_000_000 - 3_921), Bin(-1, 0, 0), Bin(0, 1_000, 0), Bin(1, 500, 0)),
+        base_fee_bps=0, max_fee_bps=0)
+    # The pool swapped against is a value: unchanged.
+    assert pool.active_id == 0 and pool.bins[2] == Bin(0, 0, 1_000)
+
+
 # --- Shared behaviour -------------------------------------------------------------------
 
 
