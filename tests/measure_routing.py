@@ -1,0 +1,49 @@
+"""What deciding an order's route costs: the router's CPU for an order whose terms it has
+not decided this market tick (it remembers a decision per terms and tick, so a benchmark
+of identical orders decides once a second). Not a test (it only measures):
+
+    python -m tests.measure_routing
+
+It prints one JSON document: microseconds of CPU per decision (``shared.routing.decide``
+against the seeded market), the median of five rounds of 200, for a few pairs and sizes:
+direct, split and two-hop candidates, on both venues.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from shared.config import Settings
+from shared.market import Market
+from shared.routing import decide
+from shared.tokens import get
+
+# tokenIn, tokenOut, amount in decimal units of tokenIn.
+ORDERS = (("SOL", "USDC", 0.5), ("SOL", "USDC", 500.0), ("USDC", "SOL", 50.0),
+          ("SOL", "BONK", 0.5))
+ROUNDS, DECISIONS = 5, 200
+
+
+def microseconds_per_decision(token_in: str, token_out: str, amount: float) -> float:
+    market = Market.from_settings(Settings(seed="measure"))
+    amount_in = int(amount * get(token_in).unit)
+    pool_of = market.pool_at(time.time())
+    rounds = []
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(DECISIONS):
+            decide(token_in, token_out, amount_in, 0.01, market.pools_between, pool_of)
+        rounds.append((time.process_time() - started) / DECISIONS * 1e6)
+    return round(statistics.median(rounds), 1)
+
+
+def main() -> None:
+    print(json.dumps({f"{token_in}->{token_out} {amount:g}":
+                      microseconds_per_decision(token_in, token_out, amount)
+                      for token_in, token_out, amount in ORDERS}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
