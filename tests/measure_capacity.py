@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 import redis
 
-from services.cli.bench import ENDS, Bench, Options, forget
+from services.cli.bench import ENDS, Bench, Options
 from services.cli.cpu import cpu_seconds, postgres_pids
 from services.cli.launcher import System, system
 from shared.config import Settings, load
@@ -395,11 +395,8 @@ def main() -> None:
     cluster = is_cluster(redis_url)
     namespace = f"capacity-{secrets.token_hex(3)}"
     logs = Path(tempfile.mkdtemp(prefix="oee-capacity-"))
-    try:
-        with system(redis_url, database_url, namespace, logs, 1, **SYSTEM) as running:
-            result = asyncio.run(measure(running, args, cluster))
-    finally:
-        forget(load({"REDIS_URL": redis_url, "OEE_NAMESPACE": namespace}))
+    with system(redis_url, database_url, namespace, logs, 1, **SYSTEM) as running:
+        result = asyncio.run(measure(running, args, cluster))
     print(json.dumps(result, indent=1))
 
 

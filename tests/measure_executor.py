@@ -29,9 +29,9 @@ import uuid
 
 from redis.exceptions import ResponseError
 
-from services.cli.bench import forget
 from services.cli.cpu import cpu_seconds
 from services.cli.embedded import free_port
+from services.cli.launcher import forget
 from shared.config import Settings
 from shared.stream import EventStore
 from tests.helpers import order, route_now

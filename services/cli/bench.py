@@ -37,7 +37,7 @@ import msgspec
 import psycopg
 import websockets
 
-from services.cli.launcher import System
+from services.cli.launcher import System, forget
 from services.cli.rawhttp import RawClient
 from shared.accounts import create_key
 from shared.batching import LINGER_S
@@ -541,21 +541,6 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
         finally:
             system.stop()
             forget(load(env))
-
-
-def forget(settings: Settings) -> None:
-    """Deletes the run's keys, so benchmarks against a shared Redis leave nothing behind."""
-    from shared.redis_client import connect_sync, is_cluster
-
-    cluster = is_cluster(settings.redis_url)
-    client = connect_sync(settings.redis_url, cluster)
-    try:
-        # One key per call: on a cluster the keys live in many slots (a cluster scan covers
-        # every primary).
-        for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            client.unlink(key)
-    finally:
-        client.close()
 
 
 def rss_mb(pid: int) -> float | None:

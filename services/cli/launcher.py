@@ -6,6 +6,7 @@ them all gracefully: the gateways first, so no order arrives while the workers f
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from redis.exceptions import RedisClusterException, RedisError
+
 from services.cli.embedded import free_port
+from shared.config import Settings, load
+from shared.redis_client import connect_sync, is_cluster
+
+log = logging.getLogger("oee.launcher")
 
 SERVICES = ("persister", "router", "trigger", "executor", "gateway")
 
@@ -143,7 +150,7 @@ FAST = {
 def system(redis_url: str, database_url: str, namespace: str, logs: Path,
            executors: int = 1, **overrides: str) -> Iterator[System]:
     """The services on a free port, with small delays, over a migrated database, stopped
-    at the end."""
+    at the end; then the namespace's keys are deleted."""
     env = dict(os.environ)
     env.update({
         "REDIS_URL": redis_url,
@@ -167,3 +174,22 @@ def system(redis_url: str, database_url: str, namespace: str, logs: Path,
         yield running
     finally:
         running.stop()
+        forget(load(env))
+
+
+def forget(settings: Settings) -> None:
+    """Deletes the run's keys, once its services have stopped, so runs against a shared
+    Redis leave nothing behind. A Redis that no longer answers (a test stopped it) is left
+    as it is."""
+    try:
+        cluster = is_cluster(settings.redis_url)
+        client = connect_sync(settings.redis_url, cluster)
+        try:
+            # One key per call: on a cluster the keys live in many slots (a cluster scan
+            # covers every primary).
+            for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
+                client.unlink(key)
+        finally:
+            client.close()
+    except (RedisError, RedisClusterException) as error:
+        log.warning("could not delete the keys of %s: %s", settings.namespace, error)

@@ -21,12 +21,11 @@ import base58
 import httpx
 import msgspec
 
-from services.cli.bench import forget
 from services.cli.cpu import cpu_seconds, postgres_pids, redis_cpu
 from services.cli.launcher import system
 from services.trigger.registry import Registry
 from services.trigger.scale import percentile
-from shared.config import Settings, load
+from shared.config import Settings
 from shared.launches import Launches, PoolLaunched
 from shared.stream import EventStore
 
@@ -130,18 +129,14 @@ def main() -> None:
     args = parser.parse_args()
     namespace = f"snipe-{secrets.token_hex(3)}"
     redis_url, database_url = os.environ["REDIS_URL"], os.environ["DATABASE_URL"]
-    try:
-        with system(redis_url, database_url, namespace, Path(tempfile.mkdtemp()),
-                    executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
-                    OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
-                    OEE_RATE_LIMIT_PER_MIN="1000000",
-                    OEE_MAX_OPEN_ORDERS="1000000") as running:
-            pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
-            result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
-                                         args.launches, pids))
-    finally:
-        # Once every service has stopped: a shared Redis keeps nothing of the run.
-        forget(load({"REDIS_URL": redis_url, "OEE_NAMESPACE": namespace}))
+    with system(redis_url, database_url, namespace, Path(tempfile.mkdtemp()),
+                executors=args.executors, OEE_QUOTE_LATENCY_MS="0",
+                OEE_EXECUTION_LATENCY_MS="0", OEE_EXECUTOR_CONCURRENCY=args.concurrency,
+                OEE_RATE_LIMIT_PER_MIN="1000000",
+                OEE_MAX_OPEN_ORDERS="1000000") as running:
+        pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
+        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
+                                     args.launches, pids))
     print(json.dumps(result, indent=1))
 
 

@@ -18,12 +18,10 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import pytest
-import redis.asyncio as aioredis
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from services.cli.launcher import System, system
 from shared.accounts import create_key
-from tests.conftest import cleanup
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -93,19 +91,8 @@ def browser() -> Iterator[Browser]:
 def running_system(redis_url: str, database_url: str, logs: Path,
                    **overrides: str) -> Iterator[System]:
     namespace = f"e2e-{secrets.token_hex(4)}"
-    try:
-        with system(redis_url, database_url, namespace, logs, **overrides) as started:
-            yield started
-    finally:
-        run_apart(_forget(redis_url, namespace))
-
-
-async def _forget(redis_url: str, namespace: str) -> None:
-    client = aioredis.from_url(redis_url)
-    try:
-        await cleanup(client, namespace)
-    finally:
-        await client.aclose()
+    with system(redis_url, database_url, namespace, logs, **overrides) as started:
+        yield started
 
 
 @contextmanager

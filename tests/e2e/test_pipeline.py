@@ -16,6 +16,7 @@ import websockets
 
 from services.cli.launcher import System, system
 from shared.events import Built, Submitted
+from shared.redis_client import connect
 from shared.stream import EventStore
 from tests.helpers import HAPPY, ORDER, drain, eventually, stories, submit, watch
 
@@ -276,6 +277,12 @@ async def test_failed_attempts_are_kept_and_the_order_ends_failed(
         async with httpx.AsyncClient(base_url=failing.url) as client:
             view = (await client.get(f"/orders/{order_id}")).json()
         assert view["failedAttempts"] == 3 and len(view["attempts"]) == 3
+    # Stopped, the system leaves none of its keys in Redis.
+    redis = connect(redis_url)
+    try:
+        assert [key async for key in redis.scan_iter(match=f"{namespace}:*")] == []
+    finally:
+        await redis.aclose()
 
 
 async def test_quote_shows_the_route_without_executing(

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from services.cli.launcher import System, system
 from shared.accounts import create_key
-from tests.conftest import cleanup
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +39,6 @@ def statuses(stdout: str) -> list[str]:
     return [line.split()[0] for line in stdout.splitlines()]
 
 
-async def _forget(redis_url: str, namespace: str) -> None:
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        await cleanup(redis, namespace)
-    finally:
-        await redis.aclose()
-
-
 @pytest.fixture(scope="module")
 def open_system(redis_url: str, database_url: str,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
@@ -57,7 +47,6 @@ def open_system(redis_url: str, database_url: str,
     with system(redis_url, database_url, namespace,
                 tmp_path_factory.mktemp("terminal-logs")) as running:
         yield running
-    asyncio.run(_forget(redis_url, namespace))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,6 @@ def keyed_system(redis_url: str, database_url: str,
     with system(redis_url, database_url, namespace, tmp_path_factory.mktemp("keyed-logs"),
                 OEE_AUTH="required") as running:
         yield running
-    asyncio.run(_forget(redis_url, namespace))
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +163,6 @@ def failing_system(redis_url: str, database_url: str,
     with system(redis_url, database_url, namespace, tmp_path_factory.mktemp("failing-logs"),
                 OEE_FAILURE_RATE="1", OEE_MAX_ATTEMPTS="1") as running:
         yield running
-    asyncio.run(_forget(redis_url, namespace))
 
 
 def test_a_failed_order_exits_1_after_printing_why(
