@@ -27,17 +27,18 @@ from services.trigger.registry import Registry
 from services.trigger.scale import percentile
 from shared.config import Settings
 from shared.launches import Launches, PoolLaunched
+from shared.route import Dex
 from shared.stream import EventStore
 
 
 async def measure(url: str, redis_url: str, namespace: str, snipers: int, launches: int,
-                  pids: dict[str, list[int]]) -> dict[str, object]:
+                  pids: dict[str, list[int]], venue: Dex = "raydium") -> dict[str, object]:
     """``launches`` launches one after the other on the same running system, each with its
     own ``snipers``: the first meets fresh processes (their connections still to open),
     the later ones a system that has been running."""
     store = EventStore(Settings(redis_url=redis_url, namespace=namespace))
     try:
-        runs = [await launch_once(url, store, namespace, snipers, f"SNIPE{n}", pids)
+        runs = [await launch_once(url, store, namespace, snipers, f"SNIPE{n}", pids, venue)
                 for n in range(launches)]
     finally:
         await store.close()
@@ -48,7 +49,8 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int, launch
 
 
 async def launch_once(url: str, store: EventStore, namespace: str, snipers: int,
-                      symbol: str, pids: dict[str, list[int]]) -> dict[str, object]:
+                      symbol: str, pids: dict[str, list[int]],
+                      venue: Dex = "raydium") -> dict[str, object]:
     mint = base58.b58encode(secrets.token_bytes(32)).decode()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         async def one(n: int) -> str:
@@ -64,7 +66,7 @@ async def launch_once(url: str, store: EventStore, namespace: str, snipers: int,
     while await registry.count() < snipers:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     launches = Launches(store.redis, namespace)
-    launch = PoolLaunched(mint=mint, symbol=symbol, decimals=6, venue="raydium",
+    launch = PoolLaunched(mint=mint, symbol=symbol, decimals=6, venue=venue,
                           price="0.0001", liquidity="100000")
     position = await store.heads()
     pids = {**pids, "postgres": postgres_pids()}  # the persister's backend is open by now
@@ -124,6 +126,8 @@ def main() -> None:
     parser.add_argument("--snipers", type=int, default=1000)
     parser.add_argument("--executors", type=int, default=1)
     parser.add_argument("--concurrency", default="1000")
+    parser.add_argument("--venue", choices=("raydium", "meteora"), default="raydium",
+                        help="the launched pool's venue")
     parser.add_argument("--launches", type=int, default=1,
                         help="launches one after the other on the same running system")
     args = parser.parse_args()
@@ -136,7 +140,7 @@ def main() -> None:
                 OEE_MAX_OPEN_ORDERS="1000000") as running:
         pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
         result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
-                                     args.launches, pids))
+                                     args.launches, pids, args.venue))
     print(json.dumps(result, indent=1))
 
 
