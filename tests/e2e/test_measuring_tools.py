@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 
 def measured(redis_url: str, database_url: str, module: str, *args: str,
              **env: str) -> dict[str, Any]:
@@ -21,10 +23,11 @@ def measured(redis_url: str, database_url: str, module: str, *args: str,
     return result
 
 
+@pytest.mark.parametrize("venue", ["raydium", "meteora"])
 def test_the_launch_measure_follows_every_sniper_to_submitted(
-        redis_url: str, database_url: str) -> None:
+        redis_url: str, database_url: str, venue: str) -> None:
     result = measured(redis_url, database_url, "services.trigger.snipe_scale",
-                      "--snipers", "20", "--launches", "2")
+                      "--snipers", "20", "--launches", "2", "--venue", venue)
     assert len(result["launches"]) == 2
     for launch in result["launches"]:
         assert launch["submitted"] == 20
@@ -57,3 +60,19 @@ def test_the_capacity_measure_prints_its_model(redis_url: str, database_url: str
     drained = result["postgresWrite"]
     assert drained["persisters"] == 2 and drained["statuses"] == {"confirmed": 100}
     assert set(result["model"]["shards"]) == {"3", "6", "12"}
+
+
+def test_the_executor_measure_times_every_burst(redis_url: str, database_url: str) -> None:
+    result = measured(redis_url, database_url, "tests.measure_executor", "--orders", "50",
+                      "--bursts", "2")
+    assert result["orders"] == 50 and len(result["bursts"]) == 2
+    for burst in result["bursts"]:
+        assert burst["lastConfirmedS"] > 0 and burst["cpuS"] >= 0
+        assert burst["cpuMsPerOrder"] == round(burst["cpuS"] / 50 * 1000, 3)
+
+
+def test_the_routing_measure_prices_every_order_shape(
+        redis_url: str, database_url: str) -> None:
+    result = measured(redis_url, database_url, "tests.measure_routing")
+    assert set(result) == {"SOL->USDC 0.5", "SOL->USDC 500", "USDC->SOL 50", "SOL->BONK 0.5"}
+    assert all(microseconds > 0 for microseconds in result.values())
