@@ -24,11 +24,6 @@ class PartitionMismatch(RuntimeError):
     """Redis holds data written with another partition count."""
 
 
-class OldLayout(RuntimeError):
-    """Redis holds events in the layout from before partitions: one stream for every order.
-    Nothing reads that stream any more, so its unfinished orders would silently stall."""
-
-
 @functools.cache
 def _tags(count: int) -> tuple[str, ...]:
     """One hash tag per partition, each hashing into its own 1/count-th of the slots: a
@@ -82,12 +77,6 @@ class Layout:
         return self.key(self.of(order_id), f"chain:tx:{signature}")
 
     @property
-    def old_log(self) -> str:
-        """The one stream of every order, before partitions (its order hashes were
-        ``{ns}:order:ID``)."""
-        return f"{self.namespace}:events"
-
-    @property
     def count_key(self) -> str:
         """Where the partition count is recorded, at first start."""
         return f"{self.namespace}:partitions"
@@ -105,15 +94,6 @@ def mismatch_message(recorded: int, wanted: int, namespace: str) -> str:
     return (f"Redis holds namespace {namespace!r} in {recorded} partitions, but "
             f"OEE_PARTITIONS is {wanted}: set OEE_PARTITIONS={recorded}, or run "
             f"`oee repartition {wanted}` first (it waits until no order is in flight)")
-
-
-def old_layout_message(namespace: str, entries: int) -> str:
-    return (f"Redis holds namespace {namespace!r} in the layout from before partitions: "
-            f"the stream {namespace}:events has {entries} entries, which this version does "
-            f"not read. Drain it first: run the previous version until `oee status` shows "
-            f"every group idle and no order in flight, then delete {namespace}:events (and "
-            f"its {namespace}:order:* hashes; PostgreSQL has every event), or use another "
-            f"OEE_NAMESPACE")
 
 
 def spread(values: Iterable[int], count: int) -> list[int]:

@@ -1,70 +1,18 @@
-"""What a process finds in Redis at start: the recorded partition count, and no events left
-in the layout from before partitions (which nothing reads any more)."""
+"""What a process finds in Redis at start: the recorded partition count; and appends that
+wait for replicas, which on a cluster go to their slot's primary."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 
 import msgspec
 import pytest
 
 from shared.config import Settings
-from shared.partitions import OldLayout, PartitionMismatch
+from shared.partitions import PartitionMismatch
 from shared.stream import EventStore
 from tests.conftest import cleanup
 from tests.helpers import order
-
-
-async def test_a_redis_with_the_old_single_stream_is_refused_until_drained(
-    settings: Settings,
-) -> None:
-    probe = EventStore(msgspec.structs.replace(settings, namespace=settings.namespace + "-probe"))
-    old_log = f"{settings.namespace}:events"
-    try:
-        await probe.redis.xadd(old_log, {"order_id": "o-1", "event": "{}"})
-        await probe.redis.hset(f"{settings.namespace}:order:o-1", "1", "{}")
-        with pytest.raises(OldLayout) as refused:
-            EventStore(settings)
-        message = str(refused.value)
-        assert f"{old_log} has 1 entries" in message and "previous version" in message
-        # Refused before anything was written: the count is not recorded.
-        assert await probe.redis.get(f"{settings.namespace}:partitions") is None
-
-        # A drained stream (emptied, or deleted) no longer stands in the way.
-        await probe.redis.xtrim(old_log, maxlen=0)
-        store = EventStore(settings)
-        await store.check_partitions()
-        assert await probe.redis.get(f"{settings.namespace}:partitions") == b"%d" % (
-            settings.partitions)
-        await store.close()
-    finally:
-        await cleanup(probe.redis, settings.namespace)
-        await cleanup(probe.redis, probe.settings.namespace)
-        await probe.close()
-
-
-async def test_a_service_started_on_the_old_layout_stops_saying_how_to_drain_it(
-    settings: Settings,
-) -> None:
-    probe = EventStore(msgspec.structs.replace(settings, namespace=settings.namespace + "-probe"))
-    try:
-        await probe.redis.xadd(f"{settings.namespace}:events", {"order_id": "o-1"})
-        env = {**os.environ, "REDIS_URL": settings.redis_url,
-               "DATABASE_URL": settings.database_url, "OEE_NAMESPACE": settings.namespace}
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "services.cli", "router"], env=env,
-            capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode != 0
-        assert "layout from before partitions" in done.stderr, done.stderr
-        assert "run the previous version until" in done.stderr
-    finally:
-        await cleanup(probe.redis, settings.namespace)
-        await cleanup(probe.redis, probe.settings.namespace)
-        await probe.close()
 
 
 async def test_another_partition_count_is_refused_naming_both(settings: Settings) -> None:
