@@ -1,7 +1,7 @@
 """Places in the log: a stream entry id, and a vector of them, one per partition.
 
-With the log split into partitions there is no single position any more: a reader's place
-is where it stands in each partition. A follower of /orders/stream is handed its vector as
+The log is split into partitions, so a reader's place is where it stands in each
+partition. A follower of /orders/stream is handed its vector as
 an opaque token after every status, and resumes from it.
 """
 
@@ -29,10 +29,6 @@ class StreamId(msgspec.Struct, frozen=True, order=True):
 
 
 ORIGIN = StreamId(0, 0)
-
-# A token's first integer is at least this: a marker byte, then the vector's base ms on 8
-# bytes. A single stream id (what positions were before partitions) is always below it.
-_TOKEN_FLOOR = 1 << 64
 
 
 class Positions(msgspec.Struct, frozen=True):
@@ -72,20 +68,17 @@ class Positions(msgspec.Struct, frozen=True):
 
     @classmethod
     def parse(cls, text: str, count: int) -> Positions:
-        """A token, or a plain stream id (a position from before partitions, or a token
-        cut to its parts by a stream-id parser): ``ValueError`` when it is neither."""
+        """A token; ``ValueError`` when ``text`` is not one."""
         return cls.from_id(StreamId.parse(text.strip()), count)
 
     @classmethod
     def from_id(cls, given: StreamId, count: int) -> Positions:
-        """The positions a token (read as a ``StreamId``) stands for. A plain stream id
-        stands for that id in every partition: ids are times, so nothing later is missed
-        (some statuses may come twice). A token of another partition count resumes from
-        its oldest part everywhere, for the same reason."""
-        if given.ms < _TOKEN_FLOOR:
-            return cls((given,) * count)
+        """The positions a token read as a ``StreamId`` stands for (``ValueError`` when it
+        is not a token). A token of another partition count resumes from its oldest part
+        everywhere: ids are times, so nothing later is missed (some statuses may come
+        twice)."""
         raw = given.ms.to_bytes((given.ms.bit_length() + 7) // 8, "big")
-        if raw[0] != 1 or len(raw) < 9:
+        if len(raw) < 9 or raw[0] != 1:
             raise ValueError("not a position")
         base = int.from_bytes(raw[1:9], "big")
         numbers = _read_varints(raw[9:])

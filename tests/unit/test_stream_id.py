@@ -1,10 +1,11 @@
-"""shared/stream.py: stream ids parse and compare as two integers."""
+"""shared/positions.py: stream ids parse and compare as two integers; a reader's positions
+travel as one token."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.stream import StreamId
+from shared.positions import Positions, StreamId
 
 
 def test_parse_text_and_bytes() -> None:
@@ -49,3 +50,33 @@ def test_equal_and_hashable() -> None:
 def test_garbage_does_not_parse(text: str) -> None:
     with pytest.raises(ValueError):
         StreamId.parse(text)
+
+
+POSITIONS = Positions.of([StreamId(1_700_000_000_000, 3), StreamId(1_700_000_000_517, 0),
+                          StreamId(0, 0), StreamId(1_700_000_100_000, 12)])
+
+
+def test_a_token_round_trips() -> None:
+    token = POSITIONS.token()
+    assert Positions.parse(token, 4) == POSITIONS
+    assert Positions.parse(f" {token}\n", 4) == POSITIONS
+    # Shaped as a stream id: whatever takes one takes the token.
+    assert Positions.from_id(StreamId.parse(token), 4) == POSITIONS
+
+
+def test_a_token_of_another_partition_count_resumes_from_its_oldest_part() -> None:
+    assert Positions.parse(POSITIONS.token(), 2) == Positions.of([StreamId(0, 0)] * 2)
+
+
+@pytest.mark.parametrize("text", ["5-1", "0-0", "1700000000000-3", "18446744073709551615-1",
+                                  "abc", ""])
+def test_what_is_not_a_token_is_refused(text: str) -> None:
+    """A plain stream id is not a position: a reader's place is one per partition."""
+    with pytest.raises(ValueError):
+        Positions.parse(text, 4)
+
+
+def test_a_token_with_its_count_changed_is_refused() -> None:
+    number, _, count = POSITIONS.token().partition("-")
+    with pytest.raises(ValueError):
+        Positions.parse(f"{number}-{int(count) + 1}", 4)
