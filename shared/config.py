@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -203,9 +204,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "OEE_MAX_OPEN_ORDERS", "unfinished orders per account"
     )] = 1000
 
-    @property
-    def stream(self) -> str:
-        return f"{self.namespace}:events"
+    def consumer_name(self, service: str) -> str:
+        """The name this process reads its group as: ``consumer`` when set, else one of
+        its own, unique to the process."""
+        return self.consumer or f"{service}-{socket.gethostname()}-{os.getpid()}"
 
 
 class Setting(msgspec.Struct, frozen=True):

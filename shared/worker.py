@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,7 +33,7 @@ import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
 from shared.batching import LINGER_S
-from shared.config import Settings
+from shared.config import Settings, load
 from shared.events import Event
 from shared.logs import bind_events
 from shared.metrics import BACKEND_ERRORS, DEAD_LETTERS, QUEUE_WAIT
@@ -48,7 +46,9 @@ Ref = tuple[int, StreamId]
 
 
 def consumer_name(service: str) -> str:
-    return os.environ.get("OEE_CONSUMER") or f"{service}-{socket.gethostname()}-{os.getpid()}"
+    """This process's consumer name, as its environment's settings make it, for what runs
+    before a service has its ``Settings`` (its log lines name the consumer)."""
+    return load().consumer_name(service)
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +70,7 @@ def worker_settings(settings: Settings, service: str, types: tuple[type[Event], 
                     batch_size: int, chunk_size: int, concurrency: int) -> WorkerSettings:
     """A service's loop settings: its group is named after it."""
     return WorkerSettings(
-        group=service, consumer=consumer_name(service), types=types, batch_size=batch_size,
+        group=service, consumer=settings.consumer_name(service), types=types, batch_size=batch_size,
         chunk_size=chunk_size, concurrency=concurrency, claim_idle_ms=settings.claim_idle_ms,
         max_deliveries=settings.max_deliveries, handling_timeout_s=settings.handling_timeout_s,
     )

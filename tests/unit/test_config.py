@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +97,6 @@ def test_defaults() -> None:
     assert settings.port == 8000
     assert settings.max_attempts == 3
     assert settings.seed == ""
-    assert settings.stream == "oee:events"
 
 
 def test_empty_values_mean_defaults() -> None:
@@ -140,7 +141,7 @@ def test_values_are_read() -> None:
     assert settings.failure_rate == 0.25
     assert settings.seed == "abc"
     assert settings.executor_concurrency == 3
-    assert settings.stream == "ns:events"
+    assert settings.namespace == "ns"
     assert settings.log_level == "DEBUG"
 
 
@@ -208,8 +209,31 @@ def test_the_log_level_error_lists_the_levels() -> None:
 
 def test_settings_are_built_directly_with_keywords() -> None:
     settings = Settings(namespace="t", execution_latency_ms=Range(1, 2), auth="off")
-    assert settings.stream == "t:events"
+    assert (settings.namespace, settings.auth) == ("t", "off")
     assert settings.execution_latency_ms.mean == 1.5
+
+
+def test_a_worker_reads_its_group_as_the_consumer_its_settings_name() -> None:
+    from shared.events import OrderRequested
+    from shared.worker import worker_settings
+
+    def consumer(settings: Settings) -> str:
+        return worker_settings(settings, "router", (OrderRequested,), batch_size=1,
+                               chunk_size=1, concurrency=1).consumer
+
+    assert consumer(load({"OEE_CONSUMER": "router-a"})) == "router-a"
+    # Unset: a name of the process's own, so two processes never share their entries.
+    assert consumer(load({})) == f"router-{socket.gethostname()}-{os.getpid()}"
+
+
+def test_the_consumer_is_read_from_the_settings_not_around_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.worker import consumer_name
+
+    monkeypatch.setenv("OEE_CONSUMER", " executor-b ")
+    assert consumer_name("executor") == "executor-b"
+    assert Settings().consumer_name("executor") != "executor-b"
 
 
 def test_the_readme_table_is_the_generated_one() -> None:
