@@ -14,7 +14,6 @@ import builtins
 import functools
 import logging
 import math
-import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -26,6 +25,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError, DataError, RedisError, ResponseError, TimeoutError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_fixed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +76,18 @@ def _detected(url: str) -> bool:
 def is_cluster(url: str, wait_s: float = 2.0) -> bool:
     """Whether ``url`` names a node of a Redis Cluster. Asked once per URL; while Redis
     does not answer (for ``wait_s``), a single Redis is assumed, and asked again next time."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return _detected(url)
-        except RedisError as error:
-            if time.monotonic() >= deadline:
-                log.warning("Redis at %s does not answer (%s); assuming a single Redis", url,
-                            error)
-                return False
-            time.sleep(0.1)
+    asking = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(0.1),
+                      retry=retry_if_exception_type(RedisError),
+                      retry_error_callback=_single_while_unanswered)
+    answer: bool = asking(_detected, url)
+    return answer
+
+
+def _single_while_unanswered(state: RetryCallState) -> bool:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("Redis at %s does not answer (%s); assuming a single Redis", state.args[0],
+                error)
+    return False
 
 
 def connect(url: str, *, read_timeout_s: float | None = 5.0,

@@ -4,9 +4,12 @@ wait for replicas, which on a cluster go to their slot's primary."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
+from redis.exceptions import ConnectionError, ResponseError
 
 from shared.config import Settings
 from shared.partitions import PartitionMismatch
@@ -41,6 +44,51 @@ async def test_an_append_waiting_for_replicas_may_be_a_new_stores_first_command(
     try:
         [stream_id] = await store.append([order(str(uuid.uuid4()))])
         assert stream_id is not None
+    finally:
+        await cleanup(store.redis, settings.namespace)
+        await store.close()
+
+
+async def test_an_append_waiting_for_replicas_on_a_cluster_is_sent_again_or_without_waiting(
+    settings: Settings,
+) -> None:
+    store = EventStore(msgspec.structs.replace(settings, redis_wait_replicas=1))
+    if not store.cluster:
+        await store.close()
+        pytest.skip("a single Redis sends the appends and their WAIT in one pipeline")
+    send = store._append_on_primary
+    tries: list[str] = []
+
+    def failing(*errors: Exception) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
+        async def call(keys: list[str], args: list[Any]) -> Any:
+            tries.append(keys[0])
+            if len(tries) <= len(errors):
+                raise errors[len(tries) - 1]
+            return await send(keys, args)
+        return call
+
+    try:
+        # A lost connection and a moved slot: sent again, to the primary.
+        store._append_on_primary = failing(  # type: ignore[method-assign]
+            ConnectionError("lost"), ResponseError("MOVED 1 127.0.0.1:1"))
+        [stream_id] = await store.append([order(str(uuid.uuid4()))])
+        assert stream_id is not None and len(tries) == 3
+
+        # A refusal of the call's own is not sent again.
+        tries.clear()
+        store._append_on_primary = failing(ResponseError("ERR refused"))  # type: ignore[method-assign]
+        with pytest.raises(ResponseError, match="refused"):
+            await store.append([order(str(uuid.uuid4()))])
+        assert len(tries) == 1
+
+        # Five tries, then it is appended without waiting for replicas.
+        tries.clear()
+        store._append_on_primary = failing(  # type: ignore[method-assign]
+            *[ConnectionError("lost")] * 5)
+        requested = order(str(uuid.uuid4()))
+        [stream_id] = await store.append([requested])
+        assert stream_id is not None and len(tries) == 5
+        assert await store.history(requested.order_id) == [requested]
     finally:
         await cleanup(store.redis, settings.namespace)
         await store.close()
