@@ -135,13 +135,9 @@ return ids
 """
 
 
-def _lua_table(entries: Mapping[str, object]) -> str:
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return json.dumps(v)
-
-    return "{" + ", ".join(f"[{json.dumps(k)}] = {value(v)}" for k, v in entries.items()) + "}"
+def _lua_table(entries: Mapping[str, str | int | bool]) -> str:
+    # JSON writes these values (and the keys' strings) as Lua literals.
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in entries.items()) + "}"
 
 
 def _moves() -> list[str]:

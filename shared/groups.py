@@ -21,7 +21,7 @@ from shared.redis_client import pipelined
 from shared.store_base import StoreBase, as_text
 
 
-class _Appends(Protocol):
+class _WholeStore(Protocol):
     """What dead-lettering needs of the whole store: it ends the entry's order."""
 
     redis: aioredis.Redis
@@ -58,7 +58,7 @@ class GroupUpkeep(StoreBase):
                     group.get("lag") or 0)
         return counts
 
-    async def dead_letter(self: _Appends, group: ConsumerGroup, entry: Entry,
+    async def dead_letter(self: _WholeStore, group: ConsumerGroup, entry: Entry,
                           reason: str) -> None:
         """Park an entry no consumer could finish, with the reason, and end its order
         ``failed`` with that reason; then the entry is acknowledged."""
