@@ -77,6 +77,7 @@ def logs(tmp_path: Path) -> Path:
     return tmp_path / "logs"
 
 
+@pytest.mark.cluster
 async def test_killing_any_service_loses_nothing_and_executes_nothing_twice(
     redis_url: str, database_url: str, logs: Path
 ) -> None:

@@ -38,6 +38,7 @@ def running(redis_url: str, database_url: str, namespace: str,
         yield started
 
 
+@pytest.mark.cluster
 async def test_an_order_over_http_streams_every_status_once_in_order(
     running: System, client: httpx.AsyncClient
 ) -> None:
@@ -60,6 +61,7 @@ async def test_an_order_over_http_streams_every_status_once_in_order(
     assert confirmed["executedPrice"] > 0
 
 
+@pytest.mark.cluster
 async def test_one_websocket_submits_and_watches(running: System) -> None:
     async with websockets.connect(f"{running.ws_url}/orders/execute") as ws:
         await ws.send(json.dumps({**ORDER, "tokenIn": "USDC", "tokenOut": "SOL", "amount": "10"}))
@@ -69,6 +71,7 @@ async def test_one_websocket_submits_and_watches(running: System) -> None:
     assert len({m["orderId"] for m in messages}) == 1
 
 
+@pytest.mark.cluster
 async def test_a_late_subscriber_gets_the_whole_history(
     running: System, client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -78,6 +81,7 @@ async def test_a_late_subscriber_gets_the_whole_history(
     assert [m["status"] for m in messages] == HAPPY and code == 1000
 
 
+@pytest.mark.cluster
 async def test_subscribers_attaching_mid_flight_miss_nothing(
     running: System, client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -99,6 +103,7 @@ async def test_subscribers_attaching_mid_flight_miss_nothing(
         assert [m["status"] for m in messages] == HAPPY and code == 1000
 
 
+@pytest.mark.cluster
 async def test_a_hundred_orders_all_confirm_with_at_most_ten_executing(
     running: System, client: httpx.AsyncClient, store: EventStore, database_url: str
 ) -> None:
@@ -152,6 +157,7 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str, str]] 
 ]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(("case", "body", "status", "field", "rule"), BAD_BODIES,
                          ids=[c[0] for c in BAD_BODIES])
 async def test_bad_input_is_refused_and_never_reaches_the_stream(
@@ -193,6 +199,7 @@ async def test_bad_input_over_websocket_gets_an_error_then_a_policy_close(
     assert await log_length(store) == before
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("order_id", ["01a21435-0000-7000-8000-000000000000", "not-an-id"])
 async def test_unknown_orders_are_404_and_a_policy_close(
     running: System, client: httpx.AsyncClient, order_id: str
@@ -209,6 +216,7 @@ async def log_length(store: EventStore) -> int:
     return sum([await store.redis.xlen(key) for key in store.layout.logs()])
 
 
+@pytest.mark.cluster
 async def test_order_state_events_and_listing(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -237,6 +245,7 @@ async def test_order_state_events_and_listing(
     assert (await client.get("/orders", params={"limit": "many"})).status_code == 400
 
 
+@pytest.mark.cluster
 async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
     ready = await client.get("/readyz")
@@ -251,6 +260,7 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert "OrderRequested" in schema["components"]["schemas"]
 
 
+@pytest.mark.cluster
 async def test_failed_attempts_are_kept_and_the_order_ends_failed(
     redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
@@ -285,6 +295,7 @@ async def test_failed_attempts_are_kept_and_the_order_ends_failed(
         await redis.aclose()
 
 
+@pytest.mark.cluster
 async def test_quote_shows_the_route_without_executing(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:

@@ -63,6 +63,7 @@ async def test_a_marketable_limit_order_fills_at_or_above_its_limit(
     assert float(messages[-1]["amountOut"]) >= 0.5 * 1
 
 
+@pytest.mark.cluster
 async def test_an_unmarketable_limit_order_stays_open_then_cancels(
         client: httpx.AsyncClient, store: EventStore) -> None:
     order_id = await submit(client, limitPrice=NEVER, ttlSeconds=3600)
@@ -108,6 +109,7 @@ async def test_an_order_expires_within_a_second_of_its_deadline(
     assert 0 <= late < 1.0, late
 
 
+@pytest.mark.cluster
 async def test_a_sniper_fires_on_oee_launch_and_the_token_is_listed(
         running: System, client: httpx.AsyncClient, store: EventStore) -> None:
     mint = base58.b58encode(secrets.token_bytes(32)).decode()
