@@ -43,38 +43,20 @@ def server_dir() -> Iterator[Path]:
         yield path
 
 
-# Suites that run against both a single Redis and a Redis Cluster. Of the end-to-end
-# tests, the pipeline's and the kill -9 fault test run on the cluster too: the whole
-# doubled end-to-end suite would take minutes more for little more coverage.
-_ON_BOTH = ("tests/integration/",)
-_E2E_ON_BOTH: dict[str, set[str] | None] = {
-    "test_pipeline.py": {
-        "test_an_order_over_http_streams_every_status_once_in_order",
-        "test_order_state_events_and_listing",
-        "test_one_websocket_submits_and_watches", "test_a_late_subscriber_gets_the_whole_history",
-        "test_subscribers_attaching_mid_flight_miss_nothing",
-        "test_a_hundred_orders_all_confirm_with_at_most_ten_executing",
-        "test_bad_input_is_refused_and_never_reaches_the_stream",
-        "test_unknown_orders_are_404_and_a_policy_close", "test_health_readiness_and_metrics",
-        "test_failed_attempts_are_kept_and_the_order_ends_failed",
-        "test_quote_shows_the_route_without_executing",
-    },
-    "test_faults.py": {"test_killing_any_service_loses_nothing_and_executes_nothing_twice"},
-    "test_waiting.py": {"test_an_unmarketable_limit_order_stays_open_then_cancels",
-                        "test_a_sniper_fires_on_oee_launch_and_the_token_is_listed"},
-    "test_cluster.py": None,
-}
+# Every integration test that takes ``redis_url`` runs on a single Redis and on a Redis
+# Cluster. An end-to-end test does when it carries the ``cluster`` marker: the whole doubled
+# end-to-end suite would take minutes more for little more coverage.
+_ON_BOTH = Path(__file__).parent / "integration"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marked = metafunc.definition.get_closest_marker("cluster") is not None
     if "redis_url" not in metafunc.fixturenames:
+        if marked:
+            pytest.fail(f"{metafunc.definition.nodeid} is marked cluster but takes no"
+                        " redis_url: nothing would run it on a cluster", pytrace=False)
         return
-    path = metafunc.definition.path
-    relative = path.as_posix()
-    e2e = "/tests/e2e/" in relative
-    chosen = _E2E_ON_BOTH.get(path.name, set()) if e2e else set()
-    both = any(part in relative for part in _ON_BOTH) or (e2e and (
-        chosen is None or metafunc.definition.originalname in chosen))
+    both = marked or metafunc.definition.path.is_relative_to(_ON_BOTH)
     metafunc.parametrize("redis_url", ["single", "cluster"] if both else ["single"],
                          indirect=True, scope="session")
 

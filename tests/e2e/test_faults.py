@@ -19,7 +19,7 @@ from services.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 from services.cli.launcher import system
 from services.cli.soak import KILL_ORDER, Load, audit
 from shared.db import migrate
-from tests.helpers import eventually
+from tests.helpers import HAPPY, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +77,7 @@ def logs(tmp_path: Path) -> Path:
     return tmp_path / "logs"
 
 
+@pytest.mark.cluster
 async def test_killing_any_service_loses_nothing_and_executes_nothing_twice(
     redis_url: str, database_url: str, logs: Path
 ) -> None:
@@ -143,7 +144,7 @@ async def test_a_gateway_stopping_closes_subscriptions_with_1001(
     with system(redis_url, database_url, namespace, logs,
                 OEE_EXECUTION_LATENCY_MS="3000") as running:
         async with httpx.AsyncClient(base_url=running.url) as client:
-            order_id = (await client.post("/orders/execute", json=ORDER)).json()["orderId"]
+            order_id = await _submit(client)
         watcher = Watcher(running.ws_url, order_id)
         watching = asyncio.create_task(watcher.run())
         await asyncio.wait_for(watcher.connected.wait(), 10)
@@ -173,17 +174,28 @@ async def test_postgres_restart_mid_run_loses_nothing(
                 first = [await _submit(client) for _ in range(10)]
                 postgres.stop()
                 ready = await client.get("/readyz")
-                assert ready.status_code == 503
+                assert ready.status_code == 503 and ready.json()["status"] == "not ready"
                 assert ready.json()["checks"]["postgres"].startswith("unavailable")
+                assert ready.json()["checks"]["redis"] == "ok"
                 listing = await client.get("/orders")
                 assert listing.status_code == 503
                 assert listing.json()["error"]["rule"] == "unavailable"
                 # Orders are still taken, executed and followed: they live in the stream.
                 during = [await _submit(client) for _ in range(10)]
-                assert (await client.get(f"/orders/{during[0]}")).status_code == 200
-                postgres.start()
+                shown = await client.get(f"/orders/{during[0]}")
+                assert shown.status_code == 200, shown.text
+                order = shown.json()
+                assert (order["orderId"], order["amount"]) == (during[0], "0.5")
+                assert order["status"] in [*HAPPY, "failed"], order
+                postgres.start()  # listening; accepting connections a moment later
+
+                async def ready_again() -> dict[str, object] | None:
+                    ready = await client.get("/readyz")
+                    return ready.json() if ready.status_code == 200 else None
+
+                assert await eventually(ready_again, 30, every_s=0.1) == {
+                    "status": "ready", "checks": {"redis": "ok", "postgres": "ok"}}
                 result = await audit(running.env, first + during, 60)
-                assert (await client.get("/readyz")).status_code == 200
     finally:
         postgres.stop()
     assert (result.lost, result.duplicated) == (0, 0), result.report()
@@ -204,7 +216,11 @@ async def test_redis_outage_refuses_orders_with_503_then_recovers(
                 refused = await client.post("/orders/execute", json=ORDER)
                 assert refused.status_code == 503
                 assert refused.json()["error"]["rule"] == "unavailable"
-                assert (await client.get("/readyz")).status_code == 503
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["status"] == "not ready"
+                assert ready.json()["checks"]["redis"].startswith("unavailable"), ready.json()
+                assert ready.json()["checks"]["postgres"] == "ok"
                 redis.start()  # same port, same append-only file
 
                 async def accepted() -> str | None:

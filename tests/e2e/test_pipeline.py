@@ -1,4 +1,4 @@
-"""The whole system as four processes, driven over HTTP and WebSocket like a client would."""
+"""The whole system as its processes, driven over HTTP and WebSocket like a client would."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import websockets
 
 from services.cli.launcher import System, system
-from shared.events import Built, Submitted
+from shared.events import Built, Confirmed, Submitted
 from shared.redis_client import connect
 from shared.stream import EventStore
 from tests.helpers import HAPPY, ORDER, drain, eventually, stories, submit, watch
@@ -38,6 +39,7 @@ def running(redis_url: str, database_url: str, namespace: str,
         yield started
 
 
+@pytest.mark.cluster
 async def test_an_order_over_http_streams_every_status_once_in_order(
     running: System, client: httpx.AsyncClient
 ) -> None:
@@ -60,6 +62,7 @@ async def test_an_order_over_http_streams_every_status_once_in_order(
     assert confirmed["executedPrice"] > 0
 
 
+@pytest.mark.cluster
 async def test_one_websocket_submits_and_watches(running: System) -> None:
     async with websockets.connect(f"{running.ws_url}/orders/execute") as ws:
         await ws.send(json.dumps({**ORDER, "tokenIn": "USDC", "tokenOut": "SOL", "amount": "10"}))
@@ -67,8 +70,12 @@ async def test_one_websocket_submits_and_watches(running: System) -> None:
         assert ws.close_code == 1000
     assert [m["status"] for m in messages] == HAPPY
     assert len({m["orderId"] for m in messages}) == 1
+    confirmed = messages[-1]
+    assert confirmed["amountIn"] == "10" and float(confirmed["amountOut"]) >= float(
+        confirmed["minAmountOut"]) > 0
 
 
+@pytest.mark.cluster
 async def test_a_late_subscriber_gets_the_whole_history(
     running: System, client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -78,6 +85,7 @@ async def test_a_late_subscriber_gets_the_whole_history(
     assert [m["status"] for m in messages] == HAPPY and code == 1000
 
 
+@pytest.mark.cluster
 async def test_subscribers_attaching_mid_flight_miss_nothing(
     running: System, client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -99,6 +107,7 @@ async def test_subscribers_attaching_mid_flight_miss_nothing(
         assert [m["status"] for m in messages] == HAPPY and code == 1000
 
 
+@pytest.mark.cluster
 async def test_a_hundred_orders_all_confirm_with_at_most_ten_executing(
     running: System, client: httpx.AsyncClient, store: EventStore, database_url: str
 ) -> None:
@@ -152,6 +161,7 @@ BAD_BODIES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str, str]] 
 ]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(("case", "body", "status", "field", "rule"), BAD_BODIES,
                          ids=[c[0] for c in BAD_BODIES])
 async def test_bad_input_is_refused_and_never_reaches_the_stream(
@@ -173,35 +183,45 @@ async def test_unbuilt_order_types_are_refused_with_the_types_that_exist(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.post("/orders/execute", json={**ORDER, "type": "stop"})
-    message = response.json()["error"]["message"]
-    assert all(kind in message for kind in ("market", "limit", "sniper"))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["field"], error["rule"]) == ("type", "order_type")
+    assert all(kind in error["message"] for kind in ("market", "limit", "sniper"))
 
 
-@pytest.mark.parametrize("first_message", [
-    '{"tokenIn": "SOL"', json.dumps({**ORDER, "amount": 0}),
-    json.dumps({**ORDER, "pad": "x" * 100_000}),  # too large: still our error, not a cut-off
-])
+@pytest.mark.parametrize(("first_message", "field", "rule"), [
+    ('{"tokenIn": "SOL"', "body", "json"),
+    (json.dumps({**ORDER, "amount": 0}), "amount", "positive"),
+    # Too large: still our error, not a cut-off.
+    (json.dumps({**ORDER, "pad": "x" * 100_000}), "message", "size"),
+], ids=["malformed JSON", "zero amount", "too large"])
 async def test_bad_input_over_websocket_gets_an_error_then_a_policy_close(
-    running: System, store: EventStore, first_message: str
+    running: System, store: EventStore, first_message: str, field: str, rule: str
 ) -> None:
     before = await log_length(store)
     async with websockets.connect(f"{running.ws_url}/orders/execute") as ws:
         await ws.send(first_message)
         messages = await drain(ws)
         assert ws.close_code == 1008
-    assert len(messages) == 1 and messages[0]["error"]["rule"]
+    [message] = messages
+    assert (message["error"]["field"], message["error"]["rule"]) == (field, rule), message
+    assert message["error"]["message"]
     assert await log_length(store) == before
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("order_id", ["01a21435-0000-7000-8000-000000000000", "not-an-id"])
 async def test_unknown_orders_are_404_and_a_policy_close(
     running: System, client: httpx.AsyncClient, order_id: str
 ) -> None:
-    response = await client.get(f"/orders/{order_id}")
-    assert response.status_code == 404 and response.json()["error"]["field"] == "orderId"
-    assert (await client.get(f"/orders/{order_id}/events")).status_code == 404
+    for path in (f"/orders/{order_id}", f"/orders/{order_id}/events"):
+        response = await client.get(path)
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert (error["field"], error["rule"]) == ("orderId", "unknown_order"), error
+        assert order_id in error["message"]
     messages, code = await watch(running, order_id)
-    assert code == 1008 and messages[0]["error"]["rule"] == "unknown_order"
+    assert code == 1008 and [m["error"]["rule"] for m in messages] == ["unknown_order"]
 
 
 async def log_length(store: EventStore) -> int:
@@ -209,39 +229,55 @@ async def log_length(store: EventStore) -> int:
     return sum([await store.redis.xlen(key) for key in store.layout.logs()])
 
 
+@pytest.mark.cluster
 async def test_order_state_events_and_listing(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:
-    order_id = await submit(client)
-    await stories(store, [order_id])
+    order_ids = [await submit(client) for _ in range(3)]
+    found = await stories(store, order_ids)
+    order_id, story = order_ids[0], found[order_ids[0]]
+    confirmed = story[-1]
+    assert isinstance(confirmed, Confirmed)
     order = (await client.get(f"/orders/{order_id}")).json()
-    assert order["status"] == "confirmed" and order["txHash"] and order["amount"] == "0.5"
+    assert (order["orderId"], order["status"], order["amount"]) == (order_id, "confirmed", "0.5")
+    assert order["txHash"] == confirmed.tx_hash
     events = (await client.get(f"/orders/{order_id}/events")).json()["events"]
     assert [e["type"] for e in events] == [
         "OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
-    assert all(e["at"] for e in events)
+    times = [datetime.fromisoformat(e["at"]) for e in events]
+    assert times == sorted(times) == [e.at for e in story]
     assert len(events[1]["quotes"]) == 2 and events[1]["reason"]
 
-    async def listed() -> list[dict[str, Any]] | None:
-        page = (await client.get("/orders", params={"status": "confirmed", "limit": 2})).json()
-        ids = [o["orderId"] for o in page["orders"]]
-        return page if order_id in ids or page["next"] is None else None
+    # Newest first: these three are the newest orders, once PostgreSQL has them.
+    newest = sorted(order_ids, reverse=True)
 
-    first = await eventually(listed, 20)
-    assert len(first["orders"]) == 2 and all(o["status"] == "confirmed" for o in first["orders"])
+    async def listed() -> bool | None:
+        page = (await client.get("/orders", params={"status": "confirmed", "limit": 3})).json()
+        return True if [o["orderId"] for o in page["orders"]] == newest else None
+
+    await eventually(listed, 20)
+    first = (await client.get("/orders", params={"status": "confirmed", "limit": 2})).json()
+    assert [o["orderId"] for o in first["orders"]] == newest[:2] and first["next"] == newest[1]
+    assert all(o["status"] == "confirmed" for o in first["orders"])
     second = (await client.get("/orders", params={"status": "confirmed", "limit": 2,
                                                   "before": first["next"]})).json()
-    assert second["orders"] and second["orders"][0]["orderId"] < first["orders"][-1]["orderId"]
-    assert (await client.get("/orders", params={"status": "lost"})).status_code == 400
-    assert (await client.get("/orders", params={"limit": "many"})).status_code == 400
+    assert second["orders"][0]["orderId"] == newest[2]
+    for params, field, rule in (({"status": "lost"}, "status", "status"),
+                                ({"limit": "many"}, "limit", "range")):
+        refused = await client.get("/orders", params=params)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert (error["field"], error["rule"]) == (field, rule), error
 
 
+@pytest.mark.cluster
 async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).status_code == 200
+    health = await client.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {
-        "redis": "ok", "postgres": "ok"}
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ready", "checks": {"redis": "ok", "postgres": "ok"}}
     metrics = (await client.get("/metrics")).text
     assert "oee_orders_accepted_total" in metrics and "oee_ws_subscribers" in metrics
     assert 'oee_ws_delivery_seconds_bucket{le="+Inf"}' in metrics
@@ -251,6 +287,7 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert "OrderRequested" in schema["components"]["schemas"]
 
 
+@pytest.mark.cluster
 async def test_failed_attempts_are_kept_and_the_order_ends_failed(
     redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
@@ -285,6 +322,7 @@ async def test_failed_attempts_are_kept_and_the_order_ends_failed(
         await redis.aclose()
 
 
+@pytest.mark.cluster
 async def test_quote_shows_the_route_without_executing(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:
@@ -309,5 +347,7 @@ async def test_quote_shows_the_route_without_executing(
     bad = await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "SOL", "amount": "1"})
     assert bad.status_code == 400 and bad.json()["error"]["rule"] == "distinct_tokens"
     missing = await client.get("/quote", params={"tokenIn": "SOL", "tokenOut": "USDC"})
-    assert missing.status_code == 400 and missing.json()["error"]["field"] == "amount"
+    assert missing.status_code == 400
+    assert (missing.json()["error"]["field"], missing.json()["error"]["rule"]) == (
+        "amount", "required")
     assert await log_length(store) == before  # nothing was executed

@@ -143,7 +143,8 @@ async def test_the_log_the_services_wrote_replays_and_audits_clean(
         assert await cursor.fetchone() == (6, 1)
     code, text = await run_replay(copy, into="rebuilt")
     assert code == 2 and "exists; pass --replace" in text
-    assert (await run_replay(copy, into="rebuilt", replace=True))[0] == 0
+    code, text = await run_replay(copy, into="rebuilt", replace=True)
+    assert code == 0 and "replayed 34 events of 6 orders into schema rebuilt" in text, text
 
     code, report = await run_audit(copy)
     assert code == 0, report["violations"]
@@ -253,6 +254,7 @@ async def test_events_shows_an_order_to_a_person(golden: Golden, copy: Settings)
 
     out = io.StringIO()
     assert await events(copy, "no-such-order", False, out) == 1
+    assert out.getvalue() == "no events of order no-such-order\n"
 
 
 def test_replay_verify_as_a_command(golden: Golden, copy: Settings) -> None:
