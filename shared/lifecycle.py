@@ -30,7 +30,8 @@ priced its route there and appends its ``Routed`` in the same call, so the fired
 straight to the executor and the router never sees it.
 
 Nothing here imports the events: the machine speaks in type names, which are also what the
-store's script sees.
+store's script sees. What each service does next, within what the machine allows, is
+decided in ``shared.decisions``.
 """
 
 from __future__ import annotations

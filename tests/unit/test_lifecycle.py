@@ -78,9 +78,9 @@ def test_only_status_changes_send_a_status() -> None:
     assert lifecycle.status_of("rerouting") == lifecycle.status_of("giving_up") == "building"
 
 
-# The machine written out on its own, not derived from the module's table: each state, and
-# the moves an order may make from it ("" is an order with no event yet). A change to the
-# machine changes this too, on purpose.
+# The machine written out on its own, as docs/events.md tables it, not derived from the
+# module's table: each state, and the moves an order may make from it ("" is an order with
+# no event yet). A change to the machine changes this too, on purpose.
 EXPECTED_MOVES: dict[str, set[str]] = {
     "": {"OrderRequested", "OrderRequested:waiting"},
     "pending": {"Routed", "Failed"},
