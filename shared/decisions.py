@@ -295,7 +295,7 @@ def is_opening(state: OrderState) -> bool:
     return state.state == "opening"
 
 
-def is_waiting(state: OrderState) -> bool:
+def still_waits(state: OrderState) -> bool:
     """A waiting order not routed yet: what a client sees of it is still ``pending`` or
     ``open``, and its own deadline is its only clock."""
     return state.status in lifecycle.WAITING_STATUSES
@@ -303,7 +303,7 @@ def is_waiting(state: OrderState) -> bool:
 
 # --- cancel (the gateway) -------------------------------------------------------------------
 
-# What the refusal of a fired order adds: it cannot be cancelled, and will not wait long.
+# A fired order is past cancelling, though a client still sees it open: the refusal says why.
 _FIRED = " (it was triggered and is being routed)"
 
 
@@ -322,6 +322,7 @@ def cancel(state: OrderState, account_name: str) -> list[Event] | Refused:
 
 
 # --- give up (any worker's dead letter) -----------------------------------------------------
+
 
 def give_up(state: OrderState, reason: str) -> list[Event] | Refused:
     """No consumer could finish an entry of the order: it ends ``Failed``, with the reason,

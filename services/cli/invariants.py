@@ -355,7 +355,7 @@ def _clock_start(events: Sequence[Event], state: OrderState) -> datetime | None:
     requested = state.requested
     if requested is None or not requested.is_waiting:
         return min(e.at for e in events)
-    if not decisions.is_waiting(state):
+    if not decisions.still_waits(state):
         return max(e.at for e in events if e.type in ("Triggered", "OrderRequested"))
     expires_at = requested.expires_at
     return None if isinstance(expires_at, msgspec.UnsetType) else expires_at

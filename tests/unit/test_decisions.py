@@ -426,7 +426,7 @@ def test_the_trigger_watches_open_orders_and_keeps_those_opening(name: str) -> N
     assert decisions.is_watched(state) == (name == "open")
     assert decisions.is_opening(state) == (name == "opening")
     # What a client sees of it is still pending or open: it is not routed yet.
-    assert decisions.is_waiting(state) == (name in ("pending", "opening", "open", "triggered"))
+    assert decisions.still_waits(state) == (name in ("pending", "opening", "open", "triggered"))
 
 
 # --- cancel ----------------------------------------------------------------------------------
