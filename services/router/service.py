@@ -78,11 +78,9 @@ class Router:
         return decided
 
     async def routing_of(self, event: Event) -> Routing | Refused | None:
-        """What the domain says the router owes the order this event is of, if anything.
-        A fired order and a failed attempt are decided on the order's whole history: the
-        order may have moved on since."""
-        if isinstance(event, OrderRequested):
-            return decisions.route_request(event)
+        """What the domain says the router owes the order of a fired order or a failed
+        attempt, if anything: decided on the order's whole history, as the order may have
+        moved on since."""
         if isinstance(event, Triggered):
             # (A sniper fired on its launched pool comes with its Routed and never reaches
             # the router; one whose fill a trigger from before that appended alone is
@@ -100,7 +98,10 @@ class Router:
     async def decide_and_append(self, event: Event) -> None:
         # Each decision is appended as soon as it is made, not held back for the slowest
         # venue of the batch; appends made at the same moment still share a round trip.
-        routing = await self.routing_of(event)
+        if isinstance(event, OrderRequested):  # a new order: its request is all there is
+            routing: Routing | Refused | None = decisions.route_request(event)
+        else:
+            routing = await self.routing_of(event)
         if isinstance(routing, Routing):
             await self.store.append(await self.route(routing))
 
