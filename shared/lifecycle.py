@@ -30,7 +30,8 @@ priced its route there and appends its ``Routed`` in the same call, so the fired
 straight to the executor and the router never sees it.
 
 Nothing here imports the events: the machine speaks in type names, which are also what the
-store's script sees.
+store's script sees. What each service does next, within what the machine allows, is
+decided in ``shared.decisions``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ Status = Literal[
 ]
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 TERMINAL: Final[frozenset[Status]] = frozenset({"confirmed", "failed", "cancelled", "expired"})
+
+# What a client sees of a waiting order until it is routed: its own deadline is its clock.
+WAITING_STATUSES: Final[frozenset[Status]] = frozenset({"pending", "open"})
 
 State = Literal[Status, "rerouting", "giving_up", "opening", "triggered"]
 STATES: Final[tuple[State, ...]] = (*STATUSES, "rerouting", "giving_up", "opening", "triggered")
@@ -127,6 +131,10 @@ HANDS_OVER: Final[Mapping[str, Service]] = {
     # The trigger forgets a cancelled order (an expired one it ended itself).
     "Cancelled": "trigger",
 }
+
+# The event types that end an order (whatever their move), as PostgreSQL and the log name them.
+TERMINAL_TYPES: Final[frozenset[str]] = frozenset(
+    move.partition(":")[0] for move, state in _TARGET.items() if not _ALLOWED[state])
 
 FAIL_REASON: Final[Mapping[FailureKind, FailReason]] = {
     "transient": "attempts_exhausted",

@@ -1,10 +1,10 @@
 """An order's state: a fold of its events over the lifecycle (``shared.lifecycle``). Pure.
 
-The executor and the router fold an order's history to decide, the persister folds a batch
-to project it, the API folds what it reads. Every part of the state is what the latest event
-that says it says (by seq), so ``apply`` takes events in any order, any number of times, and
-folding two halves and merging them (as the persister's upsert does in SQL) equals folding
-the whole.
+The services fold an order's history to decide on it (``shared.decisions``), the persister
+folds a batch to project it, the API folds what it reads. Every part of the state is what
+the latest event that says it says (by seq), so ``apply`` takes events in any order, any
+number of times, and folding two halves and merging them (as the persister's upsert does
+in SQL) equals folding the whole.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shared.events import (
     Routed,
     Status,
     Submitted,
+    Triggered,
 )
 from shared.lifecycle import Service, State
 
@@ -53,6 +54,9 @@ class OrderState(msgspec.Struct, kw_only=True):
     # The seq of the event that set `tx_hash`.
     tx_seq: int = 0
     last_failure: AttemptFailed | None = None
+    # The latest trigger of a waiting order: a sniper's says how far the snipers fired
+    # before it at its launch pushed the launched pool.
+    fired: Triggered | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -95,6 +99,9 @@ class OrderState(msgspec.Struct, kw_only=True):
                 self.executed_price = event.executed_price
             case Failed():
                 self.error = event.error
+            case Triggered():  # last: a market order's events never get this far
+                if self.fired is None or event.seq > self.fired.seq:
+                    self.fired = event
 
     def _set_tx(self, tx_hash: str, seq: int) -> None:
         if seq > self.tx_seq:

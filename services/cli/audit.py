@@ -8,23 +8,38 @@ its acknowledged position first and opening the snapshot second guarantees that 
 entry up to that position is in the snapshot; a missing one is a real loss. Without Redis
 the chain and stream checks are skipped, with a note. With ``--from FILE`` it audits an
 export offline, touching neither Redis nor PostgreSQL.
+
+``accepted_endings`` is the audit of a load (``oee soak``, the fault tests): the orders it
+was told were accepted, each judged by ``invariants.endings``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
+import psycopg
 from psycopg import sql
 from redis.exceptions import RedisError, ResponseError
 
 from services.cli import eventlog, jsonl
-from services.cli.invariants import INVARIANTS, Auditor, Landed, Report, deadline
+from services.cli.invariants import (
+    INVARIANTS,
+    Auditor,
+    Endings,
+    Landed,
+    Report,
+    deadline,
+    endings,
+)
 from services.executor.chain import SimulatedChain
+from shared import lifecycle
 from shared.config import Settings
 from shared.events import AnyEvent
 from shared.stream import Entry, EventStore, Positions, StreamId
@@ -192,6 +207,47 @@ async def _landings(auditor: Auditor, chain: SimulatedChain, ends: dict[str, lis
         for order_id, found in (await chain.landings(some)).items():
             auditor.landings(order_id, ends[order_id],
                              [Landed(x.attempt, x.signature, x.amount_out) for x in found])
+
+
+async def accepted_endings(settings: Settings, order_ids: Sequence[str], *,
+                           deadlines: Mapping[str, float] | None = None,
+                           wait_s: float = 120.0) -> Endings:
+    """How these accepted orders ended, once each has a terminal status in PostgreSQL (or
+    after ``wait_s``): their statuses and terminal events in PostgreSQL, the terminal
+    events the log still holds, and their executions on the simulated chain.
+    ``deadlines``: each waiting order's (epoch seconds); one still waiting before it is
+    not lost."""
+    ids = list(order_ids)
+    until = time.monotonic() + wait_s
+    async with await psycopg.AsyncConnection.connect(settings.database_url,
+                                                     autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM orders WHERE order_id = ANY(%s) AND status = ANY(%s)",
+                (ids, sorted(lifecycle.TERMINAL)))
+            row = await cursor.fetchone()
+            if (row[0] if row else 0) == len(ids) or time.monotonic() > until:
+                break
+            # Other processes' progress, seen only in PostgreSQL: polled.
+            await asyncio.sleep(0.2)
+        cursor = await conn.execute(
+            "SELECT o.order_id, o.status, (SELECT count(*) FROM events e"
+            " WHERE e.order_id = o.order_id AND e.type = ANY(%s))"
+            " FROM orders o WHERE o.order_id = ANY(%s)",
+            (sorted(lifecycle.TERMINAL_TYPES), ids))
+        rows = await cursor.fetchall()
+    store = EventStore(settings)
+    try:
+        logged_ends: dict[str, int] = defaultdict(int)
+        async for entry in store.everything_after():
+            if entry.event.is_terminal:
+                logged_ends[entry.event.order_id] += 1
+        executions = await SimulatedChain(store.redis, settings).executions(ids)
+    finally:
+        await store.close()
+    return endings(ids, {str(r[0]): str(r[1]) for r in rows},
+                   {str(r[0]): int(r[2]) for r in rows}, logged_ends, executions,
+                   deadlines or {}, time.time())
 
 
 def render_json(report: Report) -> str:

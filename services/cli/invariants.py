@@ -5,19 +5,25 @@ An ``Auditor`` is fed one whole order at a time (its events in any order), then,
 live system is at hand, the projection row, the chain's landings and the stream entries of
 each order; ``finish`` returns the report: per invariant how much was checked and every
 offender, named by order.
+
+``endings`` judges a set of accepted orders the way a load that submitted them sees them
+(``oee soak``): each reached exactly one terminal state, in PostgreSQL and in the log, or
+still waits within its own deadline, and none executed twice. What is terminal, and what
+still waits, is the lifecycle's to say.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 
-from shared import lifecycle
+from shared import decisions, lifecycle
 from shared.config import Settings
-from shared.events import TERMINAL_STATUSES, AnyEvent, Confirmed, Event, Routed, Submitted
+from shared.decisions import backoff_ms
+from shared.events import AnyEvent, Confirmed, Event, Routed, Submitted
 from shared.order import OrderState, fold
 from shared.stream import Entry
 
@@ -87,7 +93,7 @@ def deadline(settings: Settings) -> timedelta:
     restarts and the persister's lag."""
     attempt_ms = (settings.quote_latency_ms + settings.quote_max_age_ms
                   + settings.execution_latency_ms.high
-                  + settings.retry_base_ms * 2 ** (settings.max_attempts - 1))
+                  + backoff_ms(settings.max_attempts, settings.retry_base_ms))
     margin_ms = settings.max_deliveries * settings.claim_idle_ms + 60_000
     return timedelta(milliseconds=settings.max_attempts * attempt_ms + margin_ms)
 
@@ -177,7 +183,7 @@ class Auditor:
 
     def _deadline(self, order_id: str, events: Sequence[Event], state: OrderState) -> None:
         self.report.invariants["deadline"].checked += 1
-        if state.status in TERMINAL_STATUSES:
+        if state.is_terminal:
             return
         started = _clock_start(events, state)
         if started is None or self.now - started <= self.deadline:
@@ -265,6 +271,68 @@ class Auditor:
         tally.note = f"{tally.note}; {note}" if tally.note else note
 
 
+# A waiting order ends expired within this long of its deadline.
+EXPIRY_GRACE_S = 1.0
+
+
+class Endings(msgspec.Struct, kw_only=True, rename="camel"):
+    """How accepted orders ended; ``violations`` names each offender."""
+
+    accepted: int = 0
+    # Per terminal status, the orders that reached it in PostgreSQL.
+    ended: dict[str, int] = msgspec.field(default_factory=dict)
+    # Not ended, but waiting within its own deadline: not lost.
+    still_open: int = 0
+    lost: int = 0
+    # More than one terminal event, in PostgreSQL or in the log.
+    duplicated: int = 0
+    executed_twice: int = 0
+    violations: list[Violation] = msgspec.field(default_factory=list)
+
+    @property
+    def terminal(self) -> int:
+        return sum(self.ended.values())
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.executed_twice)
+
+
+def endings(order_ids: Sequence[str], statuses: Mapping[str, str],
+            stored_ends: Mapping[str, int], logged_ends: Mapping[str, int],
+            executions: Mapping[str, int], deadlines: Mapping[str, float],
+            now: float) -> Endings:
+    """Each accepted order against what the system says of it: its status and number of
+    terminal events in PostgreSQL (``statuses``, ``stored_ends``), its terminal events in
+    the log (``logged_ends``), how many of its attempts executed (``executions``), and for
+    a waiting order its deadline (``deadlines``, epoch seconds at ``now``)."""
+    found = Endings(accepted=len(order_ids))
+    for order_id in order_ids:
+        status = statuses.get(order_id)
+        if status in lifecycle.TERMINAL:
+            assert status is not None
+            found.ended[status] = found.ended.get(status, 0) + 1
+        elif (status in lifecycle.WAITING_STATUSES and order_id in deadlines
+              and now < deadlines[order_id] + EXPIRY_GRACE_S):
+            found.still_open += 1
+        else:
+            found.lost += 1
+            found.violations.append(Violation(
+                "terminal", order_id, f"accepted, yet {status or 'not in PostgreSQL'} and "
+                                      "not waiting within its deadline"))
+        ends = (stored_ends.get(order_id, 0), logged_ends.get(order_id, 0))
+        if max(ends) > 1:
+            found.duplicated += 1
+            found.violations.append(Violation(
+                "terminal", order_id, f"{ends[0]} terminal events in PostgreSQL, {ends[1]} "
+                                      "in the log"))
+        if executions.get(order_id, 0) > 1:
+            found.executed_twice += 1
+            found.violations.append(Violation(
+                "chain", order_id, f"executed {executions[order_id]} times"))
+    return found
+
+
 def _list(values: Iterable[int]) -> str:
     return ", ".join(str(v) for v in values)
 
@@ -287,7 +355,7 @@ def _clock_start(events: Sequence[Event], state: OrderState) -> datetime | None:
     requested = state.requested
     if requested is None or not requested.is_waiting:
         return min(e.at for e in events)
-    if state.status not in ("pending", "open"):
+    if not decisions.still_waits(state):
         return max(e.at for e in events if e.type in ("Triggered", "OrderRequested"))
     expires_at = requested.expires_at
     return None if isinstance(expires_at, msgspec.UnsetType) else expires_at

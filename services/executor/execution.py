@@ -1,20 +1,13 @@
-"""What an execution decides: the transaction, its signature, the retry delay, and the price
-it was executed at. No I/O here."""
+"""What an execution computes: the transaction, its signature, and the price it was executed
+at. No I/O here; what the order's next event is, is the domain's (``shared.decisions``)."""
 
 from __future__ import annotations
 
 import hashlib
 
-import msgspec
-
+from shared.decisions import Transaction
 from shared.events import OrderRequested, Routed
 from shared.tokens import WSOL_MINT, get
-
-
-class Transaction(msgspec.Struct, frozen=True):
-    instructions: list[str]
-    wraps_sol: bool
-    unwraps_sol: bool
 
 
 def build(order: OrderRequested, routed: Routed) -> Transaction:
@@ -72,8 +65,3 @@ def executed_price(order: OrderRequested, amount_out: int) -> float:
     token_in, token_out = get(order.token_in), get(order.token_out)
     price = (amount_out / token_out.unit) / (order.amount_in / token_in.unit)
     return float(f"{price:.12g}")
-
-
-def backoff_ms(attempt: int, base_ms: float) -> float:
-    """Delay before the attempt after ``attempt``: base, 2 x base, 4 x base, ..."""
-    return float(base_ms * 2 ** (attempt - 1))

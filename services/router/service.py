@@ -1,5 +1,6 @@
-"""The router: consume OrderRequested (and attempts that failed on price or age), ask both
-venues, decide the route, append Routed (or Rerouted)."""
+"""The router: consume OrderRequested (and attempts that failed on price or age, and fired
+waiting orders), ask both venues, and append the route the domain makes of the market's
+answer (``shared.decisions``)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-from msgspec import UNSET
-
 from services.router.venues import ask_all
+from shared import decisions
 from shared.config import Settings
-from shared.events import (
-    AttemptFailed,
-    Event,
-    Failed,
-    OrderRequested,
-    Reopened,
-    Rerouted,
-    Routed,
-    Triggered,
-)
+from shared.decisions import Refused, Routing
+from shared.events import AttemptFailed, Event, OrderRequested, Routed, Triggered
 from shared.launches import Launches, pushed
 from shared.market import Market, launched_pool_of
 from shared.metrics import ROUTES, ROUTING_SECONDS
@@ -30,7 +22,6 @@ from shared.routing import Decision, NoRoute, decide
 from shared.seeded import rng
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
-from shared.waiting import execution_bound
 from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.router")
@@ -41,12 +32,15 @@ class Router:
         self.settings = settings
         self.store = store
         self.market = Market.from_settings(settings)
-        # Within a market tick a decision depends only on the order's terms: remember it.
+        # Within a market tick a decision depends only on the order's terms: remember it,
+        # with whether the order's tokenOut is a launched one.
         self._tick = -1.0
-        self._decisions: dict[tuple[str, str, int, float, int], Decision] = {}
+        self._decisions: dict[tuple[str, str, int, float, int], tuple[Decision, bool]] = {}
         self.launches = Launches(store.redis, settings.namespace)
 
-    def decide(self, order: OrderRequested, at: float, ahead: int = 0) -> Decision:
+    def decide(self, order: OrderRequested, at: float, ahead: int = 0) -> tuple[Decision, bool]:
+        """The market's best route for the order now, and whether its tokenOut was
+        launched."""
         tick = self.market.tick(at)
         if tick != self._tick:
             self._tick, self._decisions = tick, {}
@@ -58,60 +52,45 @@ class Router:
             if launched is not None:
                 # Quoted on the launched pool as the snipers fired before leave it.
                 pool_of = pushed(pool_of, launched, ahead)
-            self._decisions[(*terms, ahead)] = decide(*terms, self.market.pools_between,
-                                                      pool_of)
+            self._decisions[(*terms, ahead)] = (
+                decide(*terms, self.market.pools_between, pool_of), launched is not None)
         return self._decisions[(*terms, ahead)]
 
-    async def route(self, order: OrderRequested, seq: int, kind: type[Routed] = Routed,
-                    ahead: int = 0) -> Routed | Failed | Reopened:
-        draw = rng(self.settings.seed, order.order_id, seq, "quote")
+    async def route(self, routing: Routing) -> list[Event]:
+        order = routing.order
+        draw = rng(self.settings.seed, order.order_id, routing.seq, "quote")
         quotes = await ask_all(self.settings.quote_latency_ms, draw)
+        found: Decision | NoRoute
+        launched = False
         try:
             if find(order.token_out) is None:
                 await self.launches.catch_up()  # a token launched since this process looked
             with ROUTING_SECONDS.time():
-                decision = self.decide(order, time.time(), ahead)
+                found, launched = self.decide(order, time.time(), routing.ahead)
         except (NoRoute, KeyError) as problem:
             log.info("order %s has no route: %s", order.order_id, problem)
-            return Failed(order_id=order.order_id, seq=seq, reason="no_route",
-                          error=str(problem), attempts=0)
-        # A waiting order never fills below its own price: that raises the bound.
-        bound = execution_bound(order, decision.min_amount_out)
-        if kind is Rerouted and order.is_waiting and decision.best.amount_out < bound:
-            return Reopened(order_id=order.order_id, seq=seq, reason=(
-                f"the route gives {decision.best.amount_out}, below the bound {bound}"))
-        log.info("order %s routed: %s", order.order_id, decision.reason)
-        ROUTES.labels(decision.best.kind, decision.best.venues).inc()
-        # The chain executes a sniper against the launched pool as the snipers before it
-        # leave it.
-        sniped = (order.order_type == "sniper"
-                  and launched_pool_of(decision.best.path[-1]) is not None)
-        return kind(
-            order_id=order.order_id, seq=seq, dex=decision.best.venues, route=decision.best,
-            candidates=decision.candidates, quotes=quotes, amount_out=decision.best.amount_out,
-            min_amount_out=bound, reason=decision.reason, pushed=ahead if sniped else UNSET,
-        )
+            found = NoRoute(str(problem))
+        decided = decisions.route(routing, found, quotes, launched)
+        for event in decided:
+            if isinstance(event, Routed):  # and Rerouted
+                log.info("order %s routed: %s", order.order_id, event.reason)
+                ROUTES.labels(event.route.kind, event.route.venues).inc()
+        return decided
 
-    async def route_fired(self, fired: Triggered) -> Routed | Failed | Reopened | None:
-        """A waiting order whose condition was met: routed as a market order is. (A sniper
-        fired on its launched pool comes with its Routed and never reaches the router; one
-        whose fill a trigger from before that appended alone is searched here again.)"""
-        state = fold(fired.order_id, await self.store.history(fired.order_id))
-        if state.requested is None or state.state != "triggered":
-            return None
-        return await self.route(state.requested, fired.seq + 1, ahead=fired.pushed)
-
-    async def reroute(self, failed: AttemptFailed) -> Routed | Failed | Reopened | None:
-        history = await self.store.history(failed.order_id)
-        state = fold(failed.order_id, history)
-        # Not the router's turn any more (the order moved on, or ended): nothing to do.
-        if state.requested is None or state.actor != "router":
-            return None
-        # A sniper is routed again on the launched pool as its launch's snipers before it
-        # left it, as it was the first time.
-        fired = [e for e in history if isinstance(e, Triggered)]
-        ahead = max(fired, key=lambda e: e.seq).pushed if fired else 0
-        return await self.route(state.requested, failed.seq + 1, Rerouted, ahead)
+    async def routing_of(self, event: Event) -> Routing | Refused | None:
+        """What the domain says the router owes the order of a fired order or a failed
+        attempt, if anything: decided on the order's whole history, as the order may have
+        moved on since."""
+        if isinstance(event, Triggered):
+            # (A sniper fired on its launched pool comes with its Routed and never reaches
+            # the router; one whose fill a trigger from before that appended alone is
+            # searched here again.)
+            history = await self.store.history(event.order_id)
+            return decisions.route_fired(fold(event.order_id, history), event)
+        if isinstance(event, AttemptFailed) and event.reroute:
+            history = await self.store.history(event.order_id)
+            return decisions.route_again(fold(event.order_id, history), event)
+        return None
 
     async def handle(self, entries: Sequence[Entry]) -> None:
         await asyncio.gather(*(self.decide_and_append(entry.event) for entry in entries))
@@ -119,15 +98,12 @@ class Router:
     async def decide_and_append(self, event: Event) -> None:
         # Each decision is appended as soon as it is made, not held back for the slowest
         # venue of the batch; appends made at the same moment still share a round trip.
-        decided: Event | None = None
-        if isinstance(event, OrderRequested):
-            decided = await self.route(event, event.seq + 1)
-        elif isinstance(event, AttemptFailed) and event.reroute:
-            decided = await self.reroute(event)
-        elif isinstance(event, Triggered):
-            decided = await self.route_fired(event)
-        if decided is not None:
-            await self.store.append([decided])
+        if isinstance(event, OrderRequested):  # a new order: its request is all there is
+            routing: Routing | Refused | None = decisions.route_request(event)
+        else:
+            routing = await self.routing_of(event)
+        if isinstance(routing, Routing):
+            await self.store.append(await self.route(routing))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

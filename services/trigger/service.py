@@ -22,35 +22,29 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
-
-from msgspec import UNSET
 
 from services.trigger.book import Book, Pair, Watched, least_price
 from services.trigger.fills import after, direct
 from services.trigger.registry import Registry
 from services.trigger.schedule import Schedule
+from shared import decisions
 from shared.config import Settings
 from shared.events import (
-    AnyEvent,
     Cancelled,
     Event,
-    Expired,
     OrderOpened,
     OrderRequested,
     Reopened,
-    Triggered,
 )
 from shared.launches import Launches, PoolLaunched, into_pool, pushed
 from shared.market import Market
 from shared.metrics import ROUTES
-from shared.order import fold
+from shared.order import OrderState, fold
 from shared.redis_client import connect
 from shared.route import Candidate
 from shared.routing import Decision, NoRoute, decide
 from shared.stream import Entry, EventStore
 from shared.tokens import find, get
-from shared.waiting import own_bound, routed_on_launch
 from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.trigger")
@@ -124,14 +118,11 @@ class Trigger:
         await self.check(time.time(), opened)
 
     async def open(self, order: OrderRequested) -> Watched | None:
-        deadline = order.expires_at
-        if not isinstance(deadline, datetime) or deadline.timestamp() > time.time():
+        decided = decisions.open_waiting(order, time.time())
+        if any(isinstance(event, OrderOpened) for event in decided):
             # In the registry before it is open: a crash in between leaves it findable.
             await self.registry.add([order.order_id])
-            await self.store.append([OrderOpened(order_id=order.order_id, seq=order.seq + 1)])
-        else:
-            await self.store.append([Expired(order_id=order.order_id, seq=order.seq + 1,
-                                             expires_at=deadline)])
+        await self.store.append(decided)
         await self.load([order.order_id])
         return self.book.orders.get(order.order_id)
 
@@ -144,10 +135,10 @@ class Trigger:
             histories = await self.store.histories(chunk)
             ended = []
             for order_id, history in zip(chunk, histories, strict=True):
-                watched = watching(order_id, history)
-                if watched is not None:
-                    self.book.add(watched)
-                elif history and fold(order_id, history).state != "opening":
+                state = fold(order_id, history)
+                if decisions.is_watched(state):
+                    self.book.add(watching(state))
+                elif history and not decisions.is_opening(state):
                     ended.append(order_id)
             self.book.discard_all(ended)
             await self.registry.remove(ended)
@@ -181,13 +172,12 @@ class Trigger:
             order = watched.order
             pair = (order.token_in, get(order.token_out).symbol)
             out = self.quote(pair, order.amount_in, at)
-            if out is not None and out >= own_bound(order):
+            if out is not None and decisions.meets(order, out):
                 price = self._price(pair, order.amount_in, out)
-                fire.append(Triggered(
-                    order_id=order.order_id, seq=watched.seq + 1, price=price,
-                    reason=f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
-                           f"the order's {watched.price:.9g}",
-                ))
+                fire += decisions.fire(
+                    order, watched.seq, price,
+                    f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
+                    f"the order's {watched.price:.9g}")
         await self.settle(fire)
         return len(fire)
 
@@ -228,17 +218,14 @@ class Trigger:
                 decision = self.decision((order.token_in, launch.symbol), order.amount_in,
                                          at, launch, ahead)
                 route = decision.best if decision is not None else None
-            if route is None or route.amount_out < own_bound(order):
+            if route is None or not decisions.meets(order, route.amount_out):
                 continue  # it keeps waiting, as a limit at its maxPrice, until it expires
             price = self._price((order.token_in, launch.symbol), order.amount_in,
                                 route.amount_out)
-            fire.append(Triggered(
-                order_id=order.order_id, seq=watched.seq + 1, price=price, pushed=ahead,
-                fill=route if carried else UNSET,
-                reason=f"{launch.symbol} launched on {launch.venue}",
-            ))
+            fire += decisions.fire(order, watched.seq, price,
+                                   f"{launch.symbol} launched on {launch.venue}",
+                                   ahead=ahead, fill=route if carried else None)
             if carried:
-                fire.append(routed_on_launch(order, watched.seq + 2, route, ahead))
                 ROUTES.labels(route.kind, route.venues).inc()
             fired += 1
             ahead += into_pool(launch, route.legs)
@@ -252,9 +239,9 @@ class Trigger:
         return fired
 
     async def expire(self, now: float) -> int:
-        due = [(w, w.order.expires_at) for w in self.book.due(now)]
-        await self.settle([Expired(order_id=w.order_id, seq=w.seq + 1, expires_at=deadline)
-                           for w, deadline in due if isinstance(deadline, datetime)])
+        due = self.book.due(now)
+        await self.settle([event for w in due
+                           for event in decisions.expire(w.order, w.seq, now)])
         return len(due)
 
     async def settle(self, events: list[Event]) -> None:
@@ -325,13 +312,11 @@ class Trigger:
             await reader.redis.aclose()
 
 
-def watching(order_id: str, history: list[AnyEvent]) -> Watched | None:
-    """The order as the trigger watches it, if it is open now."""
-    state = fold(order_id, history)
-    order = state.requested
-    if state.state != "open" or order is None or not order.is_waiting:
-        return None
-    return Watched(order=order, seq=state.last_seq, price=least_price(order))
+def watching(state: OrderState) -> Watched:
+    """An open order as the trigger watches it (``decisions.is_watched``)."""
+    assert state.requested is not None
+    return Watched(order=state.requested, seq=state.last_seq,
+                   price=least_price(state.requested))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

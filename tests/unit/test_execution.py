@@ -1,4 +1,5 @@
-"""services/executor/execution.py: signatures, backoff, the executed price, the transaction."""
+"""services/executor/execution.py: signatures, the executed price, the transaction; and the
+retry backoff (shared/decisions.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,8 @@ import random
 import base58
 import pytest
 
-from services.executor.execution import (
-    backoff_ms,
-    base58_of,
-    build,
-    executed_price,
-    signature,
-)
+from services.executor.execution import base58_of, build, executed_price, signature
+from shared.decisions import backoff_ms
 from shared.route import Candidate
 from shared.tokens import get
 from tests.unit.builders import direct, requested, routed, split, two_hop

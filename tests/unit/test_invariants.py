@@ -13,7 +13,14 @@ import pytest
 from services.cli import jsonl
 from services.cli.compare import ROW, Difference, differences, summary
 from services.cli.history import render, units
-from services.cli.invariants import Auditor, Landed, Report, deadline
+from services.cli.invariants import (
+    EXPIRY_GRACE_S,
+    Auditor,
+    Landed,
+    Report,
+    deadline,
+    endings,
+)
 from shared.config import Settings
 from shared.events import AnyEvent, decode, encode
 from shared.stream import Entry, StreamId
@@ -228,3 +235,39 @@ def test_a_waiting_order_is_late_only_past_its_expiry() -> None:
     report = audit(forever, expiring, now=b.at(3) + 2 * HOUR)
     assert offenders(report, "deadline") == ["expiring"]
     assert audit(expiring, now=b.at(3) + HOUR / 2).ok
+
+
+# --- how accepted orders ended (oee soak's audit) --------------------------------------------
+
+
+def test_accepted_orders_that_each_ended_once_are_all_accounted_for() -> None:
+    ids = ["c", "f", "x", "e"]
+    statuses = {"c": "confirmed", "f": "failed", "x": "cancelled", "e": "expired"}
+    once = dict.fromkeys(ids, 1)
+    found = endings(ids, statuses, once, once, {"c": 1, "f": 0}, {}, 100.0)
+    assert found.ok and not found.violations
+    assert (found.accepted, found.terminal, found.lost, found.still_open) == (4, 4, 0, 0)
+    assert found.ended == {"confirmed": 1, "failed": 1, "cancelled": 1, "expired": 1}
+
+
+def test_an_order_not_ended_is_lost_unless_it_waits_within_its_deadline() -> None:
+    ids = ["waits", "late", "stuck", "missing", "routing"]
+    statuses = {"waits": "open", "late": "pending", "stuck": "open", "routing": "routing"}
+    # "late" is past its deadline by more than the grace; "stuck" has no deadline at all.
+    deadlines = {"waits": 100.0, "late": 100.0 - EXPIRY_GRACE_S, "routing": 200.0}
+    found = endings(ids, statuses, {}, {}, {}, deadlines, 100.0)
+    assert (found.still_open, found.lost, found.terminal) == (1, 4, 0)
+    assert not found.ok
+    assert [v.order_id for v in found.violations] == ["late", "stuck", "missing", "routing"]
+    assert "not in PostgreSQL" in found.violations[2].detail
+
+
+def test_two_ends_in_either_store_or_two_executions_are_named() -> None:
+    ids = ["pg", "log", "twice"]
+    statuses = dict.fromkeys(ids, "confirmed")
+    found = endings(ids, statuses, {"pg": 2, "log": 1, "twice": 1},
+                    {"pg": 1, "log": 2, "twice": 1}, {"twice": 2}, {}, 100.0)
+    assert (found.duplicated, found.executed_twice, found.lost) == (2, 1, 0)
+    assert [(v.invariant, v.order_id) for v in found.violations] == [
+        ("terminal", "pg"), ("terminal", "log"), ("chain", "twice")]
+    assert not found.ok

@@ -78,13 +78,85 @@ def test_only_status_changes_send_a_status() -> None:
     assert lifecycle.status_of("rerouting") == lifecycle.status_of("giving_up") == "building"
 
 
-def test_the_store_table_is_the_machine() -> None:
-    pairs = lifecycle.lua_allowed()
-    assert "|OrderRequested" in pairs and "submitted|Confirmed" in pairs
-    assert not any(p.startswith(("confirmed|", "failed|")) for p in pairs)
-    for pair in pairs:
+# The machine written out on its own, as docs/events.md tables it, not derived from the
+# module's table: each state, and the moves an order may make from it ("" is an order with
+# no event yet). A change to the machine changes this too, on purpose.
+EXPECTED_MOVES: dict[str, set[str]] = {
+    "": {"OrderRequested", "OrderRequested:waiting"},
+    "pending": {"Routed", "Failed"},
+    "opening": {"OrderOpened", "Cancelled", "Expired", "Failed"},
+    "open": {"Triggered", "Triggered:routed", "Cancelled", "Expired", "Failed"},
+    "triggered": {"Routed", "Failed"},
+    "routing": {"Built", "Failed"},
+    "building": {"Submitted", "AttemptFailed:retry", "AttemptFailed:reroute",
+                 "AttemptFailed:give_up", "Failed"},
+    "rerouting": {"Rerouted", "Reopened", "Failed"},
+    "giving_up": {"Failed"},
+    "submitted": {"Confirmed", "Failed"},
+}
+
+
+def test_the_store_checks_exactly_the_moves_an_order_may_make() -> None:
+    expected = {f"{state}|{move}" for state, moves in EXPECTED_MOVES.items() for move in moves}
+    assert set(lifecycle.lua_allowed()) == expected
+    assert len(lifecycle.lua_allowed()) == len(expected)  # each pair once
+
+
+def _next_states() -> dict[str, set[str]]:
+    """From the store's table alone: the states each state leads to."""
+    graph: dict[str, set[str]] = {}
+    for pair in lifecycle.lua_allowed():
         state, move = pair.split("|")
-        assert lifecycle.allows(state or None, move)  # type: ignore[arg-type]
+        graph.setdefault(state, set()).add(lifecycle.target(move))
+    return graph
+
+
+def test_every_state_is_reached_by_some_story_and_every_story_can_end() -> None:
+    graph = _next_states()
+    reached, frontier = set(), [""]
+    while frontier:
+        for after in graph.get(frontier.pop(), set()) - reached:
+            reached.add(after)
+            frontier.append(after)
+    assert reached == set(lifecycle.STATES)
+    for state in lifecycle.STATES:
+        seen, frontier = {state}, [state]
+        while frontier and not any(lifecycle.is_terminal(s) for s in seen):
+            for after in graph.get(frontier.pop(), set()) - seen:
+                seen.add(after)
+                frontier.append(after)
+        assert any(lifecycle.is_terminal(s) for s in seen), f"{state} can never end"
+    # An ended order allows nothing at all.
+    assert not set(graph) & lifecycle.TERMINAL
+
+
+@pytest.mark.parametrize(("story", "end"), [
+    (["OrderRequested", "Failed"], "failed"),  # no route
+    (["OrderRequested", "Routed", "Built", "AttemptFailed:retry", "AttemptFailed:retry",
+      "Submitted", "Confirmed"], "confirmed"),
+    (["OrderRequested", "Routed", "Built", "AttemptFailed:retry", "AttemptFailed:give_up",
+      "Failed"], "failed"),
+    (["OrderRequested:waiting", "Expired"], "expired"),  # its deadline passed while away
+    (["OrderRequested:waiting", "Cancelled"], "cancelled"),
+    (["OrderRequested:waiting", "OrderOpened", "Triggered:routed", "Routed", "Built",
+      "Submitted", "Confirmed"], "confirmed"),
+    (["OrderRequested", "Routed", "Submitted", "Failed"], None),  # never built
+    (["OrderRequested", "Routed", "Built", "Submitted", "Confirmed", "Failed"], None),
+    (["OrderRequested", "Routed", "Built", "AttemptFailed:give_up", "Confirmed"], None),
+    (["OrderRequested:waiting", "Triggered"], None),  # not opened yet
+    (["OrderRequested:waiting", "OrderOpened", "Triggered", "Cancelled"], None),
+])
+def test_the_stories_an_order_can_and_cannot_have(story: list[str], end: str | None) -> None:
+    if end is None:
+        with pytest.raises(lifecycle.NotAllowed):
+            lifecycle.walk(story)
+    else:
+        assert lifecycle.walk(story) == end
+
+
+def test_the_terminal_event_types_are_the_ends() -> None:
+    assert {"Confirmed", "Failed", "Cancelled", "Expired"} == lifecycle.TERMINAL_TYPES
+    assert {"pending", "open"} == lifecycle.WAITING_STATUSES
 
 
 WAITING = ["OrderRequested:waiting", "OrderOpened"]

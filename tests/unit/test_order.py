@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from shared.events import Event
+from shared.events import Event, OrderOpened, Reopened, Triggered
 from shared.order import OrderState, fold
 from tests.unit import builders
 
@@ -169,3 +169,21 @@ def test_the_latest_transaction_wins_in_any_order() -> None:
     for event in sorted(story, key=lambda e: -e.seq):
         state.apply(event)
     assert (state.tx_hash, state.tx_seq) == ("tx3", 9)
+
+
+def test_the_latest_trigger_is_kept_in_any_order() -> None:
+    """A waiting order fired, sent back to wait, and fired again: its latest trigger says
+    how far the snipers before it pushed the launched pool."""
+    story: list[Event] = [
+        builders.requested(order_type="sniper"), OrderOpened(order_id="o-1", seq=2),
+        Triggered(order_id="o-1", seq=3, price=1.0, reason="launched", pushed=10),
+        Reopened(order_id="o-1", seq=4, reason="below its bound"),
+        Triggered(order_id="o-1", seq=5, price=1.0, reason="crossed", pushed=0),
+    ]
+    rng = random.Random(5)
+    for _ in range(20):
+        shuffled = story[:]
+        rng.shuffle(shuffled)
+        state = fold("o-1", shuffled)
+        assert state.fired == story[-1] and state.state == "triggered"
+    assert fold("o-1", builders.happy_story()).fired is None
