@@ -13,7 +13,9 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shared.events import AnyEvent, Event, Failed, encode
+from shared.decisions import Refused, give_up
+from shared.events import AnyEvent, Event, encode
+from shared.order import fold
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, QUEUES
 from shared.reading import Entry, parse_entries
@@ -67,11 +69,10 @@ class GroupUpkeep(StoreBase):
             "group": group.name, "id": str(entry.id), "order": event.order_id,
             "type": event.type, "reason": reason, "data": encode(event),
         })
-        history = await self.history(event.order_id)
-        if not any(e.is_terminal for e in history):
-            last = max((e.seq for e in history), default=event.seq)
-            await self.append([Failed(order_id=event.order_id, seq=last + 1,
-                                      reason="dead_lettered", error=reason, attempts=0)])
+        state = fold(event.order_id, await self.history(event.order_id))
+        decided = give_up(state, reason)
+        if not isinstance(decided, Refused):
+            await self.append(decided)
         await group.ack([entry])
 
     async def dead_letter_entries(self) -> AsyncIterator[dict[bytes, bytes]]:
