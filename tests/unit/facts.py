@@ -1,5 +1,6 @@
 """What the code has, read from the code, for the tests that hold the docs to it: the rules a
-refusal can name, the commands of ``oee``, and the docs' Markdown tables read back.
+refusal can name, the services ``oee up`` starts, the commands of ``oee``, and the docs'
+Markdown tables read back.
 
 The rules are read from the source, not from a list: every literal passed as ``rule`` to a
 callable that takes one (``Invalid``, ``error``, or whatever a module adds), and every
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -141,6 +143,18 @@ def refusal_rules(folders: Sequence[Path] = RULE_SOURCES
             elif not (isinstance(given, ast.Name) and given.id in params):
                 unread.append(f"{where}:{node.lineno}")
     return rules, unread
+
+
+def services_of_oee_up() -> tuple[str, ...]:
+    """``SERVICES``, what ``oee up`` starts, from whichever module of the toolbox holds it."""
+    for path in sorted((ROOT / "services" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(node, ast.Assign) and any(
+                isinstance(target, ast.Name) and target.id == "SERVICES"
+                for target in node.targets) for node in tree.body):
+            module = importlib.import_module(f"services.cli.{path.stem}")
+            return tuple(module.SERVICES)
+    raise AssertionError("no module of services/cli defines SERVICES")
 
 
 def oee_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,6 @@ its own command, each scraped by Prometheus. A service added to ``oee up`` and f
 
 from __future__ import annotations
 
-import ast
-import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -13,22 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.unit import facts
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def services_of_oee_up() -> tuple[str, ...]:
-    """``SERVICES``, what ``oee up`` starts, from whichever module of the toolbox holds it."""
-    for path in sorted((ROOT / "services" / "cli").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        if any(isinstance(node, ast.Assign) and any(
-                isinstance(target, ast.Name) and target.id == "SERVICES"
-                for target in node.targets) for node in tree.body):
-            module = importlib.import_module(f"services.cli.{path.stem}")
-            return tuple(module.SERVICES)
-    raise AssertionError("no module of services/cli defines SERVICES")
-
-
-SERVICES = services_of_oee_up()
+SERVICES = facts.services_of_oee_up()
 
 
 def compose() -> dict[str, Any]:

@@ -17,7 +17,6 @@ from shared import lifecycle
 from shared.accounts import Keyring
 from shared.events import EVENT_TYPES, ORDER_TYPES
 from tests.unit import facts
-from tests.unit.test_deploy import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -33,7 +32,7 @@ def test_the_readme_names_the_five_services() -> None:
     rows = facts.table(README, "Order execution engine")
     assert [re.sub(r"\W", "", row[0]) for row in rows] == [
         "gateway", "router", "executor", "persister", "trigger"]
-    assert {re.sub(r"\W", "", row[0]) for row in rows} == set(SERVICES)
+    assert {re.sub(r"\W", "", row[0]) for row in rows} == set(facts.services_of_oee_up())
     assert "Five services" in README
 
 
