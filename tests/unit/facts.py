@@ -149,9 +149,10 @@ def services_of_oee_up() -> tuple[str, ...]:
     """``SERVICES``, what ``oee up`` starts, from whichever module of the toolbox holds it."""
     for path in sorted((ROOT / "services" / "cli").glob("*.py")):
         tree = ast.parse(path.read_text())
-        if any(isinstance(node, ast.Assign) and any(
-                isinstance(target, ast.Name) and target.id == "SERVICES"
-                for target in node.targets) for node in tree.body):
+        targets = [target for node in tree.body
+                   for target in (node.targets if isinstance(node, ast.Assign)
+                                  else [node.target] if isinstance(node, ast.AnnAssign) else [])]
+        if any(isinstance(target, ast.Name) and target.id == "SERVICES" for target in targets):
             module = importlib.import_module(f"services.cli.{path.stem}")
             return tuple(module.SERVICES)
     raise AssertionError("no module of services/cli defines SERVICES")
