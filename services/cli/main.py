@@ -133,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             sys.exit(run_repartition(args.count))
         if args.command == "bench":
-            from services.cli.bench import Options
-            from services.cli.bench import run as run_bench
+            from bench.load import Options
+            from bench.load import run as run_bench
             from shared.process import hold_many_objects
 
             hold_many_objects()  # the bench's own WebSocket clients, by the thousand
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "launch":
             sys.exit(launch.run(args))
         if args.command == "soak":
-            from services.cli.soak import run as run_soak
+            from bench.soak import run as run_soak
 
             sys.exit(run_soak(args.minutes, args.rate, args.kill_every))
         {

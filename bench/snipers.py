@@ -21,10 +21,10 @@ import base58
 import httpx
 import msgspec
 
-from services.cli.cpu import cpu_seconds, postgres_pids, redis_cpu
+from bench.cpu import cpu_seconds, postgres_pids, redis_cpu
+from bench.limits import percentile
 from services.cli.launcher import system
 from services.trigger.registry import Registry
-from services.trigger.scale import percentile
 from shared.config import Settings
 from shared.launches import Launches, PoolLaunched
 from shared.route import Dex

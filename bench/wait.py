@@ -16,10 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.events import order
 from services.cli.embedded import EmbeddedCluster
 from shared.config import load
 from shared.stream import EventStore
-from tests.helpers import order
 
 
 def percentile(values: list[float], q: float) -> float:

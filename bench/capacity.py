@@ -38,8 +38,8 @@ from typing import Any
 import psycopg
 import redis
 
-from services.cli.bench import ENDS, Bench, Options
-from services.cli.cpu import cpu_seconds, postgres_pids
+from bench.cpu import cpu_seconds, postgres_pids
+from bench.load import ENDS, Bench, Options
 from services.cli.launcher import System, system
 from shared.config import Settings, load
 from shared.redis_client import is_cluster

@@ -29,12 +29,12 @@ import uuid
 
 from redis.exceptions import ResponseError
 
-from services.cli.cpu import cpu_seconds
+from bench.cpu import cpu_seconds
+from bench.events import order, route_now
 from services.cli.embedded import free_port
 from services.cli.launcher import forget
 from shared.config import Settings
 from shared.stream import EventStore
-from tests.helpers import order, route_now
 
 # Events the executor appends to an order: Built, Submitted, Confirmed.
 STEPS = 3

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 
 import uvloop
 
+from bench.events import order
 from shared.config import Settings
 from shared.events import OrderRequested
 from shared.redis_client import pipelined
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, WorkerSettings
-from tests.helpers import order
 
 ENTRIES = 10_000
 BATCHES = 200
