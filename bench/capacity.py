@@ -1,7 +1,7 @@
 """What one order costs and where the engine's capacity ends: the measurements behind the
 capacity model of ``docs/performance.md``. Not a test (it only measures):
 
-    python -m tests.measure_capacity [--rate 300] [--seconds 30] [--orders-for-pg 20000]
+    python -m bench.capacity [--rate 300] [--seconds 30] [--orders-for-pg 20000]
 
 with REDIS_URL (a single Redis, or any node of a Redis Cluster) and DATABASE_URL set. It
 starts every service as its own process (quote and execution latency 0), then:

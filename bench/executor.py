@@ -2,7 +2,7 @@
 measurement behind "the executor alone" in ``docs/performance.md``. Not a test (it only
 measures):
 
-    python -m tests.measure_executor [--orders 1000] [--bursts 5] [--profile FILE]
+    python -m bench.executor [--orders 1000] [--bursts 5] [--profile FILE]
 
 with REDIS_URL set. It starts one executor as its own process (quote and execution latency
 0, ``OEE_EXECUTOR_CONCURRENCY`` = ``--orders``), then, ``--bursts`` times, appends that many

@@ -2,7 +2,7 @@
 behind the executor's overhead figures in ``docs/performance.md``. Not a test (it only
 measures):
 
-    python -m tests.measure_overheads
+    python -m bench.overheads
 
 with REDIS_URL set (a single Redis). It prints one JSON document, CPU microseconds of this
 process (user and system):

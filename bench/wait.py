@@ -2,7 +2,7 @@
 with a replica: append latency one at a time, and appends per second with many appenders
 at once, with WAIT 0 and 1. Not a test (it only measures):
 
-    python -m tests.measure_wait [--seconds 10] [--concurrency 200]
+    python -m bench.wait [--seconds 10] [--concurrency 200]
 """
 
 from __future__ import annotations

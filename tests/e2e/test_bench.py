@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.cli.bench import Options, run
+from bench.load import Options, run
 from services.cli.launcher import System, system
 
 

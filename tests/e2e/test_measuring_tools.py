@@ -26,7 +26,7 @@ def measured(redis_url: str, database_url: str, module: str, *args: str,
 @pytest.mark.parametrize("venue", ["raydium", "meteora"])
 def test_the_launch_measure_follows_every_sniper_to_submitted(
         redis_url: str, database_url: str, venue: str) -> None:
-    result = measured(redis_url, database_url, "services.trigger.snipe_scale",
+    result = measured(redis_url, database_url, "bench.snipers",
                       "--snipers", "20", "--launches", "2", "--venue", venue)
     assert len(result["launches"]) == 2
     for launch in result["launches"]:
@@ -42,7 +42,7 @@ def test_the_trigger_scale_measure_accounts_for_every_order(
         redis_url: str, database_url: str) -> None:
     # How many the market crosses depends on the moment (the market is a function of
     # time): each order is fired, still open, or was marketable at once, and no other.
-    result = measured(redis_url, database_url, "services.trigger.scale", "--orders", "300",
+    result = measured(redis_url, database_url, "bench.limits", "--orders", "300",
                       "--ticks", "12", "--band", "0", OEE_SEED="scale")
     assert result["orders"] == 300
     assert result["fired"] + result["stillOpen"] + result["marketableAtOnce"] == 300
@@ -52,7 +52,7 @@ def test_the_trigger_scale_measure_accounts_for_every_order(
 
 
 def test_the_capacity_measure_prints_its_model(redis_url: str, database_url: str) -> None:
-    result = measured(redis_url, database_url, "tests.measure_capacity", "--rate", "40",
+    result = measured(redis_url, database_url, "bench.capacity", "--rate", "40",
                       "--seconds", "2", "--orders-for-pg", "100", "--persisters", "2")
     load = result["load"]
     assert load["accepted"] == load["statuses"]["confirmed"] > 0
@@ -63,7 +63,7 @@ def test_the_capacity_measure_prints_its_model(redis_url: str, database_url: str
 
 
 def test_the_executor_measure_times_every_burst(redis_url: str, database_url: str) -> None:
-    result = measured(redis_url, database_url, "tests.measure_executor", "--orders", "50",
+    result = measured(redis_url, database_url, "bench.executor", "--orders", "50",
                       "--bursts", "2")
     assert result["orders"] == 50 and len(result["bursts"]) == 2
     for burst in result["bursts"]:
@@ -73,6 +73,6 @@ def test_the_executor_measure_times_every_burst(redis_url: str, database_url: st
 
 def test_the_routing_measure_prices_every_order_shape(
         redis_url: str, database_url: str) -> None:
-    result = measured(redis_url, database_url, "tests.measure_routing")
+    result = measured(redis_url, database_url, "bench.routing")
     assert set(result) == {"SOL->USDC 0.5", "SOL->USDC 500", "USDC->SOL 50", "SOL->BONK 0.5"}
     assert all(microseconds > 0 for microseconds in result.values())
