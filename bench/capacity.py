@@ -39,8 +39,8 @@ import psycopg
 import redis
 
 from bench.cpu import cpu_seconds, postgres_pids
+from bench.harness import System, system
 from bench.load import ENDS, Bench, Options
-from services.cli.launcher import System, system
 from shared.config import Settings, load
 from shared.redis_client import is_cluster
 from shared.stream import EventStore

@@ -31,8 +31,8 @@ from redis.exceptions import ResponseError
 
 from bench.cpu import cpu_seconds
 from bench.events import order, route_now
+from bench.harness import forget
 from services.cli.embedded import free_port
-from services.cli.launcher import forget
 from shared.config import Settings
 from shared.stream import EventStore
 

@@ -36,9 +36,9 @@ import httpx
 import msgspec
 import psycopg
 import websockets
-
-from services.cli.launcher import System, forget
 from services.cli.rawhttp import RawClient
+
+from bench.harness import System, forget
 from shared.accounts import create_key
 from shared.batching import LINGER_S
 from shared.config import Settings, load

@@ -22,8 +22,8 @@ import httpx
 import msgspec
 
 from bench.cpu import cpu_seconds, postgres_pids, redis_cpu
+from bench.harness import system
 from bench.limits import percentile
-from services.cli.launcher import system
 from services.trigger.registry import Registry
 from shared.config import Settings
 from shared.launches import Launches, PoolLaunched

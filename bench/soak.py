@@ -31,7 +31,7 @@ import msgspec
 import psycopg
 import websockets
 
-from services.cli.launcher import System
+from bench.harness import System
 from services.executor.chain import SimulatedChain
 from shared.config import load
 from shared.stream import EventStore
