@@ -7,6 +7,7 @@ something the system recovers from by itself.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from services.cli.launcher import System
 from shared.accounts import AccountExists, account_of, any_key, create_key
@@ -56,6 +58,24 @@ def servers(root: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
             print(f"oee: embedded PostgreSQL at {env['DATABASE_URL']}", flush=True)
         asyncio.run(migrate(env["DATABASE_URL"]))
         yield env
+
+
+def register(commands: Any) -> None:
+    """Adds ``oee up`` to ``oee``'s sub-parsers."""
+    up = commands.add_parser("up", help="run the whole system on this machine")
+    up.add_argument("--routers", type=int, default=1)
+    up.add_argument("--executors", type=int, default=1)
+    up.add_argument("--persisters", type=int, default=1)
+    up.add_argument("--cluster", action="store_true",
+                    help="without REDIS_URL, an embedded Redis Cluster of 3 primaries")
+    up.add_argument("--data-dir", default=None,
+                    help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
+    up.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return up(args.routers, args.executors, args.persisters, args.data_dir,
+              cluster=args.cluster)
 
 
 def up(routers: int, executors: int, persisters: int, data_dir: str | None,
