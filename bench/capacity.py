@@ -64,7 +64,7 @@ SYSTEM = {
     "OEE_QUOTE_LATENCY_MS": "0",
     "OEE_EXECUTION_LATENCY_MS": "0",
     "OEE_EXECUTOR_CONCURRENCY": "200",
-    # The launcher's 200 ms reads suit tests; production blocks for the default 1 s.
+    # The harness's 200 ms reads suit tests; production blocks for the default 1 s.
     "OEE_BLOCK_MS": "1000",
     # As `oee bench --spawn`: logging every order would be part of what is measured.
     "OEE_LOG_LEVEL": "WARNING",
