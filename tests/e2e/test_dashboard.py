@@ -154,8 +154,10 @@ def test_with_keys_off_the_page_asks_for_none(
 def test_the_live_table_resumes_without_gaps_after_the_gateway_restarts(
     browser: Browser, redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
+    # The order must still be executing when the gateway goes: long enough that a page
+    # slowed by a busy machine has shown it by then.
     with (running_system(redis_url, database_url, tmp_path / "logs", OEE_AUTH="off",
-                         OEE_EXECUTION_LATENCY_MS="1000-1500") as running,
+                         OEE_EXECUTION_LATENCY_MS="4000-4500") as running,
           opened(browser) as (page, problems)):
         page.goto(f"{running.url}/")
         feed = page.locator("#feed-state")
