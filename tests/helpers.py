@@ -17,7 +17,7 @@ import websockets
 # The events tools and tests feed a service with, kept where the tools can reach them.
 from bench.events import order as order
 from bench.events import route_now as route_now
-from services.cli.launcher import System
+from bench.harness import System
 from shared.config import Settings
 from shared.events import AnyEvent
 from shared.process import Main

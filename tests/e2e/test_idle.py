@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.harness import System, system
 from services.cli.embedded import EmbeddedRedis
-from services.cli.launcher import System, system
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import system
 from bench.soak import Load, audit
-from services.cli.launcher import system
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
