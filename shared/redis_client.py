@@ -136,7 +136,7 @@ async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]]) ->
     On a single Redis, this is redis-py's pipeline without what it spends on each command:
     a timer armed for every reply and a response callback. A pipeline of 100 HGETALLs cost
     the caller 10.5-13 µs of CPU a command that way, and 4.3-6 µs this way
-    (``python -m tests.measure_overheads``); the executor sends two such commands per
+    (``python -m bench.overheads``); the executor sends two such commands per
     order. A cluster's own pipeline sends each command to its node."""
     if not commands:
         return []

@@ -312,7 +312,7 @@ class Worker:
         """Acknowledged a moment later (``LINGER_S``), with whatever else finished
         meanwhile, in one round trip; kept alive until then. No task waits for it: with the
         watchdog, that took an entry handed over alone (as the executor takes orders) from
-        26-29 µs of the worker's CPU to 15-16 (``tests.measure_overheads``)."""
+        26-29 µs of the worker's CPU to 15-16 (``bench.overheads``)."""
         if not self._finished:
             self._track(asyncio.create_task(self._acknowledge_finished()))
         self._finished.extend(entries)

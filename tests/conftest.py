@@ -17,6 +17,8 @@ from shared.db import migrate
 from shared.stream import EventStore
 from tests.infra import fresh_database, postgres_server, redis_cluster, redis_server
 
+pytest_plugins = ["tests.clean_tree"]  # the run leaves the work tree as it found it
+
 
 @contextlib.contextmanager
 def reachable_dir() -> Iterator[Path]:

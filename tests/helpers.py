@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 import httpx
 import websockets
 
-from services.cli.launcher import System
+# The events tools and tests feed a service with, kept where the tools can reach them.
+from bench.events import order as order
+from bench.events import route_now as route_now
+from bench.harness import System
 from shared.config import Settings
-from shared.events import AnyEvent, OrderRequested, Routed
-from shared.market import Market
+from shared.events import AnyEvent
 from shared.process import Main
-from shared.routing import decide
 from shared.stream import EventStore, Positions
 
 T = TypeVar("T")
@@ -76,23 +77,6 @@ async def running(main: Main, settings: Settings) -> AsyncIterator[asyncio.Event
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-def order(order_id: str, token_in: str = "SOL", token_out: str = "USDC",
-          amount_in: int = 500_000_000, slippage: float = 0.01) -> OrderRequested:
-    return OrderRequested(order_id=order_id, seq=1, token_in=token_in, token_out=token_out,
-                          amount_in=amount_in, amount="0.5", slippage=slippage)
-
-
-def route_now(requested: OrderRequested, settings: Settings) -> Routed:
-    """The Routed event the router would append for this order now."""
-    market = Market.from_settings(settings)
-    decision = decide(requested.token_in, requested.token_out, requested.amount_in,
-                      requested.slippage, market.pools_between, market.pool_at(time.time()))
-    return Routed(order_id=requested.order_id, seq=requested.seq + 1, dex=decision.best.venues,
-                  route=decision.best, candidates=decision.candidates, quotes=[],
-                  amount_out=decision.best.amount_out, min_amount_out=decision.min_amount_out,
-                  reason=decision.reason)
 
 
 async def submit(client: httpx.AsyncClient, body: Any = ORDER) -> str:

@@ -1,2 +1,3 @@
-"""The toolbox: the ``oee`` command and the tools it runs (the whole system on one machine,
-embedded servers, load generators). The services never import it."""
+"""The toolbox: the ``oee`` command and what it runs (one service per process, the whole
+system on one machine, embedded servers, the audit trail). The load generators and the
+measuring tools are in ``bench``. The services never import either."""

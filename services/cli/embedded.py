@@ -4,6 +4,9 @@ Each server runs as a child process in the foreground, so its pid is ours to sto
 also written next to its data, so a server left behind by a killed ``oee up`` is stopped
 before a new one starts on the same data. PostgreSQL refuses to run as root: as root, it
 runs as the unprivileged user ``nobody``, from a copy of its binaries that user can read.
+
+Past 400 lines: the servers share their start, stop, pid file and port choice here, and
+half of it is the Redis Cluster with the faults its tests inject (slots moved, nodes killed).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="quote tokens on each side of the pool (decimal)")
     launch.add_argument("--quote", default="SOL", help="the token it is paired with: SOL "
                         "(default) or USDC")
+    launch.set_defaults(func=run)
 
 
 async def _launch(args: argparse.Namespace) -> int:

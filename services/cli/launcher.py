@@ -1,4 +1,5 @@
-"""Running the services as processes: for ``oee up``, ``oee soak`` and the end-to-end tests.
+"""Running the services as processes: for ``oee up``, and through ``bench.harness`` for the
+load generators and the end-to-end tests.
 
 One ``System`` owns every process it started, can kill and restart any of them, and stops
 them all gracefully: the gateways first, so no order arrives while the workers finish.
@@ -6,27 +7,27 @@ them all gracefully: the gateways first, so no order arrives while the workers f
 
 from __future__ import annotations
 
-import logging
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from services.cli.embedded import free_port
-from shared.config import Settings, load
-from shared.redis_client import connect_sync, is_cluster
-
-log = logging.getLogger("oee.launcher")
 
 SERVICES = ("persister", "router", "trigger", "executor", "gateway")
+
+
+class StartFailed(RuntimeError):
+    """A process exited before the system was ready."""
+
+    def __init__(self, service: str, code: int, logs: Path | None) -> None:
+        where = f"; see {logs}" if logs else ""
+        super().__init__(f"{service} exited with code {code} while starting{where}")
+        self.service, self.code = service, code
 
 
 class System:
@@ -101,95 +102,37 @@ class System:
             return False
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Until the gateway answers /readyz; raises StartFailed as soon as any process has
+        exited, TimeoutError at the deadline."""
         deadline = time.monotonic() + timeout_s
         while not self.is_ready():
             for service, processes in self.processes.items():
-                if any(p.poll() is not None for p in processes):
-                    raise RuntimeError(f"{service} exited early; see {self.logs}")
+                for process in processes:
+                    if (code := process.poll()) is not None:
+                        raise StartFailed(service, code, self.logs)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"gateway not ready after {timeout_s}s; see {self.logs}")
+                raise TimeoutError(f"the gateway was not ready within {timeout_s:g} s"
+                                   + (f"; see {self.logs}" if self.logs else ""))
             time.sleep(0.05)
 
     def stop(self, timeout_s: float = 40.0) -> None:
+        """SIGTERM to the gateways, then, once they have stopped (or half of ``timeout_s``
+        has passed), to every other process; whatever still runs at ``timeout_s`` is
+        killed: an order it held is claimed by another process, or by itself restarted."""
+        began = time.monotonic()
         for service in reversed(SERVICES):
             for process in self.processes.get(service, []):
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
             if service == "gateway":
-                self._wait(self.processes.get(service, []), timeout_s)
-        self._wait([p for ps in self.processes.values() for p in ps], timeout_s)
+                self._wait(self.processes.get(service, []), began + timeout_s / 2)
+        self._wait([p for ps in self.processes.values() for p in ps], began + timeout_s)
 
     @staticmethod
-    def _wait(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
+    def _wait(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
         for process in processes:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-    def log_text(self) -> str:
-        if self.logs is None:
-            return ""
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in self.logs.glob("*.log"))
-
-
-# Small delays, so a run of many orders takes seconds.
-FAST = {
-    "OEE_QUOTE_LATENCY_MS": "20",
-    "OEE_EXECUTION_LATENCY_MS": "40-80",
-    "OEE_RETRY_BASE_MS": "20",
-    "OEE_BLOCK_MS": "200",
-    # Audits after a run look up every order's landings on the simulated chain.
-    "OEE_FINISHED_ORDER_TTL_S": "3600",
-}
-
-
-@contextmanager
-def system(redis_url: str, database_url: str, namespace: str, logs: Path,
-           executors: int = 1, **overrides: str) -> Iterator[System]:
-    """The services on a free port, with small delays, over a migrated database, stopped
-    at the end; then the namespace's keys are deleted."""
-    env = dict(os.environ)
-    env.update({
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "OEE_NAMESPACE": namespace,
-        "PORT": str(free_port()),
-        "OEE_SEED": "e2e",
-        # Tests of the pipeline act as the one built-in account; tests of keys, ownership
-        # and limits turn keys on with OEE_AUTH=required.
-        "OEE_AUTH": "off",
-        **FAST,
-    })
-    env.update(overrides)
-    logs.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    running = System(env, logs)
-    try:
-        running.start_all({"executor": executors})
-        running.wait_ready()
-        yield running
-    finally:
-        running.stop()
-        forget(load(env))
-
-
-def forget(settings: Settings) -> None:
-    """Deletes the run's keys, once its services have stopped, so runs against a shared
-    Redis leave nothing behind. A Redis that no longer answers (a test stopped it) is left
-    as it is."""
-    try:
-        cluster = is_cluster(settings.redis_url)
-        client = connect_sync(settings.redis_url, cluster)
-        try:
-            # One key per call: on a cluster the keys live in many slots (a cluster scan
-            # covers every primary).
-            for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-                client.unlink(key)
-        finally:
-            client.close()
-    except (RedisError, RedisClusterException) as error:
-        log.warning("could not delete the keys of %s: %s", settings.namespace, error)

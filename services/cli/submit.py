@@ -15,10 +15,9 @@ from typing import Any
 import msgspec
 import websockets
 
+from shared import lifecycle
 from shared.config import Settings
 
-# After one of these an order changes no more; only `confirmed` means it executed.
-_ENDS = frozenset({"confirmed", "failed", "cancelled", "expired"})
 # Ample for a handshake; the order itself may take as long as it takes.
 OPEN_TIMEOUT_S = 10.0
 
@@ -122,7 +121,7 @@ async def follow(url: str, key: str | None, order: Order, as_json: bool) -> int:
             if not as_json:
                 print(line(status, first=not seen), flush=True)
             seen += 1
-            if status.status in _ENDS:
+            if status.status in lifecycle.TERMINAL:
                 ended = status.status
     if ended is None:
         print("oee: the gateway closed the stream before the order ended", file=sys.stderr)

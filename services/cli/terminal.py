@@ -1,13 +1,13 @@
 """The terminal tools of ``oee``: ``submit`` (one order, watched to its end) and ``status``
-(groups, backlog, memory, PostgreSQL's delay). This only parses and dispatches; the work is
-in ``submit`` and ``status``, imported when run so other commands start fast."""
+(groups, backlog, memory, PostgreSQL's delay). This only parses; the work is in ``submit``
+and ``status``, imported when run so other commands start fast."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-COMMANDS: frozenset[str] = frozenset({"submit", "status"})
+from shared.config import load
 
 
 def register(commands: Any) -> None:
@@ -26,23 +26,23 @@ def register(commands: Any) -> None:
     submit.add_argument("--key", default=None,
                         help="API key (default $OEE_API_KEY, else $OEE_DATA_DIR/api-key)")
     submit.add_argument("--json", action="store_true", help="print each message as JSON")
+    submit.set_defaults(func=submit_order)
     status = commands.add_parser(
         "status", help="consumer groups, backlog, dead letters, memory, PostgreSQL's delay")
     status.add_argument("--json", action="store_true", help="the report as JSON")
+    status.set_defaults(func=show_status)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs one of ``COMMANDS``; returns the exit status."""
-    from shared.config import load
+def submit_order(args: argparse.Namespace) -> int:
+    from services.cli import submit
 
-    settings = load()
-    if args.command == "submit":
-        from services.cli import submit
+    order = submit.Order(token_in=args.token_in, token_out=args.token_out,
+                         amount=args.amount, slippage=args.slippage, type=args.type,
+                         idempotency_key=args.idempotency_key)
+    return submit.run(load(), order, args.url, args.key, args.json)
 
-        order = submit.Order(token_in=args.token_in, token_out=args.token_out,
-                             amount=args.amount, slippage=args.slippage, type=args.type,
-                             idempotency_key=args.idempotency_key)
-        return submit.run(settings, order, args.url, args.key, args.json)
+
+def show_status(args: argparse.Namespace) -> int:
     from services.cli import status
 
-    return status.run(settings, args.json)
+    return status.run(load(), args.json)

@@ -1,5 +1,5 @@
 """The audit-trail commands of ``oee``: replay, audit, export and events, with their flags.
-Each command's work lives in its own module; this only parses and dispatches."""
+Each command's work lives in its own module, imported when run; this only parses."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COMMANDS: frozenset[str] = frozenset({"replay", "audit", "export", "events"})
+from shared.config import load
 
 
 def register(commands: Any) -> None:
@@ -28,17 +28,21 @@ def register(commands: Any) -> None:
     replay.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="processes sharing the work (default: one per CPU, at most 8)")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.set_defaults(func=replay_log)
     audit = commands.add_parser(
         "audit", help="check the invariants over the event log; exit 0 only if all hold")
     _window(audit)
     audit.add_argument("--json", action="store_true", help="the report as JSON")
     audit.add_argument("--from", dest="source", type=Path, default=None, metavar="FILE",
                        help="audit an export offline (no Redis, no PostgreSQL)")
+    audit.set_defaults(func=audit_log)
     export = commands.add_parser("export", help="the event log as JSON Lines, to stdout")
     _window(export)
+    export.set_defaults(func=export_log)
     events = commands.add_parser("events", help="one order's history, for a person")
     events.add_argument("order_id", metavar="ORDER_ID")
     events.add_argument("--json", action="store_true", help="as export lines (JSON Lines)")
+    events.set_defaults(func=order_events)
 
 
 def _window(parser: argparse.ArgumentParser) -> None:
@@ -56,31 +60,33 @@ def _window(parser: argparse.ArgumentParser) -> None:
                         help="orders whose first event is before T (RFC 3339)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs one of ``COMMANDS``; returns the exit status."""
-    from shared.config import load
+def replay_log(args: argparse.Namespace) -> int:
+    from services.cli.replay import ReplayOptions, default_jobs, replay
 
-    settings = load()
-    if args.command == "replay":
-        from services.cli.replay import ReplayOptions, default_jobs, replay
+    options = ReplayOptions(into=args.into, replace=args.replace, verify=args.verify,
+                            source=args.source, progress=not args.quiet,
+                            jobs=max(1, args.jobs or default_jobs()))
+    return asyncio.run(replay(load(), options, sys.stdout, sys.stderr))
 
-        options = ReplayOptions(into=args.into, replace=args.replace, verify=args.verify,
-                                source=args.source, progress=not args.quiet,
-                                jobs=max(1, args.jobs or default_jobs()))
-        return asyncio.run(replay(settings, options, sys.stdout, sys.stderr))
-    if args.command == "audit":
-        from services.cli.audit import AuditOptions, audit
-        from services.cli.eventlog import Window
 
-        audit_options = AuditOptions(window=Window(args.since, args.until), as_json=args.json,
-                                     source=args.source)
-        return asyncio.run(audit(settings, audit_options, sys.stdout))
-    if args.command == "export":
-        from services.cli.eventlog import Window
-        from services.cli.export import export
+def audit_log(args: argparse.Namespace) -> int:
+    from services.cli.audit import AuditOptions, audit
+    from services.cli.eventlog import Window
 
-        asyncio.run(export(settings, Window(args.since, args.until), sys.stdout))
-        return 0
+    options = AuditOptions(window=Window(args.since, args.until), as_json=args.json,
+                           source=args.source)
+    return asyncio.run(audit(load(), options, sys.stdout))
+
+
+def export_log(args: argparse.Namespace) -> int:
+    from services.cli.eventlog import Window
+    from services.cli.export import export
+
+    asyncio.run(export(load(), Window(args.since, args.until), sys.stdout))
+    return 0
+
+
+def order_events(args: argparse.Namespace) -> int:
     from services.cli.history import events
 
-    return asyncio.run(events(settings, args.order_id, args.json, sys.stdout))
+    return asyncio.run(events(load(), args.order_id, args.json, sys.stdout))

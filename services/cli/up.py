@@ -1,28 +1,43 @@
 """``oee up``: the whole system on one machine, one process per service.
 
 Without REDIS_URL / DATABASE_URL it starts the embedded servers first, and stops them when
-it stops. A service that dies is started again, so ``kill -9`` of any one of them is
-something the system recovers from by itself.
+it stops. A service that dies is started again (``supervisor``: after a delay that grows
+while it keeps dying), so ``kill -9`` of any one of them is something the system recovers
+from by itself.
+
+Start-up fails loudly: a taken port, a server that does not answer or a service that exits
+before the gateway is ready stops everything with the reason and a non-zero status, and
+"API on" is printed only once the gateway answers. SIGTERM is taken as Ctrl-C: either
+stops everything within ``STOP_S`` (and the embedded servers after), whatever the state.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-from services.cli.launcher import System
+from services.cli import preflight
+from services.cli.launcher import StartFailed, System
+from services.cli.supervisor import GaveUp, Restarts
 from shared.accounts import AccountExists, account_of, any_key, create_key
 from shared.config import load
 from shared.db import migrate
 from shared.process import setup_logging
 
-RESTART_DELAY_S = 1.0
+# How often the supervisor looks at its processes.
+POLL_S = 0.2
+# Until the gateway answers /readyz: the services' imports and connections, on a busy machine.
+READY_S = 60.0
+# What has not stopped by then is killed; the embedded servers stop after it.
+STOP_S = 7.0
 # Under the data folder, so the README's curl lines can read it: $(cat .oee/api-key).
 KEY_FILE = "api-key"
 
@@ -34,6 +49,10 @@ def servers(root: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
     ``cluster``, the embedded Redis is a Redis Cluster of three primaries."""
     env = dict(os.environ)
     with ExitStack() as stack:
+        if os.environ.get("REDIS_URL"):
+            preflight.redis_answers(os.environ["REDIS_URL"])
+        if os.environ.get("DATABASE_URL"):
+            preflight.postgres_answers(os.environ["DATABASE_URL"])
         if cluster and not os.environ.get("REDIS_URL"):
             from services.cli.embedded import EmbeddedCluster
 
@@ -58,16 +77,46 @@ def servers(root: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
         yield env
 
 
+def register(commands: Any) -> None:
+    """Adds ``oee up`` to ``oee``'s sub-parsers."""
+    up = commands.add_parser("up", help="run the whole system on this machine")
+    up.add_argument("--routers", type=int, default=1)
+    up.add_argument("--executors", type=int, default=1)
+    up.add_argument("--persisters", type=int, default=1)
+    up.add_argument("--cluster", action="store_true",
+                    help="without REDIS_URL, an embedded Redis Cluster of 3 primaries")
+    up.add_argument("--data-dir", default=None,
+                    help="where embedded servers keep data (default: $OEE_DATA_DIR or ./.oee)")
+    up.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return up(args.routers, args.executors, args.persisters, args.data_dir,
+              cluster=args.cluster)
+
+
 def up(routers: int, executors: int, persisters: int, data_dir: str | None,
        cluster: bool = False) -> int:
     settings = load()
     setup_logging(settings.log_level)
-    root = Path(data_dir or os.environ.get("OEE_DATA_DIR") or ".oee").absolute()
-    with servers(root, cluster) as env:
-        provision_key(env["DATABASE_URL"], root / KEY_FILE)
-        system = System(env)
-        system.start_all({"persister": persisters, "router": routers, "executor": executors})
-        return _supervise(system, settings.port)
+    root = Path(data_dir or settings.data_dir).absolute()
+    try:
+        preflight.port_is_free(settings.host, settings.port, "PORT")
+    except preflight.CannotStart as taken:
+        raise preflight.CannotStart(f"the gateway: {taken}") from None
+    # SIGTERM as Ctrl-C: a KeyboardInterrupt wherever start-up is, so every `with` and
+    # `finally` on the way out stops what it started. SIGINT too, explicitly: a process
+    # started in the background by a shell begins with it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    try:
+        with servers(root, cluster) as env:
+            provision_key(env["DATABASE_URL"], root / KEY_FILE)
+            return _run(System(env), {"persister": persisters, "router": routers,
+                                      "executor": executors}, settings.port)
+    except KeyboardInterrupt:
+        print("oee: stopped", flush=True)
+        return 0
 
 
 def provision_key(database_url: str, path: Path) -> None:
@@ -101,23 +150,52 @@ def _write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def _supervise(system: System, port: int) -> int:
-    stopping = False
+def _run(system: System, counts: dict[str, int], port: int) -> int:
+    """Starts the services and supervises them; stops them all on the way out."""
+    restarts = Restarts(time.monotonic)
+    try:
+        system.start_all(counts)
+        for service, processes in system.processes.items():
+            for index in range(len(processes)):
+                restarts.started((service, index))
+        running = ", ".join(f"{len(ps)} {name}" for name, ps in system.processes.items())
+        print(f"oee: starting {running}", flush=True)
+        try:
+            system.wait_ready(READY_S)
+        except (StartFailed, TimeoutError) as failed:
+            print(f"oee: {failed}; stopping", file=sys.stderr, flush=True)
+            return 1
+        print(f"oee: {running} running; API on http://127.0.0.1:{port}", flush=True)
+        for process, url in system.metrics_urls().items():
+            print(f"oee: metrics of {process} on {url}", flush=True)
+        return _supervise(system, restarts)
+    finally:
+        # Stopping is bounded: another Ctrl-C meanwhile would only leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("oee: stopping", flush=True)
+        system.stop(STOP_S)
 
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    running = ", ".join(f"{len(ps)} {name}" for name, ps in system.processes.items())
-    print(f"oee: {running} running; API on http://127.0.0.1:{port}", flush=True)
-    for process, url in system.metrics_urls().items():
-        print(f"oee: metrics of {process} on {url}", flush=True)
-    while not stopping:
-        for service in system.restart_dead():
-            print(f"oee: {service} exited; started again", file=sys.stderr, flush=True)
-        time.sleep(RESTART_DELAY_S)
-    print("oee: stopping", flush=True)
-    system.stop()
-    return 0
+def _supervise(system: System, restarts: Restarts,
+               sleep: Callable[[float], None] = time.sleep) -> int:
+    """Starts again each process that exited, when ``restarts`` says; returns 1 once one
+    cannot start. Runs until interrupted."""
+    while True:
+        for service, processes in system.processes.items():
+            for index, process in enumerate(processes):
+                code = process.poll()
+                if code is None or restarts.waiting((service, index)):
+                    continue
+                try:
+                    delay = restarts.exited((service, index))
+                except GaveUp as gave_up:
+                    print(f"oee: {service} {gave_up} (last exit code {code}); stopping",
+                          file=sys.stderr, flush=True)
+                    return 1
+                print(f"oee: {service} exited with code {code}; starting it again in "
+                      f"{delay:g} s", file=sys.stderr, flush=True)
+        for service, index in restarts.due():
+            system.start(service, index)
+            restarts.started((service, index))
+        sleep(POLL_S)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.cli.launcher import System
+from bench.harness import System
 from shared.config import Settings
 from shared.stream import EventStore
 from tests.conftest import cleanup

@@ -1,15 +1,23 @@
-"""``oee bench`` against a running system: it counts, times and samples what it ran."""
+"""``oee bench`` against a running system: it counts, times and samples what it ran, and
+every figure it prints is one that the run could have got wrong."""
 
 from __future__ import annotations
 
 import json
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from services.cli.bench import Options, run
-from services.cli.launcher import System, system
+from bench.harness import FAST, System, system
+from bench.load import Options, run
+
+GROUPS = {"persister", "executor", "router", "trigger"}
+MARKET_STAGES = {"accept", "route", "pickup", "send", "confirm"}
+# The least an order can take with the harness's delays: a quote, then an execution.
+QUOTE_MS = float(FAST["OEE_QUOTE_LATENCY_MS"])
+LEAST_MS = QUOTE_MS + float(FAST["OEE_EXECUTION_LATENCY_MS"].split("-")[0])
 
 
 @pytest.fixture(scope="module")
@@ -20,26 +28,61 @@ def running(redis_url: str, database_url: str,
         yield started
 
 
+def bench(running: System, options: Options, monkeypatch: pytest.MonkeyPatch,
+          capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    for name in ("REDIS_URL", "DATABASE_URL", "OEE_NAMESPACE"):
+        monkeypatch.setenv(name, running.env[name])
+    assert run(options, running.url) == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def ordered(figures: dict[str, float]) -> bool:
+    return 0 < figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
+
+
+def assert_run_figures(result: dict[str, Any], orders: int) -> None:
+    """What every run reports: its pace, the projection, the groups, the CPU."""
+    assert result["orders_per_s"] == pytest.approx(orders / result["seconds"], rel=0.03)
+    assert result["seconds"] - 0.01 <= result["projected_in_postgres_s"] < 120
+    assert result["pending_entries"] == dict.fromkeys(GROUPS, 0)
+    samples = result["samples"]
+    assert samples and all(set(s["backlog"]) == GROUPS for s in samples)
+    assert [s["at_s"] for s in samples] == sorted(s["at_s"] for s in samples)
+    # Not spawned: the bench knows no service's process, only the servers and itself.
+    cpu = result["cpu_ms_per_order"]
+    assert set(cpu) == {"generator", "redis", "postgres"}
+    assert 0 < cpu["generator"] < 1000 and 0 < cpu["redis"] < 1000
+    assert result["redis_commands_per_order"] > 10  # an order's appends and reads at least
+
+
 @pytest.mark.parametrize("ws", [False, True], ids=["http", "websocket"])
 def test_bench_follows_every_order_and_reports_figures(
     running: System, ws: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("REDIS_URL", "DATABASE_URL", "OEE_NAMESPACE"):
-        monkeypatch.setenv(name, running.env[name])
     options = Options(orders=30, in_flight=10, ws=ws, as_json=True, warmup=5, sample_s=0.2)
-    assert run(options, running.url) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert (result["accepted"], result["confirmed"], result["refused"]) == (30, 30, 0)
-    assert result["orders_per_s"] > 0
-    assert set(result["overhead_ms"]) >= {"p50", "p95", "p99"}
-    assert result["projected_in_postgres_s"] is not None
-    assert all(count == 0 for count in result["pending_entries"].values())
-    assert result["samples"] and "executor" in result["samples"][-1]["backlog"]
+    result = bench(running, options, monkeypatch, capsys)
+    assert (result["accepted"], result["confirmed"], result["failed"], result["refused"]) == (
+        30, 30, 0, 0)
+    assert_run_figures(result, 30)
+    end_to_end, overhead = result["end_to_end_ms"], result["overhead_ms"]
+    assert ordered(end_to_end) and end_to_end["p50"] >= LEAST_MS and end_to_end["max"] < 30_000
+    # The engine's own share: what is left of each order's time once its delays are taken.
+    assert ordered(overhead) and overhead["p50"] <= end_to_end["p50"] - LEAST_MS
+    stages = result["stages_ms"]
+    assert set(stages) == MARKET_STAGES and all(ordered(s) for s in stages.values())
+    assert stages["route"]["p50"] >= QUOTE_MS
     if ws:
-        assert result["ws_delivery_ms"]["p99"] >= 0
-        assert result["ws_subscribers_peak"] >= 1
-        # Every status the gateway sent in the run is in its histogram.
-        assert result["gateway_sent_within_ms"]["inf"] == 1.0
+        delivery = result["ws_delivery_ms"]
+        assert ordered(delivery) and delivery["max"] < 10_000
+        assert 1 <= result["ws_subscribers_peak"] <= 30
+        # Every status the gateway sent in the run is in its histogram, and the share
+        # within each bound grows with the bound.
+        shares = result["gateway_sent_within_ms"]
+        assert shares["inf"] == 1.0
+        assert list(shares.values()) == sorted(shares.values())
+    else:
+        assert result["ws_delivery_ms"] == {} and result["ws_subscribers_peak"] == 0
 
 
 @pytest.mark.parametrize(("order_type", "resting", "ended"), [
@@ -49,20 +92,21 @@ def test_bench_runs_limit_and_sniper_orders(
     running: System, order_type: str, resting: bool, ended: str,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("REDIS_URL", "DATABASE_URL", "OEE_NAMESPACE"):
-        monkeypatch.setenv(name, running.env[name])
     options = Options(orders=20, in_flight=10, as_json=True, warmup=2, sample_s=0.5,
                       order_type=order_type, resting=resting)
-    assert run(options, running.url) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = bench(running, options, monkeypatch, capsys)
     assert result["order_type"] == order_type
-    assert (result["accepted"], result[ended], result["refused"]) == (20, 20, 0)
-    assert result["stages_ms"]["open"]["p99"] >= 0
+    assert (result["accepted"], result[ended], result["failed"], result["refused"]) == (
+        20, 20, 0, 0)
+    assert_run_figures(result, 20)
+    stages = result["stages_ms"]
     if resting:
-        assert result["stages_ms"]["cancel"]["p99"] >= 0
+        assert set(stages) == {"accept", "open", "cancel"}
+        assert ordered(stages["open"]) and ordered(stages["cancel"])
     else:
-        assert result["stages_ms"]["fire"]["p99"] >= 0
+        assert set(stages) == MARKET_STAGES | {"open", "fire"}
+        assert ordered(stages["open"]) and ordered(stages["fire"])
     if order_type == "sniper":
-        assert result["launch_to_submitted_ms"]["p99"] > 0
+        assert ordered(result["launch_to_submitted_ms"])
     else:
         assert result["launch_to_submitted_ms"] == {}

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
+from bench.harness import system
+from bench.soak import Audit, Load, audit
 from services.cli.embedded import EmbeddedCluster
-from services.cli.launcher import system
-from services.cli.soak import Audit, Load, audit
 from shared.partitions import Layout
 from tests.conftest import reachable_dir
 from tests.helpers import eventually

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import websockets
 
+from bench.harness import system
+from bench.soak import KILL_ORDER, Load, audit
 from services.cli.embedded import EmbeddedPostgres, EmbeddedRedis
-from services.cli.launcher import system
-from services.cli.soak import KILL_ORDER, Load, audit
 from shared.db import migrate
 from tests.helpers import HAPPY, eventually
 

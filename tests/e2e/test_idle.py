@@ -25,8 +25,8 @@ from typing import NamedTuple
 import pytest
 import redis
 
+from bench.harness import System, system
 from services.cli.embedded import EmbeddedRedis
-from services.cli.launcher import System, system
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.cli.launcher import system
+from bench.harness import system
 from services.trigger.schedule import planned, slot_of
 from shared.config import Settings
 from shared.launches import Launches

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from services.cli.launcher import SERVICES, system
+from bench.harness import SERVICES, system
 from tests.conftest import cleanup
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e

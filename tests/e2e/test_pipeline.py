@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import websockets
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from shared.events import Built, Confirmed, Submitted
 from shared.redis_client import connect
 from shared.stream import EventStore

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from services.gateway.openapi import document
 from shared.accounts import create_key
 

@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from shared.accounts import create_key, parse_key
 from shared.config import Settings
 from shared.events import OrderRequested

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from shared.accounts import create_key
 
 pytestmark = pytest.mark.e2e

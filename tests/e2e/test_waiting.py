@@ -15,7 +15,7 @@ import base58
 import httpx
 import pytest
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from shared.events import Confirmed, Expired, Routed, Triggered
 from shared.stream import EventStore
 from tests.helpers import eventually, stories, watch

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from services.cli.launcher import System, system
+from bench.harness import System, system
 from shared.accounts import create_key
 from tests.helpers import drain
 

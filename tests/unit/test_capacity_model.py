@@ -1,10 +1,10 @@
-"""The capacity model's arithmetic (tests/measure_capacity.py): no servers."""
+"""The capacity model's arithmetic (bench/capacity.py): no servers."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.measure_capacity import (
+from bench.capacity import (
     capacity_model,
     cores_per_thousand,
     expected,

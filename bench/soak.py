@@ -28,52 +28,72 @@ from pathlib import Path
 import base58
 import httpx
 import msgspec
-import psycopg
 import websockets
 
-from services.cli.launcher import System
-from services.executor.chain import SimulatedChain
+from bench.harness import System
+from services.cli.audit import accepted_endings
+from services.cli.invariants import Endings
+from shared import lifecycle
 from shared.config import load
-from shared.stream import EventStore
+from shared.lifecycle import Status
 
 PAIRS = [("SOL", "USDC", "0.5"), ("USDC", "SOL", "25"), ("SOL", "USDT", "1.25"),
          ("JUP", "USDC", "100"), ("BONK", "SOL", "1000000"), ("RAY", "USDT", "10")]
 KILL_ORDER = ("router", "executor", "persister", "gateway")
 # The soak kills the trigger too: it holds every open order.
 SOAK_KILLS = (*KILL_ORDER, "trigger")
-TERMINAL = ("confirmed", "failed", "cancelled", "expired")
-# A waiting order ends expired within a second of its deadline.
-EXPIRY_GRACE_S = 1.0
 # Far above any SOL price the seeded market reaches: never marketable.
 NEVER = "100000"
 
 
-class Audit(msgspec.Struct):
-    accepted: int
-    terminal: int
-    lost: int
-    duplicated: int
-    executed_twice: int
-    confirmed: int
-    failed: int
+class Audit(msgspec.Struct, kw_only=True):
+    """How the soak's accepted orders ended (judged by the one auditor that ``oee audit``
+    uses too), with what the soak itself counted."""
+
+    endings: Endings
     refused: int = 0
     kills: int = 0
-    cancelled: int = 0
-    expired: int = 0
-    # Not ended, but open and within its deadline: not lost.
-    still_open: int = 0
     launches: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0 and self.executed_twice == 0
+        return self.endings.ok
+
+    @property
+    def accepted(self) -> int:
+        return self.endings.accepted
+
+    @property
+    def terminal(self) -> int:
+        return self.endings.terminal
+
+    @property
+    def still_open(self) -> int:
+        return self.endings.still_open
+
+    @property
+    def lost(self) -> int:
+        return self.endings.lost
+
+    @property
+    def duplicated(self) -> int:
+        return self.endings.duplicated
+
+    @property
+    def executed_twice(self) -> int:
+        return self.endings.executed_twice
+
+    def reached(self, status: Status) -> int:
+        """How many of the orders ended with this terminal status."""
+        return self.endings.ended.get(status, 0)
 
     def report(self) -> str:
-        return (f"accepted {self.accepted}  terminal {self.terminal} "
-                f"(confirmed {self.confirmed}, failed {self.failed}, cancelled "
-                f"{self.cancelled}, expired {self.expired})  open in time {self.still_open}  "
-                f"lost {self.lost}  duplicated {self.duplicated}  executed twice "
-                f"{self.executed_twice}  refused (invalid) {self.refused}  launches "
+        e = self.endings
+        ended = ", ".join(f"{status} {e.ended.get(status, 0)}"
+                          for status in sorted(lifecycle.TERMINAL))
+        return (f"accepted {e.accepted}  terminal {e.terminal} ({ended})  open in time "
+                f"{e.still_open}  lost {e.lost}  duplicated {e.duplicated}  executed twice "
+                f"{e.executed_twice}  refused (invalid) {self.refused}  launches "
                 f"{self.launches}  kills {self.kills}")
 
 
@@ -212,59 +232,11 @@ class Load:
 async def audit(env: Mapping[str, str], accepted: Sequence[str],
                 timeout_s: float = 120.0, deadlines: Mapping[str, float] | None = None) -> Audit:
     """Waits until every accepted order has a terminal state in PostgreSQL (or the deadline),
-    then counts, in the system with this environment. Terminal events are counted in the
-    stream too, and executions on the simulated chain. ``deadlines``: each waiting order's
-    (epoch seconds); one still open before it is not lost."""
-    settings = load(env)
-    database_url = settings.database_url
-    ids = list(accepted)
-    waits = deadlines or {}
-    deadline = time.monotonic() + timeout_s
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        while True:
-            cursor = await conn.execute(
-                "SELECT count(*) FROM orders WHERE order_id = ANY(%s)"
-                " AND status = ANY(%s)", (ids, list(TERMINAL)))
-            row = await cursor.fetchone()
-            done = row[0] if row else 0
-            if done == len(ids) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
-        cursor = await conn.execute(
-            "SELECT o.order_id, o.status,"
-            " (SELECT count(*) FROM events e WHERE e.order_id = o.order_id"
-            "  AND e.type IN ('Confirmed', 'Failed', 'Cancelled', 'Expired'))"
-            " FROM orders o WHERE o.order_id = ANY(%s)", (ids,))
-        rows = await cursor.fetchall()
-    store = EventStore(settings)
-    try:
-        stream_terminals: dict[str, int] = {}
-        async for entry in store.everything_after():
-            if entry.event.is_terminal:
-                order_id = entry.event.order_id
-                stream_terminals[order_id] = stream_terminals.get(order_id, 0) + 1
-        executions = await SimulatedChain(store.redis, settings).executions(ids)
-    finally:
-        await store.close()
-    status = {r[0]: r[1] for r in rows}
-    pg_terminals = {r[0]: r[2] for r in rows}
-    terminal = [i for i in ids if status.get(i) in TERMINAL]
-    now = time.time()
-    still_open = [i for i in ids if status.get(i) in ("pending", "open")
-                  and i in waits and now < waits[i] + EXPIRY_GRACE_S]
-    return Audit(
-        accepted=len(ids),
-        terminal=len(terminal),
-        lost=len(ids) - len(terminal) - len(still_open),
-        still_open=len(still_open),
-        cancelled=sum(1 for i in ids if status.get(i) == "cancelled"),
-        expired=sum(1 for i in ids if status.get(i) == "expired"),
-        duplicated=sum(1 for i in ids
-                       if pg_terminals.get(i, 0) > 1 or stream_terminals.get(i, 0) > 1),
-        executed_twice=sum(1 for n in executions.values() if n > 1),
-        confirmed=sum(1 for i in ids if status.get(i) == "confirmed"),
-        failed=sum(1 for i in ids if status.get(i) == "failed"),
-    )
+    then judges how each ended, in the system with this environment: ``oee audit``'s
+    ``accepted_endings``. ``deadlines``: each waiting order's (epoch seconds); one still
+    open before it is not lost."""
+    return Audit(endings=await accepted_endings(load(env), accepted, deadlines=deadlines,
+                                                wait_s=timeout_s))
 
 
 async def kill_periodically(system: System, every_s: float, stop: asyncio.Event) -> int:

@@ -2,7 +2,7 @@
 not decided this market tick (it remembers a decision per terms and tick, so a benchmark
 of identical orders decides once a second). Not a test (it only measures):
 
-    python -m tests.measure_routing
+    python -m bench.routing
 
 It prints one JSON document: microseconds of CPU per decision (``shared.routing.decide``
 against the seeded market), the median of five rounds of 200, for a few pairs and sizes:

@@ -2,7 +2,7 @@
 behind the executor's overhead figures in ``docs/performance.md``. Not a test (it only
 measures):
 
-    python -m tests.measure_overheads
+    python -m bench.overheads
 
 with REDIS_URL set (a single Redis). It prints one JSON document, CPU microseconds of this
 process (user and system):
@@ -25,12 +25,12 @@ from collections.abc import Sequence
 
 import uvloop
 
+from bench.events import order
 from shared.config import Settings
 from shared.events import OrderRequested
 from shared.redis_client import pipelined
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, WorkerSettings
-from tests.helpers import order
 
 ENTRIES = 10_000
 BATCHES = 200

@@ -1,6 +1,6 @@
 """Measures a launch with many snipers waiting, with every service as its own process: from
 ``PoolLaunched`` to each sniper's ``Submitted``. Quote and execution latencies are 0, so the
-figure is the engine's own time. ``python -m services.trigger.snipe_scale --snipers 1000
+figure is the engine's own time. ``python -m bench.snipers --snipers 1000
 --launches 5`` (needs REDIS_URL and DATABASE_URL) prints each launch's figures and the
 spread of their p99s."""
 
@@ -21,10 +21,10 @@ import base58
 import httpx
 import msgspec
 
-from services.cli.cpu import cpu_seconds, postgres_pids, redis_cpu
-from services.cli.launcher import system
+from bench.cpu import cpu_seconds, postgres_pids, redis_cpu
+from bench.harness import system
+from bench.limits import percentile
 from services.trigger.registry import Registry
-from services.trigger.scale import percentile
 from shared.config import Settings
 from shared.launches import Launches, PoolLaunched
 from shared.route import Dex

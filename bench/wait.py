@@ -2,7 +2,7 @@
 with a replica: append latency one at a time, and appends per second with many appenders
 at once, with WAIT 0 and 1. Not a test (it only measures):
 
-    python -m tests.measure_wait [--seconds 10] [--concurrency 200]
+    python -m bench.wait [--seconds 10] [--concurrency 200]
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.events import order
 from services.cli.embedded import EmbeddedCluster
 from shared.config import load
 from shared.stream import EventStore
-from tests.helpers import order
 
 
 def percentile(values: list[float], q: float) -> float:

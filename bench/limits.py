@@ -1,6 +1,6 @@
 """Measures one trigger process at scale, against a real Redis: how long from a market tick
 that crosses limits to their ``Triggered`` being in the store, with N open limit orders;
-and the memory each open order costs. ``python -m services.trigger.scale --orders 100000``.
+and the memory each open order costs. ``python -m bench.limits --orders 100000``.
 
 The market is a function of time, so the run walks simulated ticks (``check(at)`` with the
 tick's time) and measures wall-clock time from the start of each tick's check to the return

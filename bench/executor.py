@@ -2,7 +2,7 @@
 measurement behind "the executor alone" in ``docs/performance.md``. Not a test (it only
 measures):
 
-    python -m tests.measure_executor [--orders 1000] [--bursts 5] [--profile FILE]
+    python -m bench.executor [--orders 1000] [--bursts 5] [--profile FILE]
 
 with REDIS_URL set. It starts one executor as its own process (quote and execution latency
 0, ``OEE_EXECUTOR_CONCURRENCY`` = ``--orders``), then, ``--bursts`` times, appends that many
@@ -29,12 +29,12 @@ import uuid
 
 from redis.exceptions import ResponseError
 
-from services.cli.cpu import cpu_seconds
+from bench.cpu import cpu_seconds
+from bench.events import order, route_now
+from bench.harness import forget
 from services.cli.embedded import free_port
-from services.cli.launcher import forget
 from shared.config import Settings
 from shared.stream import EventStore
-from tests.helpers import order, route_now
 
 # Events the executor appends to an order: Built, Submitted, Confirmed.
 STEPS = 3

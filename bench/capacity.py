@@ -1,7 +1,7 @@
 """What one order costs and where the engine's capacity ends: the measurements behind the
 capacity model of ``docs/performance.md``. Not a test (it only measures):
 
-    python -m tests.measure_capacity [--rate 300] [--seconds 30] [--orders-for-pg 20000]
+    python -m bench.capacity [--rate 300] [--seconds 30] [--orders-for-pg 20000]
 
 with REDIS_URL (a single Redis, or any node of a Redis Cluster) and DATABASE_URL set. It
 starts every service as its own process (quote and execution latency 0), then:
@@ -38,9 +38,9 @@ from typing import Any
 import psycopg
 import redis
 
-from services.cli.bench import ENDS, Bench, Options
-from services.cli.cpu import cpu_seconds, postgres_pids
-from services.cli.launcher import System, system
+from bench.cpu import Snapshot, cpu_used, grown, primaries, snapshot
+from bench.harness import System, system
+from bench.load import ENDS, Bench, Options
 from shared.config import Settings, load
 from shared.redis_client import is_cluster
 from shared.stream import EventStore
@@ -64,7 +64,7 @@ SYSTEM = {
     "OEE_QUOTE_LATENCY_MS": "0",
     "OEE_EXECUTION_LATENCY_MS": "0",
     "OEE_EXECUTOR_CONCURRENCY": "200",
-    # The launcher's 200 ms reads suit tests; production blocks for the default 1 s.
+    # The harness's 200 ms reads suit tests; production blocks for the default 1 s.
     "OEE_BLOCK_MS": "1000",
     # As `oee bench --spawn`: logging every order would be part of what is measured.
     "OEE_LOG_LEVEL": "WARNING",
@@ -74,12 +74,6 @@ SYSTEM = {
 
 
 # --- the model: pure arithmetic ---------------------------------------------------------
-
-
-def grown(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-    """Each counter's growth. A counter first seen after ``before`` grew from 0; one that
-    went down (a process that ended and took its CPU with it) counts as 0."""
-    return {key: max(0.0, value - before.get(key, 0.0)) for key, value in after.items()}
 
 
 def per_order(totals: Mapping[str, float], orders: int) -> dict[str, float]:
@@ -139,66 +133,10 @@ def capacity_model(redis_cpu_s_per_order: float, service_cpu_s_per_order: Mappin
     }
 
 
-# --- counters: Redis nodes, processes -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeCounters:
-    cpu_s: float
-    calls: dict[str, float]
-    usec: dict[str, float]
-
-
-def primaries(url: str, cluster: bool) -> dict[str, redis.Redis]:
-    """A client for each primary, by ``host:port``: the one server, or every primary the
-    cluster client knows of."""
-    if not cluster:
-        return {"single": redis.Redis.from_url(url, socket_timeout=5)}
-    client: Any = redis.RedisCluster.from_url(url, socket_timeout=5)
-    return {node.name: client.get_redis_connection(node) for node in client.get_primaries()}
-
-
-def node_counters(node: redis.Redis) -> NodeCounters:
-    cpu: Any = node.info("cpu")
-    stats: Any = node.info("commandstats")
-    calls, usec = {}, {}
-    for key, figures in stats.items():
-        name = key.removeprefix("cmdstat_")
-        calls[name], usec[name] = float(figures["calls"]), float(figures["usec"])
-    return NodeCounters(float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls, usec)
-
-
-def pid_cpu(pids: Iterable[int]) -> dict[str, float]:
-    """CPU seconds of each process, by pid: per process, so that one started in the window
-    counts from 0."""
-    return cpu_seconds({str(pid): [pid] for pid in pids})
-
-
-def process_cpu(running: System, postgres_excluded: Sequence[int]) -> dict[str, dict[str, float]]:
-    groups = {service: pid_cpu(p.pid for p in processes)
-              for service, processes in running.processes.items()}
-    # Our own backend polls the projection: not the engine's work.
-    groups["postgres"] = pid_cpu(p for p in postgres_pids() if p not in postgres_excluded)
-    return groups
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    at: float
-    nodes: dict[str, NodeCounters]
-    cpu: dict[str, dict[str, float]]
-
-
-def snapshot(running: System, nodes: Mapping[str, redis.Redis],
-             postgres_excluded: Sequence[int]) -> Snapshot:
-    return Snapshot(time.monotonic(), {name: node_counters(n) for name, n in nodes.items()},
-                    process_cpu(running, postgres_excluded))
-
-
-def cpu_used(before: Snapshot, after: Snapshot) -> dict[str, float]:
-    """CPU seconds each group of processes used between the snapshots."""
-    return {group: sum(grown(before.cpu.get(group, {}), pids).values())
-            for group, pids in after.cpu.items()}
+def pids_of(running: System) -> dict[str, list[int]]:
+    """Each service's processes now: a persister started again is another process."""
+    return {service: [p.pid for p in processes]
+            for service, processes in running.processes.items()}
 
 
 # --- load ---------------------------------------------------------------------------------
@@ -288,10 +226,10 @@ async def measure_load(running: System, settings: Settings, nodes: Mapping[str, 
                        rate: float, seconds: float) -> dict[str, Any]:
     warmup = await submit(running.url, settings, Options(orders=WARMUP_ORDERS, rate=100))
     await wait_ended(conn, warmup.ids, 120)
-    before = snapshot(running, nodes, own)
+    before = snapshot(pids_of(running), nodes, own)
     load = await submit(running.url, settings, Options(rate=rate, duration_s=seconds))
     counts = await wait_ended(conn, load.ids, 600)
-    after = snapshot(running, nodes, own)
+    after = snapshot(pids_of(running), nodes, own)
     orders = len(load.ids)
     cpu = cpu_used(before, after)
     window = after.at - before.at
@@ -320,7 +258,7 @@ async def measure_postgres(running: System, settings: Settings,
         events = await wait_executed(store, 600)
     finally:
         await store.close()
-    before = snapshot(running, {}, own)
+    before = snapshot(pids_of(running), {}, own)
     running.start("persister", 0)
     # More writers: whether PostgreSQL takes more than one persister gives it.
     for _ in range(persisters - 1):
@@ -328,7 +266,7 @@ async def measure_postgres(running: System, settings: Settings,
     first: list[float] = []
     # Polled often: a drain of a few thousand orders lasts about a second.
     counts = await wait_ended(conn, queued.ids, 1200, first, every_s=0.05)
-    after = snapshot(running, {}, own)
+    after = snapshot(pids_of(running), {}, own)
     cursor = await conn.execute("SELECT count(*) FROM events WHERE order_id = ANY(%s)",
                                 (queued.ids,))
     row = await cursor.fetchone()

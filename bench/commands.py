@@ -1,0 +1,61 @@
+"""``oee bench`` and ``oee soak``: their options. The work is in ``bench.load`` and
+``bench.soak``, imported when run, so other ``oee`` commands start fast."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    """Adds the commands to ``oee``'s sub-parsers."""
+    soak = commands.add_parser("soak", help="mixed load with periodic kills, then an audit")
+    soak.add_argument("--minutes", type=float, default=5.0)
+    soak.add_argument("--rate", type=float, default=20.0, help="orders per second")
+    soak.add_argument("--kill-every", type=float, default=10.0, help="seconds between kills")
+    soak.set_defaults(func=run_soak)
+    bench = commands.add_parser("bench", help="measure throughput and latency")
+    bench.add_argument("--orders", type=int, default=0, help="how many (default 200)")
+    bench.add_argument("--duration", type=float, default=0.0, help="or for how many seconds")
+    bench.add_argument("--rate", type=float, default=0.0, help="open loop: orders per second")
+    bench.add_argument("--in-flight", type=int, default=10, help="closed loop: orders at once")
+    bench.add_argument("--ws", action="store_true", help="submit and follow over WebSocket")
+    bench.add_argument("--type", default="market", choices=("market", "limit", "sniper"),
+                       dest="order_type", help="the orders: market, limit or sniper (a sniper"
+                       " run launches their pool once all are open)")
+    bench.add_argument("--resting", action="store_true",
+                       help="limit orders the market does not meet: each cancelled once open")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.add_argument("--url", default=None, help="gateway (default http://127.0.0.1:$PORT)")
+    bench.add_argument("--spawn", action="store_true", help="start a system for the run")
+    bench.add_argument("--executors", type=int, default=1, help="with --spawn")
+    bench.add_argument("--quote-latency-ms", default=None, help="with --spawn")
+    bench.add_argument("--execution-latency-ms", default=None, help="with --spawn")
+    bench.add_argument("--sample-every", type=float, default=5.0,
+                       help="seconds between samples of backlog and memory")
+    bench.add_argument("--key", default=None,
+                       help="API key to submit with (default $OEE_API_KEY; --spawn makes one)")
+    bench.add_argument("--warmup", type=int, default=20,
+                       help="orders run first and left out of the figures")
+    bench.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from bench.load import Options, run
+    from shared.process import hold_many_objects
+
+    hold_many_objects()  # the bench's own WebSocket clients, by the thousand
+    return run(Options(
+        orders=args.orders, duration_s=args.duration, rate=args.rate,
+        in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
+        executors=args.executors, quote_latency_ms=args.quote_latency_ms,
+        execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
+        warmup=args.warmup, api_key=args.key, order_type=args.order_type,
+        resting=args.resting,
+    ), args.url)
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from bench.soak import run
+
+    return run(args.minutes, args.rate, args.kill_every)
