@@ -22,7 +22,7 @@ def _migrate() -> None:
 
 
 def _gateway() -> None:
-    from services.gateway.app import serve
+    from services.gateway.server import serve
 
     settings = load()
     setup_logging(settings.log_level)

@@ -268,3 +268,33 @@ def order_view_from_row(row: dict[str, Any]) -> OrderView:
         updated_at=row["updated_at"],
         account=row.get("account") or None,
     )
+
+
+class OrderPage(msgspec.Struct):
+    orders: list[OrderView]
+    # The `before` of the next page; null on the last one.
+    next: str | None
+
+
+class EventList(msgspec.Struct, rename="camel"):
+    order_id: str
+    events: list[AnyEvent]
+
+
+class TokenList(msgspec.Struct):
+    tokens: list[TokenView]
+
+
+class CancelAnswer(msgspec.Struct, rename="camel"):
+    order_id: str
+    status: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    # "ok", or "unavailable: <why>", per dependency.
+    checks: dict[str, str]
