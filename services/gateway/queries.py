@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import msgspec
@@ -33,7 +34,6 @@ from shared.routing import NoRoute, decide
 
 MAX_PAGE = 500
 _UUID_TEXT = 36
-_encoder = msgspec.json.Encoder()
 
 
 def is_order_id(text: str) -> bool:
@@ -50,7 +50,7 @@ def is_order_id(text: str) -> bool:
 def instant(text: str) -> datetime:
     """An RFC 3339 time with its offset."""
     try:
-        parsed: datetime = msgspec.json.decode(_encoder.encode(text), type=datetime)
+        parsed: datetime = msgspec.convert(text, datetime)
     except msgspec.ValidationError:
         parsed = datetime.min
     if parsed.tzinfo is None:
@@ -87,8 +87,18 @@ async def get_events(request: Request, account: Account) -> Response:
     return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
 
 
-async def list_orders(request: Request, account: Account) -> Response:
-    params = request.query_params
+class Page(msgspec.Struct, frozen=True):
+    """What GET /orders asks for, checked."""
+
+    status: str | None
+    limit: int
+    before: str | None
+    # None: every account's orders (an operator's view).
+    account: str | None
+
+
+def page_asked(params: Mapping[str, str], account: Account) -> Page:
+    """The page that GET /orders' query asks ``account``'s view for, or Invalid."""
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise Invalid("status", "status", "status must be one of " + ", ".join(STATUSES))
@@ -115,9 +125,15 @@ async def list_orders(request: Request, account: Account) -> Response:
         except InvalidName:
             raise Invalid("account", "account", "account must be an account's name: 1 to 63 "
                           "lower-case letters, digits, '_', '.' or '-'") from None
-    rows = await parts_of(request).read_model.orders(status, before, limit, owner)
+    return Page(status, limit, before, owner)
+
+
+async def list_orders(request: Request, account: Account) -> Response:
+    page = page_asked(request.query_params, account)
+    rows = await parts_of(request).read_model.orders(page.status, page.before, page.limit,
+                                                     page.account)
     orders = [order_view_from_row(r) for r in rows]
-    next_cursor = orders[-1].order_id if len(orders) == limit else None
+    next_cursor = orders[-1].order_id if len(orders) == page.limit else None
     return json(OrderPage(orders, next_cursor))
 
 
