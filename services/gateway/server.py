@@ -20,6 +20,9 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, parts: Parts) -> None:
         super().__init__(config)
         self.parts = parts
+        # The loop keeps only a weak reference to a task: this one must not be collected
+        # while it waits for the subscriptions to close.
+        self.leaving: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.parts.going_away.is_set():
@@ -30,8 +33,11 @@ class Server(uvicorn.Server):
             await go_away(self.parts)
             super(Server, self).handle_exit(sig, frame)
 
+        def leave() -> None:
+            self.leaving = loop.create_task(go_away_then_exit())
+
         loop = asyncio.get_event_loop()
-        loop.call_soon_threadsafe(lambda: loop.create_task(go_away_then_exit()))
+        loop.call_soon_threadsafe(leave)
 
 
 def serve(settings: Settings) -> None:

@@ -55,13 +55,15 @@ examples: docs/websocket.md.
    `expired`, and shows `open` while it waits); then the server closes with **1000**.
    A gateway that shuts down closes with **1001**: reconnect with `?orderId=` for the
    whole history again.
-4. A refusal is one text message, an `ErrorBody`, then a close with **1008** (**1011** for
-   rule `unavailable`: retry). Rules: `unauthorized`, `too_many_connections` (per account,
-   per gateway process), `timeout` (no first message in time), `binary` (a binary frame),
-   `size` (a message over 16 KiB), `flood` (more than 20 messages/s sustained, bursts of
-   40), `json`, every order rule of this POST (`required`, `type`, `unknown_token`, ...),
-   the submit refusals of this POST (`idempotency_key`, `in_flight`,
-   `idempotency_mismatch`, `rate_limited`, `open_orders`), and `unknown_order`.
+4. A refusal is one text message, an `ErrorBody`, then a close with **1008** and
+   `field: rule` as its reason (**1011** for rule `unavailable`: retry; a fault of the
+   engine closes with **1011** alone, its reason naming the error id in the log). Rules:
+   `unauthorized`, `too_many_connections` (per account, per gateway process), `timeout`
+   (no first message in time), `binary` (a binary frame), `size` (a message over 16 KiB),
+   `flood` (more than 20 messages/s sustained, bursts of 40), `json`, every order rule of
+   this POST (`required`, `type`, `unknown_token`, ...), the submit refusals of this POST
+   (`idempotency_key`, `in_flight`, `idempotency_mismatch`, `rate_limited`,
+   `open_orders`), `unknown_order`, and `position` (on `/orders/stream`).
 5. While streaming, a binary, oversized or flooding client message is refused as above;
    other text messages are ignored.
 
