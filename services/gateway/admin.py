@@ -6,8 +6,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.gateway.errors import json, refusal
+from services.gateway.errors import refusal
 from services.gateway.parts import parts_of
+from services.gateway.views import json
 from shared.accounts import Account
 from shared.launches import BadLaunch, PoolLaunched, check
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.gateway.errors import json, refusal
+from services.gateway.errors import refusal
 from services.gateway.parts import parts_of
 from services.gateway.queries import events_of
-from services.gateway.views import CancelAnswer
+from services.gateway.views import CancelAnswer, json
 from shared.accounts import Account
 from shared.events import Cancelled
 from shared.order import fold

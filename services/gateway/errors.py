@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.gateway.validation import Invalid, shown
+from services.gateway.views import json
 from shared.metrics import ORDERS_REJECTED
 
 log = logging.getLogger("oee.gateway")
@@ -44,11 +45,6 @@ REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 POSTGRES_UNAVAILABLE: tuple[type[Exception], ...] = (psycopg.OperationalError,)
 UNAVAILABLE = REDIS_UNAVAILABLE + POSTGRES_UNAVAILABLE
-
-
-def json(content: Any, status_code: int = 200,
-         headers: dict[str, str] | None = None) -> Response:
-    return Response(_encoder.encode(content), status_code, headers, "application/json")
 
 
 class Refusal(Exception):

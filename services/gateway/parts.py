@@ -36,6 +36,8 @@ KeyedHandler = Callable[[Request, Account], Awaitable[Response]]
 
 
 class Parts:
+    """Everything the handlers use; the flows live in the handlers' own modules."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = EventStore(settings)

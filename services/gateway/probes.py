@@ -9,10 +9,10 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.gateway.errors import UNAVAILABLE, json
+from services.gateway.errors import UNAVAILABLE
 from services.gateway.metrics import CONTENT_TYPE
 from services.gateway.parts import parts_of
-from services.gateway.views import Health, Readiness
+from services.gateway.views import Health, Readiness, json
 
 PROBE_TIMEOUT_S = 2.0
 DOWN: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)

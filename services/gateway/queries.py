@@ -15,12 +15,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.gateway.errors import json, refusal, unknown_order
+from services.gateway.errors import refusal, unknown_order
 from services.gateway.parts import parts_of
 from services.gateway.validation import Invalid, quote_request
 from services.gateway.views import (
     OrderPage,
     TokenList,
+    json,
     order_view,
     order_view_from_row,
     quote_view,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
+from starlette.responses import Response
 
 from shared.events import AnyEvent, AttemptFailed, Event, OrderRequested, Status
 from shared.order import OrderState
@@ -14,6 +15,13 @@ from shared.routing import Decision
 from shared.tokens import TOKENS, find, listed
 
 T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+
+def json(content: Any, status_code: int = 200,
+         headers: dict[str, str] | None = None) -> Response:
+    """A JSON response, encoded by msgspec (Structs as they are, no conversion first)."""
+    return Response(_encoder.encode(content), status_code, headers, "application/json")
 
 def decimal_text(token: str | None, base_units: int | None) -> str | None:
     """Base units as decimal text; None where a token is not known (yet) to this process,
