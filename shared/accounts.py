@@ -9,19 +9,20 @@ PostgreSQL only ever hold the account's name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shared.pg_pool import WAIT_S, pool
 
 log = logging.getLogger(__name__)
 
@@ -185,26 +186,30 @@ class Keyring:
     ``ttl_s``. Concurrent lookups of one id share a single query. ``last_used_at`` is
     written at most once per key per ``ttl_s``, off the request's path.
 
-    When PostgreSQL cannot be reached, ``authenticate`` raises ``psycopg.OperationalError``
-    (the caller answers 503) unless the key id was seen recently: a key known good is still
-    accepted for ``grace_s`` beyond its ``ttl_s`` (a revocation made meanwhile is missed for
-    that long), and a key known revoked stays refused. A row's name, role and hash never
+    Its connections come from a pool (``shared.pg_pool``) of at most ``size``. When
+    PostgreSQL cannot be reached, ``authenticate`` raises ``psycopg.OperationalError``
+    (``PoolTimeout`` after ``wait_s``; the gateway answers 503) unless the key id was seen
+    recently: a key known good is still accepted for ``grace_s`` beyond its ``ttl_s`` (a
+    revocation made meanwhile is missed for that long), and a key known revoked stays
+    refused. A row's name, role and hash never
     change, so only a revocation can make a stale entry wrong.
     """
 
     def __init__(
         self, database_url: str, ttl_s: float = 2.0, *, grace_s: float = 30.0,
-        max_entries: int = 100_000, keep: int = 2,
+        max_entries: int = 100_000, size: int = 4, wait_s: float = WAIT_S,
     ) -> None:
-        self.database_url = database_url
         self.ttl_s = ttl_s
         self.grace_s = grace_s
         self.max_entries = max_entries
-        self.keep = keep
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]] = pool(
+            database_url, size, "oee-keyring", wait_s=wait_s)
         self._entries: dict[str, _Entry] = {}
         self._lookups: dict[str, asyncio.Task[_Entry]] = {}
         self._touches: set[asyncio.Task[None]] = set()
-        self._idle: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
+
+    async def open(self) -> None:
+        await self.pool.open()
 
     async def authenticate(self, key: str | None) -> Account | None:
         """The key's account; None for a missing, malformed, unknown or revoked key."""
@@ -226,8 +231,7 @@ class Keyring:
         for task in [*self._lookups.values(), *self._touches]:
             task.cancel()
         await asyncio.gather(*self._lookups.values(), *self._touches, return_exceptions=True)
-        while self._idle:
-            await self._idle.pop().close()
+        await self.pool.close()
 
     async def _entry(self, key_id: str) -> _Entry:
         now = time.monotonic()
@@ -250,7 +254,7 @@ class Keyring:
             raise
 
     async def _fetch(self, key_id: str) -> _Entry:
-        async with self._connection() as conn:
+        async with self.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT name, role, secret_hash, revoked_at IS NOT NULL"
                 " FROM api_keys WHERE key_id = %s",
@@ -283,32 +287,18 @@ class Keyring:
 
     async def _touch(self, key_id: str) -> None:
         try:
-            async with self._connection() as conn:
+            async with self.pool.connection() as conn:
                 await conn.execute(
                     "UPDATE api_keys SET last_used_at = now() WHERE key_id = %s", (key_id,)
                 )
         except psycopg.OperationalError as problem:
             log.warning("could not record a key's last use: %s", problem)
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
-        conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(
-            self.database_url, autocommit=True, connect_timeout=2
-        )
-        try:
-            yield conn
-        except psycopg.OperationalError:
-            await conn.close()
-            raise
-        if conn.closed or len(self._idle) >= self.keep:
-            await conn.close()
-        else:
-            self._idle.append(conn)
-
 
 async def account_of(database_url: str, key: str) -> Account | None:
     """Whose key this is, as a gateway would see it; None when the database refuses it."""
     keyring = Keyring(database_url)
+    await keyring.open()
     try:
         return await keyring.authenticate(key)
     finally:

@@ -33,7 +33,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = load()
     preflight.check(args.command, settings)
     if args.command == "gateway":
-        from services.gateway.app import serve as serve_gateway
+        from services.gateway.server import serve as serve_gateway
 
         setup_logging(settings.log_level)
         serve_gateway(settings)

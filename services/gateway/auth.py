@@ -19,12 +19,6 @@ from shared.accounts import LOCAL, Account, Keyring
 log = logging.getLogger("oee.gateway")
 
 HEADER = "x-api-key"
-# Paths anyone may read: probes, metrics, the API's description and the dashboard.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/"})
-
-
-def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(("/docs/", "/static/"))
 
 
 class AuthMessage(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -65,9 +59,13 @@ class Authenticator:
             log.warning("OEE_AUTH=off: no API keys are checked; every request acts as the "
                         "operator account %r", LOCAL.name)
 
+    async def open(self) -> None:
+        if self.keyring is not None:
+            await self.keyring.open()
+
     async def account(self, key: str | None) -> Account | None:
-        """None for a missing, unknown or revoked key. Raises when the key store cannot
-        be read (the caller answers 503)."""
+        """None for a missing, unknown or revoked key. Raises psycopg's OperationalError
+        when the key store cannot be read (a 503)."""
         if self.keyring is None:
             return LOCAL
         if not key:

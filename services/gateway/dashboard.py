@@ -7,7 +7,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 STATIC = Path(__file__).with_name("static")
@@ -27,8 +27,6 @@ async def page(request: Request) -> FileResponse:
     })
 
 
-def dashboard_routes() -> list[BaseRoute]:
-    return [
-        Route("/", page, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
+def files() -> list[BaseRoute]:
+    """The page's scripts, styles and images (the route table has the page itself)."""
+    return [Mount("/static", StaticFiles(directory=STATIC), name="static")]

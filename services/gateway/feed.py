@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from services.gateway.queries import ReadModel
+from services.gateway.read_model import ReadModel
 from services.gateway.subscriptions import History, Tail
 from services.gateway.views import StatusMessage, status_message
 from shared.accounts import Account

@@ -1,95 +1,155 @@
-"""Reads from the PostgreSQL projection and audit log.
+"""The GET handlers: an order, its events, a page of orders, the tokens, and a quote.
 
-Connections are kept for reuse, but each request that finds none idle connects by itself:
-while PostgreSQL is down a read fails at once (a 503), and the first read after it is back
-succeeds; no background reconnection with a growing backoff stands in between.
+Every parameter is checked here before it reaches Redis or PostgreSQL, so what a client
+sends is answered with a 4xx naming the field and the rule, never with a 5xx.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
-import psycopg
-from psycopg.rows import DictRow, dict_row
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
 
-from shared.events import AnyEvent, decode
-from shared.stream import StreamId
+from services.gateway.errors import refusal, unknown_order
+from services.gateway.parts import parts_of
+from services.gateway.validation import Invalid, quote_request
+from services.gateway.views import (
+    OrderPage,
+    TokenList,
+    json,
+    order_view,
+    order_view_from_row,
+    quote_view,
+    token_views,
+)
+from shared.accounts import Account, InvalidName, validate_name
+from shared.events import AnyEvent, to_builtins
+from shared.lifecycle import STATUSES
+from shared.order import fold
+from shared.routing import NoRoute, decide
 
-Connection = psycopg.AsyncConnection[DictRow]
+MAX_PAGE = 500
+_UUID_TEXT = 36
 
 
-class ReadModel:
-    def __init__(self, database_url: str, keep: int = 10) -> None:
-        self.database_url = database_url
-        self.keep = keep
-        self.idle: list[Connection] = []
+def is_order_id(text: str) -> bool:
+    """An order id as the gateway writes it: a UUID in its 36-character text form."""
+    if len(text) != _UUID_TEXT:
+        return False
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
-    async def close(self) -> None:
-        while self.idle:
-            await self.idle.pop().close()
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        conn = self.idle.pop() if self.idle else await psycopg.AsyncConnection.connect(
-            self.database_url, autocommit=True, connect_timeout=2, row_factory=dict_row
-        )
+def instant(text: str) -> datetime:
+    """An RFC 3339 time with its offset."""
+    try:
+        parsed: datetime = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        parsed = datetime.min
+    if parsed.tzinfo is None:
+        raise Invalid("asOf", "datetime", "asOf must be an RFC 3339 time with an offset, "
+                      "like 2026-11-27T10:00:00Z")
+    return parsed
+
+
+async def events_of(request: Request, account: Account) -> tuple[str, list[AnyEvent]]:
+    """The order named in the path and its events, if ``account`` may see them."""
+    order_id: str = request.path_params["order_id"]
+    if not is_order_id(order_id):
+        raise unknown_order(order_id)
+    events = await parts_of(request).history_for(account)(order_id)
+    if not events:
+        raise unknown_order(order_id)
+    return order_id, events
+
+
+async def get_order(request: Request, account: Account) -> Response:
+    as_of = request.query_params.get("asOf")
+    at = instant(as_of) if as_of is not None else None
+    order_id, events = await events_of(request, account)
+    if at is not None:
+        # The order as it stood then: the same fold over the events known by then.
+        events = [e for e in events if e.at <= at]
+        if not events:
+            raise unknown_order(order_id, as_of)
+    return json(order_view(fold(order_id, events), events))
+
+
+async def get_events(request: Request, account: Account) -> Response:
+    order_id, events = await events_of(request, account)
+    return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
+
+
+class Page(msgspec.Struct, frozen=True):
+    """What GET /orders asks for, checked."""
+
+    status: str | None
+    limit: int
+    before: str | None
+    # None: every account's orders (an operator's view).
+    account: str | None
+
+
+def page_asked(params: Mapping[str, str], account: Account) -> Page:
+    """The page that GET /orders' query asks ``account``'s view for, or Invalid."""
+    status = params.get("status")
+    if status is not None and status not in STATUSES:
+        raise Invalid("status", "status", "status must be one of " + ", ".join(STATUSES))
+    try:
+        limit = int(params.get("limit", "50"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid("limit", "range", f"limit must be an integer from 1 to {MAX_PAGE}")
+    before = params.get("before")
+    if before is not None:
+        if not is_order_id(before):
+            raise Invalid("before", "cursor", "before must be an order id from a page")
+        before = before.lower()
+    owner = params.get("account")
+    if not account.is_operator:
+        if owner not in (None, account.name):
+            raise Invalid("account", "operator_only",
+                          "only operator keys list other accounts' orders")
+        owner = account.name
+    elif owner:
         try:
-            yield conn
-        except psycopg.OperationalError:
-            await conn.close()
-            raise
-        if conn.closed or len(self.idle) >= self.keep:
-            await conn.close()
-        else:
-            self.idle.append(conn)
+            validate_name(owner)
+        except InvalidName:
+            raise Invalid("account", "account", "account must be an account's name: 1 to 63 "
+                          "lower-case letters, digits, '_', '.' or '-'") from None
+    return Page(status, limit, before, owner)
 
-    async def ping(self) -> None:
-        async with self.connection() as conn:
-            await conn.execute("SELECT 1")
 
-    async def events(self, order_id: str) -> list[AnyEvent]:
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT data::text AS data FROM events WHERE order_id = %s ORDER BY seq",
-                (order_id,),
-            )
-            return [decode(row["data"]) for row in await cursor.fetchall()]
+async def list_orders(request: Request, account: Account) -> Response:
+    page = page_asked(request.query_params, account)
+    rows = await parts_of(request).read_model.orders(page.status, page.before, page.limit,
+                                                     page.account)
+    orders = [order_view_from_row(r) for r in rows]
+    next_cursor = orders[-1].order_id if len(orders) == page.limit else None
+    return json(OrderPage(orders, next_cursor))
 
-    async def events_after(self, partition: int, after: StreamId, account: str | None,
-                           limit: int, until: StreamId | None = None,
-                           ) -> list[tuple[StreamId, AnyEvent]]:
-        """Events of one log partition recorded after ``after`` (and before ``until``) in
-        log order, with their place there; ``account``: only that account's orders'."""
-        end = until or StreamId(2**63 - 1, 2**63 - 1)
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT e.stream_ms, e.stream_seq, e.data::text AS data FROM events e"
-                " WHERE e.stream_partition = %(partition)s"
-                " AND (e.stream_ms, e.stream_seq) > (%(ms)s, %(seq)s)"
-                " AND (e.stream_ms, e.stream_seq) < (%(end_ms)s, %(end_seq)s)"
-                " AND (%(account)s::text IS NULL OR e.order_id IN"
-                "      (SELECT order_id FROM orders WHERE account = %(account)s))"
-                " ORDER BY e.stream_ms, e.stream_seq LIMIT %(limit)s",
-                {"partition": partition, "ms": after.ms, "seq": after.seq, "end_ms": end.ms,
-                 "end_seq": end.seq, "account": account, "limit": limit},
-            )
-            return [(StreamId(r["stream_ms"], r["stream_seq"]), decode(r["data"]))
-                    for r in await cursor.fetchall()]
 
-    async def orders(
-        self, status: str | None, before: str | None, limit: int, account: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Newest first; order ids sort by creation time, so ``before`` is the cursor.
-        ``account`` None means every account's (an operator's view)."""
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT * FROM orders"
-                " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
-                " AND (%(account)s::text IS NULL OR account = %(account)s)"
-                " AND (%(before)s::text IS NULL OR order_id < %(before)s)"
-                " ORDER BY order_id DESC LIMIT %(limit)s",
-                {"status": status, "account": account, "before": before, "limit": limit},
-            )
-            return list(await cursor.fetchall())
+async def tokens(request: Request, account: Account) -> Response:
+    await parts_of(request).launches.catch_up()
+    return json(TokenList(token_views()))
+
+
+async def quote(request: Request, account: Account) -> Response:
+    order = quote_request(request.query_params)
+    market = parts_of(request).market
+    at = time.time()
+    try:
+        decision = decide(order.token_in, order.token_out, order.amount_in, order.slippage,
+                          market.pools_between, market.pool_at(at))
+    except NoRoute as problem:
+        raise refusal(422, "amount", "no_route", str(problem)) from None
+    return json(quote_view(order, decision, datetime.fromtimestamp(at, UTC)))

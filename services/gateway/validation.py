@@ -25,10 +25,12 @@ MAX_WAIT = timedelta(days=30)
 MAX_BASE_UNITS = 2**64 - 1
 
 
-class ErrorDetail(msgspec.Struct):
+class ErrorDetail(msgspec.Struct, omit_defaults=True, rename="camel"):
     field: Annotated[str, msgspec.Meta(description="The field, header or parameter at fault")]
     rule: Annotated[str, msgspec.Meta(description="The rule it broke, stable for programs")]
     message: Annotated[str, msgspec.Meta(description="For people; may change")]
+    error_id: Annotated[str | None, msgspec.Meta(
+        description="Rule `internal` only: the id the gateway's log names the fault by")] = None
 
 
 class ErrorBody(msgspec.Struct):
@@ -104,11 +106,16 @@ def parse(body: bytes | str) -> OrderBody:
         raise Invalid("body", "json", f"the body is not valid JSON: {error}") from None
 
 
+def shown(text: str, most: int = 64) -> str:
+    """A client's text, quoted for a message: cut short, so a refusal stays small."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + "..."
+
+
 def _token(field: str, name: str) -> Token:
     token = find(name)
     if token is None:
         known = ", ".join(t.symbol for t in listed())
-        raise Invalid(field, "unknown_token", f"unknown token {name!r}; known tokens: {known}")
+        raise Invalid(field, "unknown_token", f"unknown token {shown(name)}; known tokens: {known}")
     return token
 
 
@@ -206,7 +213,7 @@ def validate(body: OrderBody, order_id: str, now: datetime | None = None) -> Ord
     # Only a sniper may name a token no pool has yet: by its mint, to buy at its launch.
     unlisted = find(body.token_out) is None and body.type == "sniper"
     if unlisted and not is_mint(body.token_out):
-        raise Invalid("tokenOut", "mint", f"{body.token_out!r} is neither a listed token nor "
+        raise Invalid("tokenOut", "mint", f"{shown(body.token_out)} is neither a listed token nor "
                       "a base58 public key (32 bytes), as a sniper's tokenOut must be")
     token_out = None if unlisted else _token("tokenOut", body.token_out)
     if token_in == token_out or token_in.mint == body.token_out:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
+from starlette.responses import Response
 
 from shared.events import AnyEvent, AttemptFailed, Event, OrderRequested, Status
 from shared.order import OrderState
@@ -14,6 +15,13 @@ from shared.routing import Decision
 from shared.tokens import TOKENS, find, listed
 
 T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+
+def json(content: Any, status_code: int = 200,
+         headers: dict[str, str] | None = None) -> Response:
+    """A JSON response, encoded by msgspec (Structs as they are, no conversion first)."""
+    return Response(_encoder.encode(content), status_code, headers, "application/json")
 
 def decimal_text(token: str | None, base_units: int | None) -> str | None:
     """Base units as decimal text; None where a token is not known (yet) to this process,
@@ -268,3 +276,33 @@ def order_view_from_row(row: dict[str, Any]) -> OrderView:
         updated_at=row["updated_at"],
         account=row.get("account") or None,
     )
+
+
+class OrderPage(msgspec.Struct):
+    orders: list[OrderView]
+    # The `before` of the next page; null on the last one.
+    next: str | None
+
+
+class EventList(msgspec.Struct, rename="camel"):
+    order_id: str
+    events: list[AnyEvent]
+
+
+class TokenList(msgspec.Struct):
+    tokens: list[TokenView]
+
+
+class CancelAnswer(msgspec.Struct, rename="camel"):
+    order_id: str
+    status: str
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    # "ok", or "unavailable: <why>", per dependency.
+    checks: dict[str, str]

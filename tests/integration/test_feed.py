@@ -9,7 +9,7 @@ import uuid
 import psycopg
 
 from services.gateway.feed import missed
-from services.gateway.queries import ReadModel
+from services.gateway.read_model import ReadModel
 from services.persister.records import record
 from shared.accounts import Account
 from shared.events import AnyEvent
@@ -49,6 +49,7 @@ async def test_missed_joins_postgres_and_redis_around_a_trim(
     after = Positions.of(start)
     alices = {story[0].order_id for story in stories[::2]}
     read_model = ReadModel(database_url)
+    await read_model.open()
     try:
         operator = [e async for e in missed(store, read_model, Account("ops", "operator"), after)]
         assert _keyed(operator) == _keyed(

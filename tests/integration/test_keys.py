@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import stat
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from services.cli.up import provision_key
 from shared.accounts import (
@@ -35,8 +37,49 @@ from tests.helpers import eventually
 from tests.infra import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
-# Nothing listens on port 1: a connection is refused at once.
-UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
+
+
+class Outage:
+    """PostgreSQL behind a TCP relay that can be cut: once cut, the connections through it
+    are closed and new ones are refused, as when the server goes away."""
+
+    def __init__(self, database_url: str) -> None:
+        self.target = conninfo_to_dict(database_url)
+        self.links: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Outage:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = make_conninfo(**{**self.target, "host": "127.0.0.1", "port": str(port)})
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.cut()
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in self.links:
+                writer.close()
+            await self.server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = str(self.target.get("host") or "127.0.0.1")
+        up_reader, up_writer = await asyncio.open_connection(
+            host, int(self.target.get("port") or 5432))
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.links -= {writer, up_writer}
 
 
 def unique(prefix: str) -> str:
@@ -50,9 +93,14 @@ async def new_account(database_url: str, prefix: str) -> tuple[str, str]:
     return name, await create_key(database_url, name)
 
 
+async def opened(keyring: Keyring) -> Keyring:
+    await keyring.open()
+    return keyring
+
+
 @pytest.fixture
 async def keyring(database_url: str) -> AsyncIterator[Keyring]:
-    keyring = Keyring(database_url, ttl_s=0.2)
+    keyring = await opened(Keyring(database_url, ttl_s=0.2))
     yield keyring
     await keyring.close()
 
@@ -151,16 +199,17 @@ async def test_a_revoked_key_is_refused_within_the_ttl(
 async def test_answers_come_from_the_cache_within_the_ttl(database_url: str) -> None:
     name, key = await new_account(database_url, "cached")
     unknown = new_key()
-    keyring = Keyring(database_url, ttl_s=60, keep=0)
-    try:
-        assert await keyring.authenticate(key) is not None
-        assert await keyring.authenticate(unknown) is None
-        keyring.database_url = UNREACHABLE  # any query from now on would fail
-        for _ in range(100):
-            assert await keyring.authenticate(key) == Account(name, "trader")
+    async with Outage(database_url) as outage:
+        keyring = await opened(Keyring(outage.url, ttl_s=60, wait_s=0.5))
+        try:
+            assert await keyring.authenticate(key) is not None
             assert await keyring.authenticate(unknown) is None
-    finally:
-        await keyring.close()
+            await outage.cut()  # any query from now on would fail
+            for _ in range(100):
+                assert await keyring.authenticate(key) == Account(name, "trader")
+                assert await keyring.authenticate(unknown) is None
+        finally:
+            await keyring.close()
 
 
 async def test_last_used_is_recorded_at_most_once_per_ttl(
@@ -168,7 +217,7 @@ async def test_last_used_is_recorded_at_most_once_per_ttl(
 ) -> None:
     name, key = await new_account(database_url, "used")
     assert await last_used(database_url, name) is None
-    long_lived = Keyring(database_url, ttl_s=60)
+    long_lived = await opened(Keyring(database_url, ttl_s=60))
     try:
         assert await long_lived.authenticate(key) is not None
 
@@ -199,13 +248,14 @@ async def test_while_postgres_is_down_only_a_recently_good_key_passes(
     good_key = await create_key(database_url, good)
     revoked_key = await create_key(database_url, revoked)
     await revoke_key(database_url, revoked)
-    keyring = Keyring(database_url, ttl_s=0.05, grace_s=60, keep=0)
-    strict = Keyring(database_url, ttl_s=0.05, grace_s=0, keep=0)
+    outage = await Outage(database_url).__aenter__()
+    keyring = await opened(Keyring(outage.url, ttl_s=0.05, grace_s=60, wait_s=0.5))
+    strict = await opened(Keyring(outage.url, ttl_s=0.05, grace_s=0, wait_s=0.5))
     try:
         for ring in (keyring, strict):
             assert await ring.authenticate(good_key) is not None
             assert await ring.authenticate(revoked_key) is None
-            ring.database_url = UNREACHABLE
+        await outage.cut()
 
         async def expired() -> bool | None:
             # Once past its ttl the entry is looked up again, and that fails.
@@ -224,6 +274,7 @@ async def test_while_postgres_is_down_only_a_recently_good_key_passes(
     finally:
         await keyring.close()
         await strict.close()
+        await outage.cut()
 
 
 async def test_concurrent_requests_with_one_key_agree(
@@ -350,7 +401,7 @@ def test_the_first_up_makes_a_private_operator_key_then_only_points_at_it(
 
 async def test_a_flood_of_unknown_keys_keeps_the_cache_bounded(database_url: str) -> None:
     name, key = await new_account(database_url, "bounded")
-    keyring = Keyring(database_url, ttl_s=60, max_entries=10)
+    keyring = await opened(Keyring(database_url, ttl_s=60, max_entries=10))
     try:
         assert await keyring.authenticate(key) is not None
         for _ in range(30):

@@ -28,14 +28,7 @@ PROJECTION = "services/persister/"
 # (file, line text with its indentation stripped) -> why it is not branching on a state, or
 # "wired at merge": a place another change is rewriting, to be wired to the domain then
 # (and its line taken out of this list).
-_MERGE = "wired at merge"
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The gateway's cancel: to ask shared.decisions.cancel(state, account_name).
-    ("services/gateway/app.py", 'if state.state not in ("opening", "open"):'): _MERGE,
-    ("services/gateway/app.py", 'if state.status == "cancelled":'): _MERGE,
-    ("services/gateway/app.py",
-     'started = " (it was triggered and is being routed)" if state.state == "triggered" '
-     'else ""'): _MERGE,
     # oee submit.
     ("services/cli/submit.py", 'return 0 if ended == "confirmed" else 1'):
         "the command's exit code, as SPEC gives it: 0 confirmed, 1 otherwise",
