@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import websockets
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # The events tools and tests feed a service with, kept where the tools can reach them.
 from bench.events import order as order
@@ -103,3 +104,46 @@ async def drain(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
             messages.append(json.loads(await ws.recv()))
     except websockets.ConnectionClosed:
         return messages
+
+
+class Outage:
+    """PostgreSQL behind a TCP relay that can be cut: once cut, the connections through it
+    are closed and new ones are refused, as when the server goes away."""
+
+    def __init__(self, database_url: str) -> None:
+        self.target = conninfo_to_dict(database_url)
+        self.links: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Outage:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = make_conninfo(**{**self.target, "host": "127.0.0.1", "port": str(port)})
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.cut()
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for writer in self.links:
+                writer.close()
+            await self.server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = str(self.target.get("host") or "127.0.0.1")
+        up_reader, up_writer = await asyncio.open_connection(
+            host, int(self.target.get("port") or 5432))
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.links -= {writer, up_writer}

@@ -18,7 +18,7 @@ import websockets
 from bench.harness import System, system
 from services.cli.embedded import free_port
 from shared.accounts import create_key
-from tests.helpers import ORDER, drain, eventually
+from tests.helpers import ORDER, Outage, drain, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -124,34 +124,36 @@ async def test_nul_and_bytes_that_are_not_utf8_are_a_4xx_in_path_query_and_heade
 
 
 async def test_postgres_down_is_503_and_nothing_else(
-    redis_url: str, tmp_path: Path
+    redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    closed_port = free_port()  # nothing listens there: PostgreSQL is down
-    env = {"REDIS_URL": redis_url, "PORT": str(port), "OEE_AUTH": "off",
-           "OEE_NAMESPACE": f"nopg-{secrets.token_hex(4)}",
-           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_port}/none"}
-    gateway = System({**os.environ, **env}, tmp_path)
-    gateway.start("gateway")
-    try:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
-            async def up() -> bool | None:
-                try:
-                    return (await client.get("/healthz")).status_code == 200 or None
-                except httpx.TransportError:
-                    return None
+    # PostgreSQL answers while the gateway starts (a service that cannot reach it at start
+    # refuses to start), then goes away behind the relay.
+    async with Outage(database_url) as outage:
+        env = {"REDIS_URL": redis_url, "PORT": str(free_port()), "OEE_AUTH": "off",
+               "OEE_NAMESPACE": f"nopg-{secrets.token_hex(4)}", "DATABASE_URL": outage.url}
+        gateway = System({**os.environ, **env}, tmp_path)
+        gateway.start("gateway")
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+                async def ready() -> bool | None:
+                    try:
+                        return (await client.get("/readyz")).status_code == 200 or None
+                    except httpx.TransportError:
+                        return None
 
-            await eventually(up, 30)
-            ready = await client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["postgres"].startswith("unavailable")
-            for path in ("/orders", f"/orders/{ORDER_ID}", f"/orders/{ORDER_ID}/events"):
-                response = await client.get(path)
-                assert_refused(response, 503, "service")
-                assert response.json()["error"]["rule"] == "unavailable"
-                assert response.headers["retry-after"] == "1"
-            # Input is still checked first: a bad request is 400 even now.
-            assert_refused(await client.get("/orders?limit=0"), 400, "limit")
-    finally:
-        gateway.stop()
-    assert "unexpected error" not in gateway.log_text()
+                await eventually(ready, 30)
+                await outage.cut()
+                answer = await client.get("/readyz")
+                assert answer.status_code == 503
+                assert answer.json()["checks"]["postgres"].startswith("unavailable")
+                for path in ("/orders", f"/orders/{ORDER_ID}", f"/orders/{ORDER_ID}/events"):
+                    response = await client.get(path)
+                    assert_refused(response, 503, "service")
+                    assert response.json()["error"]["rule"] == "unavailable"
+                    assert response.headers["retry-after"] == "1"
+                # Input is still checked first: a bad request is 400 even now.
+                assert_refused(await client.get("/orders?limit=0"), 400, "limit")
+        finally:
+            gateway.stop()
+    logged = "".join(path.read_text() for path in tmp_path.glob("*.log"))
+    assert logged and "unexpected error" not in logged
