@@ -32,6 +32,9 @@ from shared.stream import OPEN_ORDER_TTL_S, EventStore
 
 log = logging.getLogger("oee.gateway")
 
+# How long a stopping gateway waits for its log tail to end.
+TAIL_STOP_S = 2.0
+
 KeyedHandler = Callable[[Request, Account], Awaitable[Response]]
 
 
@@ -83,8 +86,9 @@ class Parts:
             yield
         finally:
             tail_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tail_task
+            # A read blocked in Redis may take its time to notice; the process is leaving
+            # anyway, and a stop must not wait on it.
+            await asyncio.wait({tail_task}, timeout=TAIL_STOP_S)
             await self.auth.close()
             await self.read_model.close()
             await self.store.close()

@@ -59,4 +59,7 @@ def serve(settings: Settings) -> None:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
     )
-    Server(config, parts).run()
+    # Bound before the app starts: a taken port ends the process here, with uvicorn's one
+    # line naming the address and a non-zero code, before there is anything to shut down.
+    sock = config.bind_socket()
+    Server(config, parts).run(sockets=[sock])
