@@ -146,5 +146,14 @@ def guarded(endpoint: Callable[[WebSocket], Awaitable[None]],
     return endpoint_closing_on_a_bug
 
 
+async def method_not_allowed(request: Request, problem: Exception) -> Response:
+    """Starlette's 405, with the path's methods in ``Allow``, as the API's error body."""
+    headers = dict(getattr(problem, "headers", None) or {})
+    allowed = headers.get("Allow", "")
+    return json(Invalid("method", "method", f"{shown(request.method)} is not a method of "
+                        f"{request.url.path}; it has {allowed}").as_json(), 405, headers)
+
+
 # For Starlette(exception_handlers=...): Exception is Starlette's last resort, for HTTP.
-HANDLERS: dict[Any, Any] = {**dict.fromkeys(ANSWERED, refused), Exception: server_error}
+HANDLERS: dict[Any, Any] = {**dict.fromkeys(ANSWERED, refused), 405: method_not_allowed,
+                            Exception: server_error}

@@ -23,7 +23,11 @@ from shared.events import OrderRequested
 
 # Longer than any request takes (an append waits at most a few seconds for Redis).
 IN_FLIGHT_TTL_S = 30
+# A key is 1 to 255 printable ASCII characters.
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# A key as the Idempotency-Key header carries it: HTTP drops the spaces around a field's
+# value, so a key sent there neither starts nor ends with one.
+HEADER_KEY_TEXT = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
 
 _CLAIM = """
 local stored = redis.call('HMGET', KEYS[1], 'fingerprint', 'status', 'body')

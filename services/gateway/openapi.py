@@ -1,6 +1,7 @@
-"""The OpenAPI document, generated from the route table (each documented route declares its
-``Operation`` where it is declared) and from the msgspec Structs that parse and render the
-API (``msgspec.json.schema_components``).
+"""The OpenAPI document, generated from the route table (each documented path declares the
+``Operation`` of each of its methods where it is declared), from the msgspec Structs that
+render the API (``msgspec.json.schema_components``), and from the schemas of what the
+gateway accepts (``schemas``), which are made from the validator's own limits.
 
 OpenAPI cannot describe a WebSocket, so the protocol on ``/orders/execute`` is told in that
 path's description, and every message it carries is a component schema beside the HTTP ones.
@@ -8,56 +9,87 @@ path's description, and every message it carries is a component schema beside th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
+from services.gateway import schemas
 from services.gateway.auth import AuthMessage
 from services.gateway.validation import ErrorBody, SubmitMessage
 from services.gateway.views import StatusMessage
+from shared.tokens import Token, listed
 
 KEY_SCHEME = "ApiKey"
-# The decimal text an amount or a slippage may be written as ("0.5", "1e-3").
-DECIMAL_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 # What the WebSocket carries, described beside the HTTP bodies.
 MESSAGES = (SubmitMessage, AuthMessage, StatusMessage, ErrorBody)
 PUBLIC: list[dict[str, list[str]]] = []  # an empty requirement list: no key needed
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class Answer(msgspec.Struct, frozen=True):
     """One response an operation may give."""
 
     description: str
-    # A msgspec type (its schema goes to the components), a schema, or None: no body.
+    # A msgspec type (its schema goes to the components), a component's name, a schema,
+    # or None: no body.
     body: Any = None
     headers: dict[str, Any] = {}
     media_type: str = "application/json"
+    # OpenAPI links: operations that take a value from this response.
+    links: dict[str, Any] = {}
 
 
 class Operation(msgspec.Struct, frozen=True, kw_only=True):
-    """What the document says of one route: declared beside it in the route table."""
+    """What the document says of one method of a path: declared beside it in the route
+    table."""
 
     summary: str
     id: str | None = None
     description: str | None = None
     parameters: tuple[dict[str, Any], ...] = ()
-    # The request body's msgspec type, and an example of it.
+    # The request body: a msgspec type or a component's name; and examples of it, by name.
     body: Any = None
-    example: Any = None
+    examples: dict[str, Any] = {}
     responses: dict[int, Answer] = {}
 
 
 class Documented(Route):
-    """A route of the HTTP API: one method, its Operation, and whether it needs a key."""
+    """A path of the HTTP API with every method it has, each with its Operation: one route
+    per path, so that a method the path lacks is a 405 listing all those it has."""
 
-    def __init__(self, method: str, path: str, endpoint: Callable[..., Any],
-                 operation: Operation, *, public: bool = False) -> None:
-        super().__init__(path, endpoint, methods=[method])
-        self.method, self.operation, self.public = method.lower(), operation, public
+    def __init__(self, path: str, methods: dict[str, tuple[Endpoint, Operation]], *,
+                 public: bool = False) -> None:
+        endpoints = {method.upper(): endpoint for method, (endpoint, _) in methods.items()}
+        # One method: its endpoint itself, so a single-method path costs no dispatch.
+        endpoint = (next(iter(endpoints.values())) if len(endpoints) == 1
+                    else by_method(endpoints))
+        super().__init__(path, endpoint, methods=list(endpoints))
+        self.operations = {method.lower(): op for method, (_, op) in methods.items()}
+        self.public = public
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # The path is this route's whatever the method: a method it lacks is its 405 (see
+        # Route.handle), never a later route whose pattern the path also fits (GET
+        # /orders/execute names no order).
+        match, child_scope = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child_scope
+
+
+def by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
+    """One endpoint for several methods (HEAD answers as GET does)."""
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+    return endpoint
 
 
 def header(description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
@@ -74,6 +106,10 @@ def error(description: str, headers: dict[str, Any] | None = None) -> Answer:
     return Answer(description, ErrorBody, headers or {})
 
 
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": schemas.REF.format(name=name)}
+
+
 RATE_LIMIT = header(
     'The submit quota left, as the IETF RateLimit header draft: `"submits";r=<remaining>;'
     "t=<seconds until the next submit is allowed>`",
@@ -88,8 +124,6 @@ RETRY_AFTER = header("Seconds to wait before trying again",
                      {"type": "integer", "minimum": 0}, required=True)
 REPLAYED = header("Present on the stored answer to a repeated Idempotency-Key",
                   {"type": "string", "enum": ["true"]})
-ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "An orderId; another account's order is 404 like an unknown one"}
 UNAUTHORIZED = error(
     "rule `unauthorized`: the x-api-key header is missing, unknown or revoked",
     {"WWW-Authenticate": header("Always `ApiKey`", {"type": "string", "const": "ApiKey"},
@@ -107,34 +141,41 @@ def unavailable(what: str) -> Answer:
                  {"Retry-After": RETRY_AFTER})
 
 
-def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+def document(routes: Iterable[BaseRoute], tokens: Sequence[Token] | None = None,
+             today: date | None = None) -> dict[str, Any]:
+    """The document of ``routes``, for the ``tokens`` known (by default, this process's)
+    on ``today`` (a deadline's schema names the days it may fall on)."""
     documented = [r for r in routes if isinstance(r, Documented)]
     types: set[Any] = {*MESSAGES}
     for route in documented:
-        op = route.operation
-        types |= {a.body for a in op.responses.values() if isinstance(a.body, type)}
-        if op.body is not None:
-            types.add(op.body)
+        for op in route.operations.values():
+            types |= {a.body for a in op.responses.values() if isinstance(a.body, type)}
+            if isinstance(op.body, type):
+                types.add(op.body)
     ordered = sorted(types, key=lambda t: t.__name__)
     refs, components = msgspec.json.schema_components(
-        ordered, ref_template="#/components/schemas/{name}")
-    schema_of = dict(zip(ordered, refs, strict=True))
+        ordered, ref_template=schemas.REF)
+    schema_of: dict[Any, Any] = dict(zip(ordered, refs, strict=True))
+    # What the gateway accepts is told exactly, in place of the wire Structs' loose shapes
+    # (OrderBody, SubmitMessage, LaunchRequest).
+    components |= schemas.accepted(
+        listed() if tokens is None else tokens, today or datetime.now(UTC).date(), components)
     paths: dict[str, dict[str, Any]] = {}
     for route in documented:
-        paths.setdefault(route.path, {})[route.method] = _operation(route, schema_of)
-    _accept_numbers(components)
+        for method, op in route.operations.items():
+            paths.setdefault(route.path, {})[method] = _operation(route, op, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Order execution engine",
             "version": "0.1.0",
-            "description": "Market orders on Solana DEXes, routed, executed and streamed. "
-            "Every error is an `ErrorBody` naming the field and the rule.",
+            "description": "Market, limit and sniper orders on Solana DEXes, routed, executed "
+            "and streamed. Every error is an `ErrorBody` naming the field and the rule.",
         },
         "security": [{KEY_SCHEME: []}],
         "paths": paths,
         "components": {
-            "schemas": components,
+            "schemas": dict(sorted(components.items())),
             "securitySchemes": {
                 KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "x-api-key",
                              "description": "Created by `oee keys create NAME [--operator]`"},
@@ -143,16 +184,13 @@ def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     }
 
 
-def _operation(route: Documented, schema_of: dict[Any, Any]) -> dict[str, Any]:
-    op = route.operation
+def _operation(route: Documented, op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
     answers = dict(op.responses)
-    if route.public:
-        answers.setdefault(500, INTERNAL)
-    else:
+    if not route.public:
         # Every keyed request asks PostgreSQL for its key (cached briefly).
         answers = {401: UNAUTHORIZED, **answers}
         answers.setdefault(503, UNAVAILABLE)
-        answers.setdefault(500, INTERNAL)
+    answers.setdefault(500, INTERNAL)
     out: dict[str, Any] = {"summary": op.summary}
     if op.description is not None:
         out["description"] = op.description
@@ -163,42 +201,42 @@ def _operation(route: Documented, schema_of: dict[Any, Any]) -> dict[str, Any]:
     if op.parameters:
         out["parameters"] = list(op.parameters)
     if op.body is not None:
-        content: dict[str, Any] = {"schema": schema_of[op.body]}
-        if op.example is not None:
-            content["example"] = op.example
+        content: dict[str, Any] = {"schema": _schema(op.body, schema_of)}
+        if op.examples:
+            content["examples"] = {name: {"value": value} for name, value in op.examples.items()}
         out["requestBody"] = {"required": True, "content": {"application/json": content}}
     out["responses"] = {str(status): _answer(answers[status], schema_of)
                         for status in sorted(answers)}
     return out
 
 
+def _schema(body: Any, schema_of: dict[Any, Any]) -> Any:
+    if isinstance(body, type):
+        return schema_of[body]
+    return ref(body) if isinstance(body, str) else body
+
+
 def _answer(answer: Answer, schema_of: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"description": answer.description}
     if answer.body is not None:
-        schema = schema_of[answer.body] if isinstance(answer.body, type) else answer.body
-        out["content"] = {answer.media_type: {"schema": schema}}
+        out["content"] = {answer.media_type: {"schema": _schema(answer.body, schema_of)}}
     if answer.headers:
         out["headers"] = answer.headers
+    if answer.links:
+        out["links"] = answer.links
     return out
 
 
-def _accept_numbers(schema: Any) -> None:
-    """msgspec describes a Decimal as a string, but decodes a JSON number into one as well."""
-    if isinstance(schema, dict):
-        if schema.get("format") == "decimal":
-            del schema["format"]
-            schema["type"] = ["number", "string"]
-            schema["pattern"] = DECIMAL_TEXT
-        for value in schema.values():
-            _accept_numbers(value)
-    elif isinstance(schema, list):
-        for value in schema:
-            _accept_numbers(value)
-
-
 async def serve_document(request: Request) -> Response:
-    """GET /openapi.json: the document of the app's own routes, made once."""
+    """GET /openapi.json: the document of the app's own routes, for the tokens this process
+    knows today; made again only when either changes."""
     state = request.app.state
-    if getattr(state, "openapi", None) is None:
+    launches = getattr(getattr(state, "parts", None), "launches", None)
+    if launches is not None:
+        with contextlib.suppress(RedisError):  # the tokens known so far, then
+            await launches.catch_up()
+    made_for = (len(listed()), datetime.now(UTC).date())
+    if getattr(state, "openapi_for", None) != made_for:
         state.openapi = msgspec.json.encode(document(request.app.routes))
+        state.openapi_for = made_for
     return Response(state.openapi, media_type="application/json")

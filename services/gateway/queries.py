@@ -6,8 +6,8 @@ sends is answered with a 4xx naming the field and the rule, never with a 5xx.
 
 from __future__ import annotations
 
+import re
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -27,6 +27,7 @@ from services.gateway.views import (
     quote_view,
     token_views,
 )
+from shared.accounts import _NAME as NAME
 from shared.accounts import Account, InvalidName, validate_name
 from shared.events import AnyEvent, to_builtins
 from shared.lifecycle import STATUSES
@@ -34,18 +35,15 @@ from shared.order import fold
 from shared.routing import NoRoute, decide
 
 MAX_PAGE = 500
-_UUID_TEXT = 36
+# An order id as the gateway writes it: a UUID in its 36-character text form.
+ORDER_ID_TEXT = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_ORDER_ID = re.compile(ORDER_ID_TEXT)
+# An account's name, as accounts are named (shared.accounts); empty: every account's.
+ACCOUNT_TEXT = f"^({NAME.pattern})?$"
 
 
 def is_order_id(text: str) -> bool:
-    """An order id as the gateway writes it: a UUID in its 36-character text form."""
-    if len(text) != _UUID_TEXT:
-        return False
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return _ORDER_ID.fullmatch(text) is not None
 
 
 def instant(text: str) -> datetime:
@@ -103,10 +101,9 @@ def page_asked(params: Mapping[str, str], account: Account) -> Page:
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise Invalid("status", "status", "status must be one of " + ", ".join(STATUSES))
-    try:
-        limit = int(params.get("limit", "50"))
-    except ValueError:
-        limit = 0
+    text = params.get("limit", "50")
+    # Digits only: int() would also take spaces, signs, underscores and other scripts' digits.
+    limit = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
     if not 1 <= limit <= MAX_PAGE:
         raise Invalid("limit", "range", f"limit must be an integer from 1 to {MAX_PAGE}")
     before = params.get("before")

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.gateway.body import body_of
 from services.gateway.errors import ANSWERED, as_refusal, refusal
 from services.gateway.idempotency import (
     Answer,
@@ -32,7 +33,6 @@ from shared.metrics import ORDERS_ACCEPTED, ORDERS_REJECTED
 
 log = logging.getLogger("oee.gateway")
 
-MAX_BODY_BYTES = 16 * 1024
 _encoder = msgspec.json.Encoder()
 
 
@@ -61,15 +61,10 @@ async def execute(request: Request, account: Account) -> Response:
     """POST /orders/execute."""
     parts = parts_of(request)
     try:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise refusal(413, "body", "size",
-                              f"the body is larger than {MAX_BODY_BYTES} bytes")
+        body = await body_of(request)
         with contextlib.suppress(RedisError):
             await parts.launches.fresh()  # tokens launched lately are listed
-        order = order_from(bytes(body), new_order_id())
+        order = order_from(body, new_order_id())
         order = msgspec.structs.replace(order, account=account.name)
         accepted = await submit(parts, account, order, request.headers.get("idempotency-key"))
     except ANSWERED as problem:  # counted by its rule, then answered

@@ -23,6 +23,8 @@ MAX_SLIPPAGE = Decimal("0.5")
 MAX_WAIT = timedelta(days=30)
 # Solana token amounts are u64 base units.
 MAX_BASE_UNITS = 2**64 - 1
+# A price's decimal exponent: from 1e-30 to below 1e31.
+PRICE_EXPONENTS = (-30, 30)
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True, rename="camel"):
@@ -69,10 +71,12 @@ class OrderBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     max_price: Annotated[Decimal | None, msgspec.Meta(
         description="sniper orders (optional): the most tokenIn per tokenOut")] = None
     expires_at: Annotated[str | None, msgspec.Meta(
-        description="waiting orders: RFC 3339 deadline with an offset, at most 30 days ahead",
-        examples=["2026-12-01T00:00:00Z"])] = None
-    ttl_seconds: Annotated[int | None, msgspec.Meta(
-        description="waiting orders: seconds until the deadline (instead of expiresAt)",
+        description="waiting orders: RFC 3339 deadline with an offset, at most 30 days "
+        "ahead")] = None
+    # A float too: JSON has one kind of number, and 3600.0 is the integer 3600 to JSON
+    # Schema, as the document describes it.
+    ttl_seconds: Annotated[int | float | None, msgspec.Meta(
+        description="waiting orders: whole seconds until the deadline (instead of expiresAt)",
         examples=[3600])] = None
 
 
@@ -124,8 +128,9 @@ def _positive_price(field: str, price: Decimal) -> str:
         raise Invalid(field, "finite", f"{field} must be a finite number")
     if price <= 0:
         raise Invalid(field, "positive", f"{field} must be greater than 0")
-    if price.adjusted() > 30 or price.adjusted() < -30:
-        raise Invalid(field, "range", f"{field} must be between 1e-30 and 1e30")
+    low, high = PRICE_EXPONENTS
+    if not low <= price.adjusted() <= high:
+        raise Invalid(field, "range", f"{field} must be between 1e{low} and 1e{high}")
     return format(price.normalize(), "f")
 
 
@@ -135,6 +140,8 @@ def _deadline(body: OrderBody, now: datetime) -> datetime | None:
     if body.expires_at is not None and body.ttl_seconds is not None:
         raise Invalid("expiresAt", "exclusive", "give expiresAt or ttlSeconds, not both")
     if body.ttl_seconds is not None:
+        if isinstance(body.ttl_seconds, float) and not body.ttl_seconds.is_integer():
+            raise Invalid("ttlSeconds", "type", "ttlSeconds must be a whole number of seconds")
         if not 1 <= body.ttl_seconds <= MAX_WAIT.total_seconds():
             raise Invalid("ttlSeconds", "range",
                           f"ttlSeconds must be from 1 to {int(MAX_WAIT.total_seconds())}")
@@ -252,8 +259,16 @@ def order_from(body: bytes | str, order_id: str) -> OrderRequested:
     return validate(parse(body), order_id)
 
 
+# A quote names a trade as a market order does.
+QUOTE_FIELDS = ("tokenIn", "tokenOut", "amount", "slippage")
+
+
 def quote_request(params: Mapping[str, str]) -> OrderRequested:
     """GET /quote's query, checked by the same rules as an order; slippage defaults to 1%."""
+    for name in params:
+        if name not in QUOTE_FIELDS:
+            raise Invalid(name[:64], "unknown_field", f"{shown(name)} is not a parameter of a "
+                          "quote; it takes " + ", ".join(QUOTE_FIELDS))
     fields = {"slippage": "0.01", **params}
     try:
         body = msgspec.convert(fields, OrderBody)
