@@ -7,12 +7,14 @@ unset, as ``oee up`` does) with keys on, makes an operator key, and, in the mach
 Chromium (Debian's ``chromium``, driven by Playwright; no browser is downloaded), plays the
 scenes below and takes each view:
 
-* ``dashboard-overview.png``: the key entered, an order placed on the page and confirmed
-  while more orders, through several routes, arrive over the account's live stream;
-* ``dashboard-order-form.png``: a sniper order the API refused, its message on the field;
-* ``dashboard-open-orders.png``: limit and sniper orders waiting, each with its cancel;
+* ``dashboard-open-orders.png``: the key entered, a market order placed on the page and
+  confirmed while more, through several routes, arrive over the account's live stream;
+  then limit and sniper orders placed, waiting, each with its cancel;
 * ``dashboard-launches.png``: pools launched, one of them the pool a sniper waited for;
-* ``dashboard-order-detail.png``: an order opened whole: timeline, route, attempts.
+* ``dashboard-overview.png``: the whole page by then;
+* ``dashboard-order-form.png``: a sniper order the API refused, its message on the field;
+* ``dashboard-order-detail.png``: the market order opened whole: timeline, every route
+  considered and why one won, its attempt and signature.
 
 ``tests/e2e/test_dashboard*.py`` play the same scenes and check what the page shows."""
 
@@ -178,12 +180,12 @@ def take_all(page: Page, url: str, key: str, out: Path) -> None:
             page.locator(selector).screenshot(path=path, animations="disabled")
 
     order_id = show_orders(page, url, key)
-    shoot("overview")
     mint = new_mint()
     show_open_orders(page, [mint, new_mint()])
     shoot("open-orders", ".open-orders")
     show_launch(page, url, key, mint)
     shoot("launches", ".launches")
+    shoot("overview")
     show_refusal(page)
     shoot("order-form", ".submit")
     show_detail(page, order_id)

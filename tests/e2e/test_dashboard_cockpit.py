@@ -126,15 +126,18 @@ def test_open_orders_are_listed_live_and_cancelled_from_the_page(
     live(tab, running.url)
     # Open before the page opened: listed from GET /orders?status=open, with its condition.
     listed = tab.locator(f'#open-body tr[data-order-id="{before}"]')
-    expect(listed.locator("td.condition")).to_have_text(f"≥ {NEVER} USDC per SOL",
-                                                          timeout=WAIT_MS)
-    expect(listed).to_contain_text("never")
+    expect(listed.locator("td.condition")).to_contain_text(f"≥ {NEVER} USDC per SOL",
+                                                             timeout=WAIT_MS)
+    expect(listed.locator(".deadline")).to_have_text("no deadline")
     # Opened while the page looks: listed from the stream.
     mint = new_mint()
     limit_id, sniper_id = show_open_orders(tab, [mint])
     sniper = tab.locator(f'#open-body tr[data-order-id="{sniper_id}"]')
-    expect(sniper.locator("td.condition")).to_have_text(
-        f"pool of {mint[:4]}…{mint[-4:]}, ≤ 0.01 SOL each")
+    expect(sniper).to_contain_text(f"SOL → {mint[:4]}…{mint[-4:]}")
+    expect(sniper.locator("td.condition")).to_contain_text("its launch, ≤ 0.01 SOL each")
+    deadline = api(running, "GET", f"/orders/{limit_id}").json()["expiresAt"]
+    expect(tab.locator(f'#open-body tr[data-order-id="{limit_id}"] .deadline')
+           ).to_have_attribute("title", deadline)
 
     for order_id in (before, sniper_id):
         tab.click(f'button[data-cancel="{order_id}"]')

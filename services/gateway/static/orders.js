@@ -209,8 +209,21 @@ export function condition(order) {
   if (order.type === "limit") {
     return `≥ ${order.limitPrice} ${shortToken(order.tokenOut)} per ${order.tokenIn}`;
   }
-  const pool = `pool of ${shortToken(order.tokenOut)}`;
-  return order.maxPrice ? `${pool}, ≤ ${order.maxPrice} ${order.tokenIn} each` : pool;
+  return order.maxPrice ? `its launch, ≤ ${order.maxPrice} ${order.tokenIn} each` : "its launch";
+}
+
+// The condition, and under it the deadline.
+function waitsFor(order) {
+  const td = cell(order.detailed ? condition(order) : "…", "condition");
+  if (order.detailed) {
+    const deadline = document.createElement("span");
+    deadline.className = "deadline muted";
+    deadline.textContent = order.expiresAt ? `until ${formatWhen(order.expiresAt)}`
+      : "no deadline";
+    if (order.expiresAt) deadline.title = order.expiresAt;
+    td.append(deadline);
+  }
+  return td;
 }
 
 // ``cancelling``: the ids whose cancel is under way, their buttons disabled.
@@ -237,9 +250,7 @@ export function renderOpen(tbody, orders, changed, cancelling) {
       id,
       cell(pairOf(order), "nowrap", order.tokenOut),
       cell(order.amount, "num"),
-      cell(order.detailed ? condition(order) : "…", "condition"),
-      cell(order.expiresAt ? formatWhen(order.expiresAt) : order.detailed ? "never" : "",
-        "muted nowrap", order.expiresAt),
+      waitsFor(order),
       action,
     );
     return tr;
