@@ -207,7 +207,7 @@ def test_a_failed_order_opens_whole_from_its_row_and_from_its_link(
 
     tab.keyboard.press("Escape")
     expect(detail).to_be_hidden()
-    assert tab.evaluate("location.hash") == ""
+    tab.wait_for_function("() => location.hash === ''", timeout=WAIT_MS)
 
     # Its link opens it too, in a page of its own.
     other = tab.context.new_page()

@@ -3,20 +3,19 @@
 // any order into its detail, follows pool launches, and polls /metrics. One WebSocket (the
 // account's stream) carries every status; everything else is plain HTTP.
 
-import { Feed, Unauthorized, auth, cancelOrder, getJson, getText, submitOrder } from "./api.js";
-import { drawBacklog, drawRoutes, drawSparkline } from "./charts.js";
+import { Feed, Unauthorized, auth, cancelOrder, getJson, submitOrder } from "./api.js";
+import { drawRoutes } from "./charts.js";
 import { Detail } from "./detail.js";
 import { clearErrors, fillTokens, orderBody, showProblem, showRefusal, showType } from "./form.js";
 import { Launches, renderLaunches } from "./launches.js";
 import { Orders, formatPrice, formatTime, renderOpen, renderTable, routeLabel, shortId,
   shortSignature, statusBadge } from "./orders.js";
-import { Rates, backlog, parse, total } from "./prometheus.js";
+import { pollMetrics } from "./throughput.js";
 import { Tokens } from "./tokens.js";
 
 // Offered until GET /tokens answers: the tokens every engine lists.
 const SEED_TOKENS = ["SOL", "USDC", "USDT", "BONK", "JUP", "RAY"];
 const POLL_EVERY_MS = 2000;
-const SPARK_POINTS = 60;
 const OPEN_PAGE = 100;
 
 const $ = (id) => document.getElementById(id);
@@ -209,39 +208,6 @@ $("order-detail").addEventListener("close", () => {
 });
 
 // --- polling: metrics and launches ------------------------------------------------------
-
-const rates = new Rates();
-const acceptedHistory = [];
-
-async function pollMetrics() {
-  try {
-    const samples = parse(await getText("/metrics"));
-    drawBacklog($("backlog"), backlog(samples));
-    const values = {
-      accepted: total(samples, "oee_orders_accepted"),
-      statuses: total(samples, "oee_statuses_sent"),
-    };
-    const now = performance.now();
-    const rate = rates.update(now, values);
-    showRate("rate-accepted", rate.accepted);
-    showRate("rate-statuses", rate.statuses);
-    $("total-accepted").textContent = values.accepted === null
-      ? "" : `${values.accepted.toLocaleString()} accepted since the gateway started`;
-    if (rate.accepted !== undefined && rate.accepted !== null) {
-      acceptedHistory.push(rate.accepted);
-      if (acceptedHistory.length > SPARK_POINTS) acceptedHistory.shift();
-      drawSparkline($("spark"), acceptedHistory);
-    }
-    $("metrics-error").textContent = "";
-  } catch (problem) {
-    $("metrics-error").textContent = `metrics unavailable: ${problem.message}`;
-  }
-}
-
-function showRate(id, value) {
-  if (value === undefined) return;
-  $(id).textContent = value === null ? "–" : value < 10 ? value.toFixed(1) : Math.round(value);
-}
 
 async function pollLaunches() {
   try {
