@@ -6,7 +6,17 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from services.gateway import admin, cancel, dashboard, docs, probes, queries, session, submit
+from services.gateway import (
+    admin,
+    cancel,
+    dashboard,
+    docs,
+    launches,
+    probes,
+    queries,
+    session,
+    submit,
+)
 from services.gateway.errors import HANDLERS, guarded
 from services.gateway.idempotency import HEADER_KEY_TEXT
 from services.gateway.openapi import (
@@ -190,6 +200,7 @@ ROUTES: list[BaseRoute] = [
         summary="Every token: the seed's and those launched since",
         responses={200: Answer("the tokens", TokenList), 503: unavailable("the event stream")},
     ))),
+    launches.ROUTE,
     api("/admin/pools", post=(admin.launch_pool, Operation(
         id="launchPool",
         summary="Launch a token and its first pool (operator keys only)",

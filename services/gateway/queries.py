@@ -86,6 +86,16 @@ async def get_events(request: Request, account: Account) -> Response:
     return json({"orderId": order_id, "events": [to_builtins(e) for e in events]})
 
 
+def page_size(params: Mapping[str, str], default: int, most: int) -> int:
+    """``?limit=``: from 1 to ``most``, ``default`` when absent, or Invalid."""
+    text = params.get("limit", str(default))
+    # Digits only: int() would also take spaces, signs, underscores and other scripts' digits.
+    limit = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+    if not 1 <= limit <= most:
+        raise Invalid("limit", "range", f"limit must be an integer from 1 to {most}")
+    return limit
+
+
 class Page(msgspec.Struct, frozen=True):
     """What GET /orders asks for, checked."""
 
@@ -101,11 +111,7 @@ def page_asked(params: Mapping[str, str], account: Account) -> Page:
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise Invalid("status", "status", "status must be one of " + ", ".join(STATUSES))
-    text = params.get("limit", "50")
-    # Digits only: int() would also take spaces, signs, underscores and other scripts' digits.
-    limit = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
-    if not 1 <= limit <= MAX_PAGE:
-        raise Invalid("limit", "range", f"limit must be an integer from 1 to {MAX_PAGE}")
+    limit = page_size(params, 50, MAX_PAGE)
     before = params.get("before")
     if before is not None:
         if not is_order_id(before):
