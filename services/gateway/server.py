@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 from types import FrameType
 
 import uvicorn
@@ -12,6 +15,8 @@ from services.gateway.parts import Parts
 from services.gateway.session import go_away
 from shared.config import Settings
 from shared.process import hold_many_objects
+
+log = logging.getLogger("oee.gateway")
 
 
 class Server(uvicorn.Server):
@@ -41,6 +46,7 @@ class Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> None:
+    sock = listening(settings.host, settings.port)
     hold_many_objects()
     parts = Parts(settings)
     config = uvicorn.Config(
@@ -59,7 +65,25 @@ def serve(settings: Settings) -> None:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
     )
-    # Bound before the app starts: a taken port ends the process here, with uvicorn's one
-    # line naming the address and a non-zero code, before there is anything to shut down.
-    sock = config.bind_socket()
-    Server(config, parts).run(sockets=[sock])
+    log.info("the API is bound to http://%s:%d", settings.host, settings.port)
+    # Ctrl-C: uvicorn stops cleanly, then raises it again; there is nothing to add.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(config, parts).run(sockets=[sock])
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before the app starts. `oee gateway` checks the port first,
+    but another process may take it in between: then this process ends here, at once, with
+    one line and a non-zero code, before there is anything to shut down."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn binds: a restarted gateway need not wait for the old connections to time out.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SystemExit(f"oee gateway: cannot start: port {port} on {host} (PORT) is taken: "
+                         f"{error.strerror or error}") from None
+    sock.set_inheritable(True)
+    return sock
