@@ -1,12 +1,18 @@
 """Hostile WebSocket clients against one gateway, while an honest subscriber follows an order
 on it: each hostile client gets its error and a policy close, and the honest one still gets
 every status of its order exactly once, in order.
+
+Then every kind of message a client sends (the auth message, the order, anything after it)
+is fuzzed with random bytes, deep JSON, huge numbers and NUL bytes in strings: each is
+answered with the error message and a 1008 close (text after the order is ignored), never
+with 1011 or silence, and the gateway serves a good client afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -178,3 +184,94 @@ async def test_hostile_clients_leave_an_honest_subscriber_whole(
     assert [m["seq"] for m in messages] == sorted({m["seq"] for m in messages})
     assert {m["orderId"] for m in messages} == {order_id}
     assert code == 1000
+
+
+# --- every kind of message, fuzzed: the auth message, the order, what follows it -----------
+
+_random = random.Random(20261206)  # seeded: the same bytes every run
+RANDOM_BYTES = _random.randbytes(600)
+DEEP = 7000  # nesting levels, inside the 16 KiB a message may have
+# Payloads as text (str) or as a binary frame (bytes).
+FUZZ: dict[str, str | bytes] = {
+    "random_bytes": RANDOM_BYTES,
+    "random_text": RANDOM_BYTES.decode("latin-1"),
+    "deep_json": "[" * DEEP + "]" * DEEP,
+    "deep_json_in_a_field": '{"tokenIn": ' + "[" * DEEP + "]" * DEEP + "}",
+    "huge_number": json.dumps({**ORDER, "amount": "@"}).replace('"@"', "9" * 10_000),
+    "huge_exponent": json.dumps({**ORDER, "amount": "@"}).replace('"@"', "1e999999"),
+    "nul_in_strings": json.dumps({**ORDER, "tokenIn": "SOL\x00", "tokenOut": "\x00"}),
+    "nul_in_the_key": json.dumps({"type": "auth", "apiKey": "oee_\x00"}),
+}
+# The rule each payload breaks when it comes as the order (the key came in the header).
+AS_THE_ORDER = {
+    "random_bytes": "binary", "random_text": "json", "deep_json": "object",
+    "deep_json_in_a_field": "type", "huge_number": "max", "huge_exponent": "max",
+    "nul_in_strings": "unknown_token", "nul_in_the_key": "unknown_field",
+}
+
+
+async def fuzzed(url: str, key: str | None, payload: str | bytes,
+                 then_order: bool = False) -> tuple[list[Any], int | None]:
+    """Every message the server sends a client that sends ``payload`` (after an order of
+    its own, with ``then_order``), and its close code; within a deadline, never a hang."""
+    headers = {"x-api-key": key} if key else {}
+    async with asyncio.timeout(30), websockets.connect(
+        url, additional_headers=headers, max_size=None
+    ) as ws:
+        if then_order:
+            await ws.send(json.dumps(ORDER))
+            first = json.loads(await ws.recv())
+            assert first["status"] == "pending", first
+        await ws.send(payload)
+        received = await drain(ws)
+        return ([first] if then_order else []) + received, ws.close_code
+
+
+@pytest.mark.parametrize("name", list(FUZZ))
+async def test_a_fuzzed_auth_message_is_refused_with_1008(
+    running: System, name: str
+) -> None:
+    received, code = await fuzzed(f"{running.ws_url}/orders/execute", None, FUZZ[name])
+    binary = isinstance(FUZZ[name], bytes)
+    assert_refused(received, code, "binary" if binary else "unauthorized")
+    assert len(received) == 1
+
+
+@pytest.mark.parametrize("name", list(FUZZ))
+async def test_a_fuzzed_order_message_is_refused_with_1008(
+    running: System, key: str, name: str
+) -> None:
+    received, code = await fuzzed(f"{running.ws_url}/orders/execute", key, FUZZ[name])
+    assert_refused(received, code, AS_THE_ORDER[name])
+    assert len(received) == 1
+
+
+async def test_fuzz_after_the_order_is_refused_or_ignored_never_a_fault(
+    running: System, key: str
+) -> None:
+    """While an order is streamed, a binary frame is refused (1008); any text is ignored,
+    and the order's statuses all still come, then a normal close."""
+    url = f"{running.ws_url}/orders/execute"
+    outcomes = await asyncio.gather(*(fuzzed(url, key, payload, then_order=True)
+                                      for payload in FUZZ.values()))
+    for name, (received, code) in zip(FUZZ, outcomes, strict=True):
+        if isinstance(FUZZ[name], bytes):
+            assert_refused(received, code, "binary")
+        else:
+            assert [m["status"] for m in received] == HAPPY, (name, received)
+            assert code == 1000, (name, code)
+
+
+async def test_after_the_fuzz_the_gateway_serves_a_good_client_and_logged_no_fault(
+    running: System, key: str
+) -> None:
+    async with asyncio.timeout(30), websockets.connect(
+        f"{running.ws_url}/orders/execute", additional_headers={"x-api-key": key}
+    ) as ws:
+        await ws.send(json.dumps(ORDER))
+        received = await drain(ws)
+    assert [m["status"] for m in received] == HAPPY
+    assert ws.close_code == 1000
+    assert running.logs is not None
+    logged = "".join(p.read_text() for p in running.logs.glob("gateway-*.log"))
+    assert logged and "unexpected error" not in logged
