@@ -61,6 +61,11 @@ async def test_a_nul_byte_in_each_kind_of_parameter_is_a_4xx(
     assert_refused(await client.get(f"/orders/{ORDER_ID}?asOf=%00"), 400, "asOf")
     assert_refused(await client.get("/quote?tokenIn=%00&tokenOut=USDC&amount=1"), 400,
                    "tokenIn")
+    assert_refused(await client.get("/quote?tokenIn=SOL&tokenOut=USDC&amount=1%00"), 400,
+                   "amount")
+    assert_refused(await client.get("/orders?limit=1%00"), 400, "limit")
+    assert_refused(await client.get("/launches?after=%00"), 400, "after")
+    assert_refused(await client.get("/launches?limit=%00"), 400, "limit")
     # Path: no order has such an id.
     for method in ("GET", "DELETE"):
         assert_refused(await client.request(method, "/orders/%00x"), 404, "orderId")
@@ -69,10 +74,11 @@ async def test_a_nul_byte_in_each_kind_of_parameter_is_a_4xx(
     # Body.
     refused = await client.post("/orders/execute", json={**ORDER, "tokenIn": "SOL\x00"})
     assert_refused(refused, 400, "tokenIn")
-    refused = await client.post("/admin/pools", json={
-        "mint": "\x00", "symbol": "N", "decimals": 6, "venue": "raydium", "price": "1",
-        "liquidity": "1"})
-    assert_refused(refused, 400, "mint")
+    launch = {"mint": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU", "symbol": "N",
+              "decimals": 6, "venue": "raydium", "price": "1", "liquidity": "1"}
+    for field in ("mint", "symbol", "price", "liquidity", "quote"):
+        refused = await client.post("/admin/pools", json={**launch, field: "1\x00"})
+        assert_refused(refused, 400, field)
 
 
 async def test_a_nul_byte_over_websocket_closes_1008(running: System, operator: str) -> None:
