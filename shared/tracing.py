@@ -1,0 +1,265 @@
+"""Each order as one trace across the services (OpenTelemetry), or nothing at all.
+
+The gateway starts an order's trace as it accepts the order (``accepting``). Every event
+made inside a traced span carries that span's W3C context in its optional ``traceparent``
+field (``made``), and the service that acts on the event continues the trace from there
+(``Consumer.span``, ``following``): the context travels inside the events, through Redis,
+to whichever process takes them. The spans:
+
+* ``accept`` (gateway), the order's root;
+* ``route`` (router), with a ``quote`` per venue inside it (``within``);
+* ``build`` (executor), then each attempt's ``submit`` and the landed one's ``confirm``;
+* ``persist`` (persister), one per event of the order it records;
+* ``open`` and ``fire`` (trigger), where a waiting order is watched and where it fires.
+
+Whether a process traces is decided once, at its start (``start``, from ``OEE_TRACING``).
+Off, the default, every function here returns at once: the SDK is never imported, no span
+is made and no event carries a context. On, the gateway draws once per order whether it is
+traced (``OEE_TRACE_SAMPLE_RATIO``); downstream, an event without a context starts
+nothing, so an order left out costs nothing past that draw, and a traced one is traced
+whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
+
+import msgspec
+
+from shared.config import Settings
+from shared.events import Built, Event, OrderRequested, Routed
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+    from shared.groups import GroupUpkeep
+    from shared.reading import Entry
+
+E = TypeVar("E", bound=Event)
+Step = AbstractContextManager[object]
+
+# What a span's place holds while nothing is traced: one object, never a new one.
+_UNTRACED: Step = contextlib.nullcontext()
+
+# The OpenTelemetry scope the spans are made in.
+SCOPE = "oee"
+
+# The on path, once ``start`` found tracing on; None while it is off.
+active: Tracing | None = None
+
+
+def start(settings: Settings, service: str) -> None:
+    """Trace in this process as ``settings`` say; once, before the service starts."""
+    global active
+    if settings.tracing != "off" and active is None:
+        active = Tracing(provider(settings, service), settings.trace_sample_ratio)
+
+
+def accepting(order: OrderRequested) -> Step:
+    """The root span of a new order's trace, current while the gateway accepts it; or
+    nothing, for an order the sample leaves out."""
+    return _UNTRACED if active is None else active.accepting(order)
+
+
+def following(name: str, cause: Event, order: OrderRequested | None = None) -> Step:
+    """A span current while a step that ``cause`` leads to runs, in the trace ``cause``
+    carries; nothing for an event without one."""
+    if active is None or not isinstance(cause.traceparent, str):
+        return _UNTRACED
+    return active.following(name, cause, order)
+
+
+def within(name: str, key: str, value: str) -> Step:
+    """A child of the current span, if any is traced (a venue's quote inside ``route``)."""
+    return _UNTRACED if active is None else active.within(name, key, value)
+
+
+def made(events: list[E]) -> list[E]:
+    """``events``, each carrying the current span's context, so the services that act on
+    them continue its trace: as they are when no span is traced."""
+    return events if active is None else active.made(events)
+
+
+class Consumer:
+    """A consumer group's spans. Each continues the trace of the event it consumes, with
+    OpenTelemetry's messaging attributes: which stream, which group, which entry."""
+
+    def __init__(self, store: GroupUpkeep, group: str) -> None:
+        self.store, self.group = store, group
+
+    def span(self, name: str, entry: Entry, order: OrderRequested | None = None) -> Step:
+        """Current while one entry's step runs."""
+        if active is None or not isinstance(entry.event.traceparent, str):
+            return _UNTRACED
+        return active.consumed(name, entry, self, order)
+
+    def spans(self, name: str, entries: Sequence[Entry]) -> Step:
+        """One for each traced entry of a batch handled as a whole (the persister records
+        a batch in one transaction), from the batch's start to its end."""
+        return _UNTRACED if active is None else active.consumed_together(name, entries, self)
+
+    @cached_property
+    def streams(self) -> list[str]:
+        """Per partition, the stream this group reads."""
+        return self.store.group_streams(self.group)
+
+
+class Tracing:
+    """What the functions above do while tracing is on. The SDK is imported only here,
+    once something is traced."""
+
+    def __init__(self, provider: TracerProvider, sample_ratio: float) -> None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.provider = provider
+        self.tracer = provider.get_tracer(SCOPE)
+        self.sample_ratio = sample_ratio
+        self.propagator = TraceContextTextMapPropagator()
+        # The sample is drawn apart from the seeded draws of the market and the chain.
+        self._draw = random.Random()
+
+    def accepting(self, order: OrderRequested) -> Step:
+        from opentelemetry.trace import SpanKind
+
+        # Drawn here rather than by the SDK's ratio sampler: an order left out then makes
+        # no span, not even a non-recording one.
+        if self.sample_ratio < 1 and self._draw.random() >= self.sample_ratio:
+            return _UNTRACED
+        return self.tracer.start_as_current_span("accept", kind=SpanKind.PRODUCER, attributes={
+            **_about(order, order), "messaging.system": "redis",
+            "messaging.operation.type": "send",
+        })
+
+    def following(self, name: str, cause: Event, order: OrderRequested | None) -> Step:
+        parent = self.context_of(cause)
+        if parent is None:
+            return _UNTRACED
+        return self.tracer.start_as_current_span(name, parent, attributes=_about(cause, order))
+
+    def within(self, name: str, key: str, value: str) -> Step:
+        from opentelemetry import trace
+
+        if not trace.get_current_span().is_recording():
+            return _UNTRACED
+        return self.tracer.start_as_current_span(name, attributes={key: value})
+
+    def made(self, events: list[E]) -> list[E]:
+        from opentelemetry import trace
+
+        span = trace.get_current_span()
+        if not events or not span.is_recording():
+            return events
+        carrier: dict[str, str] = {}
+        self.propagator.inject(carrier)
+        for event in events:
+            if isinstance(event, Routed):  # and Rerouted: the route it took
+                span.set_attribute("route.dex", event.dex)
+        return [msgspec.structs.replace(event, traceparent=carrier["traceparent"])
+                for event in events]
+
+    def consumed(self, name: str, entry: Entry, consumer: Consumer,
+                 order: OrderRequested | None) -> Step:
+        from opentelemetry.trace import SpanKind
+
+        parent = self.context_of(entry.event)
+        if parent is None:
+            return _UNTRACED
+        return self.tracer.start_as_current_span(
+            name, parent, SpanKind.CONSUMER, _consumed(entry, consumer, order))
+
+    @contextlib.contextmanager
+    def consumed_together(self, name: str, entries: Sequence[Entry],
+                          consumer: Consumer) -> Iterator[None]:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        spans = [self.tracer.start_span(name, parent, SpanKind.CONSUMER,
+                                        _consumed(entry, consumer, None))
+                 for entry in entries if (parent := self.context_of(entry.event)) is not None]
+        try:
+            yield
+        except BaseException as error:
+            for span in spans:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            raise
+        finally:
+            for span in spans:
+                span.end()
+
+    def context_of(self, event: Event) -> Context | None:
+        """The trace context ``event`` carries; None if it carries none that is valid (a
+        span is never made a root by accident: only the gateway starts traces)."""
+        from opentelemetry import trace
+
+        if not isinstance(event.traceparent, str):
+            return None
+        context = self.propagator.extract({"traceparent": event.traceparent})
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return None
+        return context
+
+
+def provider(settings: Settings, service: str) -> TracerProvider:
+    """The SDK's tracer provider for this process: its spans batched in the background and
+    sent as ``settings`` say, and flushed when the process exits."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    resource = Resource.create({
+        "service.name": settings.service_name or f"oee-{service}",
+        "service.instance.id": settings.consumer_name(service),
+    })
+    # Whether an order is traced is the gateway's draw, carried in the context: a sampler
+    # of each process's own (OTEL_TRACES_SAMPLER) would cut traces apart.
+    traced = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
+    exporter: SpanExporter
+    if settings.tracing == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"{settings.otlp_url.rstrip('/')}/v1/traces")
+    else:
+        def one_line(span: ReadableSpan) -> str:
+            return f"{span.to_json(indent=None)}\n"
+
+        exporter = ConsoleSpanExporter(formatter=one_line)
+    traced.add_span_processor(BatchSpanProcessor(exporter))
+    return traced
+
+
+def _about(event: Event, order: OrderRequested | None) -> dict[str, AttributeValue]:
+    """An order's attributes, as far as the event and the order at hand say them."""
+    if order is None and isinstance(event, OrderRequested):
+        order = event
+    attributes: dict[str, AttributeValue] = {"order.id": event.order_id}
+    if order is not None:
+        attributes["order.type"] = order.order_type
+    if isinstance(event, Routed | Built):
+        attributes["route.dex"] = event.dex
+    return attributes
+
+
+def _consumed(entry: Entry, consumer: Consumer,
+              order: OrderRequested | None) -> dict[str, AttributeValue]:
+    return {
+        **_about(entry.event, order),
+        "messaging.system": "redis",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": consumer.streams[entry.partition],
+        "messaging.destination.partition.id": str(entry.partition),
+        "messaging.consumer.group.name": consumer.group,
+        "messaging.message.id": str(entry.id),
+    }
+
