@@ -106,7 +106,7 @@ class Execution:
                 return
         else:
             await self.append(decisions.land(self.state, landing))
-        with tracing.following("confirm", self.last_step, self.order):
+        with tracing.following("confirm", self.last_step):
             landing = await self.chain.confirmation(landing)
             await self.append(decisions.confirm(self.state, landing))
         await self.chain.settle(landing)
@@ -116,7 +116,7 @@ class Execution:
         done with the order: it failed, or it needs a new route first (the router appends
         one, and an executor picks the order up again from there)."""
         while True:
-            with tracing.following("submit", self.last_step, self.order):
+            with tracing.following("submit", self.last_step):
                 sent = await self.send(attempt)
                 if not isinstance(sent, Failure):
                     await self.append(decisions.land(self.state, sent))

@@ -68,7 +68,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     traced = tracing.Consumer(store, "persister")
 
     async def handle(entries: Sequence[Entry]) -> None:
-        with traced.spans("persist", entries):
+        with traced.endings("persist", entries):
             await recorder.record(entries)
         reached = Counter(e.event.status for e in entries if e.event.status is not None)
         for status, count in reached.items():
