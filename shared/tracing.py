@@ -26,7 +26,9 @@ import contextlib
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from functools import cached_property
+from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -37,6 +39,8 @@ from shared.events import Event, OrderRequested, Routed
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     from opentelemetry.util.types import AttributeValue
 
     from shared.groups import GroupUpkeep
@@ -115,7 +119,12 @@ class Consumer:
 
 class Tracing:
     """What the functions above do while tracing is on. The SDK is imported only here,
-    once something is traced."""
+    once something is traced.
+
+    The span a step runs in is current through this module's own context variable, not
+    through OpenTelemetry's context: each span is made with its parent named, so an
+    untraced step asks one variable whether it is inside a traced one, and a traced step
+    pays for no context of OpenTelemetry's attached and detached around it."""
 
     def __init__(self, provider: TracerProvider, sample_ratio: float) -> None:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -128,41 +137,42 @@ class Tracing:
         self._draw = random.Random()
 
     def accepting(self, order: OrderRequested) -> Step:
-        from opentelemetry.trace import SpanKind
-
         # Drawn here rather than by the SDK's ratio sampler: an order left out then makes
         # no span, not even a non-recording one.
         if self.sample_ratio < 1 and self._draw.random() >= self.sample_ratio:
             return _UNTRACED
-        return self.tracer.start_as_current_span("accept", kind=SpanKind.PRODUCER, attributes={
-            **_about(order, order), "messaging.system": "redis"})
+        from opentelemetry.trace import SpanKind
+
+        return self._step("accept", None, SpanKind.PRODUCER,
+                          {**_about(order, order), "messaging.system": "redis"})
 
     def following(self, name: str, cause: Event, order: OrderRequested | None) -> Step:
+        from opentelemetry.trace import SpanKind
+
         parent = self.context_of(cause)
         if parent is None:
             return _UNTRACED
-        return self.tracer.start_as_current_span(name, parent, attributes=_about(cause, order))
+        return self._step(name, parent, SpanKind.INTERNAL, _about(cause, order))
 
     def within(self, name: str, key: str, value: str) -> Step:
-        from opentelemetry import trace
-
-        if not trace.get_current_span().is_recording():
+        outer = _current.get()
+        if outer is None:
             return _UNTRACED
-        return self.tracer.start_as_current_span(name, attributes={key: value})
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
+
+        return self._step(name, trace.set_span_in_context(outer.span), SpanKind.INTERNAL,
+                          {key: value})
 
     def made(self, events: list[E]) -> list[E]:
-        from opentelemetry import trace
-
-        span = trace.get_current_span()
-        if not events or not span.is_recording():
+        step = _current.get()
+        if step is None or not events:
             return events
-        carrier: dict[str, str] = {}
-        self.propagator.inject(carrier)
         for event in events:
             if isinstance(event, Routed):  # and Rerouted: the route it took
-                span.set_attribute("route.dex", event.dex)
-        return [msgspec.structs.replace(event, traceparent=carrier["traceparent"])
-                for event in events]
+                step.span.set_attribute("route.dex", event.dex)
+        traceparent = step.traceparent(self.propagator)
+        return [msgspec.structs.replace(event, traceparent=traceparent) for event in events]
 
     def consumed(self, name: str, entry: Entry, consumer: Consumer,
                  order: OrderRequested | None) -> Step:
@@ -171,28 +181,24 @@ class Tracing:
         parent = self.context_of(entry.event)
         if parent is None:
             return _UNTRACED
-        return self.tracer.start_as_current_span(
-            name, parent, SpanKind.CONSUMER, _consumed(entry, consumer, order))
+        return self._step(name, parent, SpanKind.CONSUMER, _consumed(entry, consumer, order))
 
     @contextlib.contextmanager
-    def ended(self, name: str, entries: Sequence[Entry],
-                          consumer: Consumer) -> Iterator[None]:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+    def ended(self, name: str, entries: Sequence[Entry], consumer: Consumer) -> Iterator[None]:
+        from opentelemetry.trace import SpanKind
 
-        spans = [self.tracer.start_span(name, parent, SpanKind.CONSUMER,
-                                        _consumed(entry, consumer, None))
+        steps = [self._step(name, parent, SpanKind.CONSUMER, _consumed(entry, consumer, None))
                  for entry in entries if entry.event.is_terminal
                  and (parent := self.context_of(entry.event)) is not None]
         try:
             yield
         except BaseException as error:
-            for span in spans:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            for step in steps:
+                step.failed(error)
             raise
         finally:
-            for span in spans:
-                span.end()
+            for step in steps:
+                step.span.end()
 
     def context_of(self, event: Event) -> Context | None:
         """The trace context ``event`` carries; None if it carries none that is valid (a
@@ -205,6 +211,54 @@ class Tracing:
         if not trace.get_current_span(context).get_span_context().is_valid:
             return None
         return context
+
+    def _step(self, name: str, parent: Context | None, kind: SpanKind,
+              attributes: dict[str, AttributeValue]) -> _Step:
+        from opentelemetry.context import Context
+
+        # An empty context, not the current one: a root is a root.
+        return _Step(self.tracer.start_span(name, parent or Context(), kind, attributes))
+
+
+class _Step:
+    """A span, current while its step runs (``with``), then ended; and its context as a
+    ``traceparent``, made once, for what it makes."""
+
+    __slots__ = ("_token", "_traceparent", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._traceparent = ""
+
+    def __enter__(self) -> _Step:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        _current.reset(self._token)
+        if error is not None:
+            self.failed(error)
+        self.span.end()
+
+    def failed(self, error: BaseException) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        self.span.record_exception(error)
+        self.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+    def traceparent(self, propagator: TraceContextTextMapPropagator) -> str:
+        if not self._traceparent:
+            from opentelemetry import trace
+
+            carrier: dict[str, str] = {}
+            propagator.inject(carrier, trace.set_span_in_context(self.span))
+            self._traceparent = carrier["traceparent"]
+        return self._traceparent
+
+
+# The step of ours current in this task, if any is traced.
+_current: ContextVar[_Step | None] = ContextVar("oee_traced_step", default=None)
 
 
 def provider(settings: Settings, service: str) -> TracerProvider:
