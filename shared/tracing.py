@@ -13,11 +13,11 @@ to whichever process takes them. The spans:
 * ``open`` and ``fire`` (trigger), where a waiting order is watched and where it fires.
 
 Whether a process traces is decided once, at its start (``start``, from ``OEE_TRACING``).
-Off, the default, every function here returns at once: the SDK is never imported, no span
-is made and no event carries a context. On, the gateway draws once per order whether it is
-traced (``OEE_TRACE_SAMPLE_RATIO``); downstream, an event without a context starts
-nothing, so an order left out costs nothing past that draw, and a traced one is traced
-whole.
+Off, the default, every function here returns at once: OpenTelemetry's tracing is never
+imported, no span is made and no event carries a context. On, the gateway draws once per
+order whether it is traced (``OEE_TRACE_SAMPLE_RATIO``); downstream, an event without a
+context starts nothing, so an order left out costs next to nothing past that draw, and a
+traced one is traced whole.
 """
 
 from __future__ import annotations
@@ -72,12 +72,12 @@ def accepting(order: OrderRequested) -> Step:
     return _UNTRACED if active is None else active.accepting(order)
 
 
-def following(name: str, cause: Event, order: OrderRequested | None = None) -> Step:
+def following(name: str, cause: Event) -> Step:
     """A span current while a step that ``cause`` leads to runs, in the trace ``cause``
     carries; nothing for an event without one."""
     if active is None or not isinstance(cause.traceparent, str):
         return _UNTRACED
-    return active.following(name, cause, order)
+    return active.following(name, cause)
 
 
 def within(name: str, key: str, value: str) -> Step:
@@ -146,13 +146,13 @@ class Tracing:
         return self._step("accept", None, SpanKind.PRODUCER,
                           {**_about(order, order), "messaging.system": "redis"})
 
-    def following(self, name: str, cause: Event, order: OrderRequested | None) -> Step:
+    def following(self, name: str, cause: Event) -> Step:
         from opentelemetry.trace import SpanKind
 
         parent = self.context_of(cause)
         if parent is None:
             return _UNTRACED
-        return self._step(name, parent, SpanKind.INTERNAL, _about(cause, order))
+        return self._step(name, parent, SpanKind.INTERNAL, _about(cause, None))
 
     def within(self, name: str, key: str, value: str) -> Step:
         outer = _current.get()
@@ -213,14 +213,15 @@ class Tracing:
         return context
 
     def _step(self, name: str, parent: Context | None, kind: SpanKind,
-              attributes: dict[str, AttributeValue]) -> _Step:
+              attributes: dict[str, AttributeValue]) -> _Traced:
         from opentelemetry.context import Context
 
         # An empty context, not the current one: a root is a root.
-        return _Step(self.tracer.start_span(name, parent or Context(), kind, attributes))
+        return _Traced(self.tracer.start_span(
+            name, Context() if parent is None else parent, kind, attributes))
 
 
-class _Step:
+class _Traced:
     """A span, current while its step runs (``with``), then ended; and its context as a
     ``traceparent``, made once, for what it makes."""
 
@@ -230,7 +231,7 @@ class _Step:
         self.span = span
         self._traceparent = ""
 
-    def __enter__(self) -> _Step:
+    def __enter__(self) -> _Traced:
         self._token = _current.set(self)
         return self
 
@@ -258,7 +259,7 @@ class _Step:
 
 
 # The step of ours current in this task, if any is traced.
-_current: ContextVar[_Step | None] = ContextVar("oee_traced_step", default=None)
+_current: ContextVar[_Traced | None] = ContextVar("oee_traced_step", default=None)
 
 
 def provider(settings: Settings, service: str) -> TracerProvider:

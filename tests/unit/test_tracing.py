@@ -110,14 +110,14 @@ def test_a_step_follows_its_cause_and_a_venue_quotes_inside_it(
     spans: InMemorySpanExporter,
 ) -> None:
     routed = builders.routed(traceparent=TRACEPARENT)
-    with (tracing.following("submit", routed, builders.requested()),
+    with (tracing.following("submit", routed),
           tracing.within("quote", "quote.dex", "raydium")):
         pass
     submit, quote = only(spans, "submit"), only(spans, "quote")
     assert submit.parent is not None and f"{submit.parent.span_id:016x}" == PARENT
     assert quote.parent is not None and quote.parent.span_id == submit.context.span_id
     assert dict(submit.attributes or {}) == {
-        "order.id": "o-1", "order.type": "market", "route.dex": routed.dex}
+        "order.id": "o-1", "route.dex": routed.dex}
     assert dict(quote.attributes or {}) == {"quote.dex": "raydium"}
 
 
