@@ -1,5 +1,8 @@
 """``oee bench``: submit orders to a running system, follow each to its end, print figures.
 
+Past 400 lines: one run is one story (start or find the system, load it, follow every
+order, sample the groups, measure every process), and its report is in ``bench.report``.
+
 Two ways to load it:
 * closed loop (``--in-flight N``): N orders in flight at any time, a new one as soon as one
   ends. With N equal to the executors' total concurrency nothing queues inside the engine,

@@ -4,8 +4,11 @@ units (seconds), ``_total`` on counters (prometheus-client adds it).
 Each process registers only what it observes, in the one default registry, so a process's
 ``/metrics`` shows its own story: the gateway its requests and subscribers, the router its
 quotes and decisions, the executor its attempts, the persister the statuses it recorded.
-Consumer groups' pending and lag are facts of Redis, not of a process: the gateway reports
-them (from Redis, once per scrape), so they are not summed over processes.
+Consumer groups' backlogs, the dead letters held and how far PostgreSQL is behind are facts
+of Redis, not of a process: the gateway reports them (from Redis, once per scrape), so they
+are not summed over processes.
+
+deploy/alerts.yml and the Grafana dashboard query these names: a test holds them to it.
 """
 
 from __future__ import annotations
@@ -28,12 +31,27 @@ WS_DELIVERY = Histogram(DELIVERY,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                                  2.5))
 TAIL_EVENTS = Counter("oee_tail_events", "Events read by the gateway's tail of the log.")
-GROUP_PENDING = Gauge("oee_group_pending",
-                      "Entries a consumer group has read and not yet acknowledged.", ["group"])
-GROUP_LAG = Gauge("oee_group_lag", "Entries a consumer group has not read yet.", ["group"])
 GROUP_BACKLOG = Gauge("oee_group_backlog",
                       "Pending plus unread entries of a consumer group: what to scale it by.",
                       ["group"])
+# Read from Redis at the scrape, like the backlog: they outlive any process's restart.
+DEAD_LETTERS_HELD = Gauge("oee_dead_letters_held",
+                          "Entries in the dead-letter streams now, over every partition: "
+                          "nothing removes them but an operator.")
+POSTGRES_BEHIND = Gauge("oee_postgres_behind_seconds",
+                        "Age of the oldest log entry PostgreSQL has not recorded (the "
+                        "persister group's oldest pending or unread entry); 0 when it has "
+                        "them all.")
+# Counted where the exception handlers answer, so a success costs nothing (accepted submits
+# are oee_orders_accepted). Starlette's own 404 and 405, for a path or method the gateway
+# does not have, are not among them.
+HTTP_ERRORS = Counter("oee_http_errors",
+                      "HTTP requests answered with a 4xx or 5xx by the gateway's exception "
+                      "handlers, by status code.", ["code"])
+# One series per account: accounts are few (an operator creates each with `oee keys create`).
+RATE_LIMITED = Counter("oee_rate_limited",
+                       "Submits refused because the account's per-minute allowance was spent.",
+                       ["account"])
 
 # --- every consumer --------------------------------------------------------------------
 QUEUE_WAIT = Histogram("oee_queue_wait_seconds",

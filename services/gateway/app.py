@@ -10,7 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from services.gateway import admin, cancel, dashboard, docs, probes, queries, session, submit
+from services.gateway import (
+    admin,
+    cancel,
+    dashboard,
+    docs,
+    launches,
+    probes,
+    queries,
+    session,
+    submit,
+)
 from services.gateway.errors import HANDLERS, guarded
 from services.gateway.openapi import (
     DECIMAL_TEXT,
@@ -176,6 +186,7 @@ ROUTES: list[BaseRoute] = [
         summary="Every token: the seed's and those launched since",
         responses={200: Answer("the tokens", TokenList), 503: unavailable("the event stream")},
     )),
+    launches.ROUTE,
     api("POST", "/admin/pools", admin.launch_pool, Operation(
         id="launchPool",
         summary="Launch a token and its first pool (operator keys only)",

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from services.gateway.validation import Invalid, shown
 from services.gateway.views import json
-from shared.metrics import ORDERS_REJECTED
+from shared.metrics import HTTP_ERRORS, ORDERS_REJECTED
 
 log = logging.getLogger("oee.gateway")
 
@@ -35,6 +36,8 @@ INTERNAL_ERROR = 1011
 # A close frame's reason is at most 123 bytes.
 _REASON_BYTES = 123
 _encoder = msgspec.json.Encoder()
+# A status code's series, looked up once per code rather than once per answer.
+_answered_with = functools.cache(HTTP_ERRORS.labels)
 
 # Redis or PostgreSQL does not answer, or cannot serve right now (a cluster mid-failover).
 # psycopg's OperationalError covers the pool's PoolTimeout and a connection lost mid-query.
@@ -93,6 +96,7 @@ async def refused(conn: HTTPConnection, problem: Exception) -> Response | None:
         code = INTERNAL_ERROR if answer.status_code >= 500 else POLICY_VIOLATION
         await refuse(conn, answer.invalid, code)
         return None
+    _answered_with(answer.status_code).inc()
     return json(answer.invalid.as_json(), answer.status_code, answer.headers)
 
 
@@ -105,6 +109,7 @@ def bug(problem: BaseException, where: str) -> str:
 
 async def server_error(request: Request, problem: Exception) -> Response:
     error_id = bug(problem, f"{request.method} {request.url.path}")
+    _answered_with(500).inc()
     return json({"error": {
         "field": "service", "rule": "internal", "errorId": error_id,
         "message": f"an unexpected error in the engine; its logs name it {error_id}",

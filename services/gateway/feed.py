@@ -25,7 +25,7 @@ from services.gateway.views import StatusMessage, status_message
 from shared.accounts import Account
 from shared.events import AnyEvent, OrderRequested
 from shared.order import OrderState, fold
-from shared.stream import Entry, EventStore, Positions, StreamId
+from shared.stream import Entry, EventStore, Positions
 
 _PAGE = 1000
 
@@ -88,13 +88,10 @@ class Follower:
 
 
 async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
-                     follower: Follower, after: Positions | StreamId | None,
+                     follower: Follower, after: Positions | None,
                      ) -> AsyncIterator[StatusMessage]:
-    """Statuses after ``after`` (from now, when None), then live ones, for ever. A plain
-    stream id (a position from before partitions) stands for itself in every partition."""
+    """Statuses after ``after`` (from now, when None), then live ones, for ever."""
     count = len(store.partitions)
-    if isinstance(after, StreamId):
-        after = Positions.from_id(after, count)
     queue: asyncio.Queue[Entry] = asyncio.Queue()
     tail.firehose.add(queue)
     try:
@@ -117,13 +114,11 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
 
 
 async def missed(store: EventStore, read_model: ReadModel, account: Account,
-                 after: Positions | StreamId) -> AsyncIterator[Entry]:
+                 after: Positions) -> AsyncIterator[Entry]:
     """What was appended after ``after``, partition by partition, each in log order, from
     the log Redis holds and, for what Redis has trimmed, from PostgreSQL: Redis trims only
     entries every group has acknowledged, the persister's included, so whatever lies before
     the first entry Redis returns is in PostgreSQL."""
-    if isinstance(after, StreamId):
-        after = Positions.from_id(after, len(store.partitions))
     owner = None if account.is_operator else account.name
     for partition in store.partitions:
         position = after[partition]

@@ -13,12 +13,14 @@ The scripts read Redis' own clock, so gateways whose clocks disagree still share
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import msgspec
 
 from shared.batching import Batcher
+from shared.metrics import RATE_LIMITED
 from shared.scripts import Call, run_each
 from shared.stream import EventStore
 
@@ -48,6 +50,9 @@ redis.call('ZADD', KEYS[2], now, order)
 redis.call('PEXPIRE', KEYS[2], max_age_ms)
 return {1, math.floor((now + burst * interval - next_tat) / interval), 0}
 """
+
+# An account's series, looked up once per account.
+_rate_limited = functools.cache(RATE_LIMITED.labels)
 
 
 class RateDecision(msgspec.Struct, frozen=True):
@@ -100,6 +105,8 @@ class Limits:
         admission = await self._try_admit(account, order_id)
         if not admission.open_orders_ok and await self._forget_finished(account):
             admission = await self._try_admit(account, order_id)
+        if not admission.rate.allowed:
+            _rate_limited(account).inc()
         return admission
 
     async def _try_admit(self, account: str, order_id: str) -> Admission:

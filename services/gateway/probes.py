@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable
 
 from redis.exceptions import RedisError
@@ -10,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.gateway.errors import UNAVAILABLE
-from services.gateway.metrics import CONTENT_TYPE
+from services.gateway.metrics import CONTENT_TYPE, Readings, read
 from services.gateway.parts import parts_of
 from services.gateway.views import Health, Readiness, json
 
@@ -41,9 +43,9 @@ async def _probe(check: Awaitable[object]) -> str:
 
 async def metrics(request: Request) -> Response:
     parts = parts_of(request)
-    try:
-        backlog = await parts.store.backlog()
-    except RedisError:
-        backlog = {}  # the rest of the metrics still answer while Redis is away
-    return Response(parts.scrape.render(parts.tail.events_seen, backlog),
+    readings: Readings | None = None
+    # The rest of the metrics still answer while Redis is away.
+    with contextlib.suppress(RedisError):
+        readings = await read(parts.store, time.time())
+    return Response(parts.scrape.render(parts.tail.events_seen, readings),
                     media_type=CONTENT_TYPE)

@@ -155,5 +155,10 @@ async def test_postgres_down_is_503_and_nothing_else(
                 assert_refused(await client.get("/orders?limit=0"), 400, "limit")
         finally:
             gateway.stop()
-    logged = "".join(path.read_text() for path in tmp_path.glob("*.log"))
+    logged = _logs(tmp_path)
     assert logged and "unexpected error" not in logged
+
+
+def _logs(folder: Path) -> str:
+    """What the processes logged into ``folder``."""
+    return "".join(path.read_text() for path in folder.glob("*.log"))

@@ -1,85 +1,37 @@
-"""The dashboard at / in Chromium, against the whole system as real processes.
+"""The dashboard at / in Chromium, against the whole system as real processes: the key, the
+overview, an order's detail, and the live table across a gateway restart.
 
-Playwright drives the machine's Chromium (Debian's `chromium`); no browser is downloaded.
-In CI a missing Chromium fails the test (`.ci/run` installs it); elsewhere it skips. The
-first test plays the scene of the README's screenshot (``bench.screenshots``, which writes
-it) and takes its own, in a temporary folder.
+The first test plays the scenes of the README's screenshots (``bench.screenshots``, which
+writes them) and takes its own, in a temporary folder. The order types, open orders, cancel
+and launches are in ``test_dashboard_cockpit.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from bench.harness import System, system
-from bench.screenshots import CHROMIUM, OTHERS, VIEWPORT, WAIT_MS, show_orders, submit_over_http
+from bench.screenshots import OTHERS, WAIT_MS, show_detail, show_orders, submit_over_http
 from shared.accounts import create_key
+from tests.e2e.browser import launched, opened, run_apart
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
-
 HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
-
-
-def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on a thread of its own: Playwright's sync API holds this thread's
-    event loop."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
-
-
-def chromium() -> str:
-    if CHROMIUM.exists():
-        return str(CHROMIUM)
-    message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-class Problems:
-    """Every console error, page error, failed request and error response of a page."""
-
-    def __init__(self, page: Page) -> None:
-        self.seen: list[str] = []
-        page.on("console", self.console)
-        page.on("pageerror", lambda error: self.seen.append(f"page error: {error}"))
-        page.on("requestfailed", lambda r: self.seen.append(f"failed: {r.method} {r.url}"))
-        page.on("response", self.response)
-
-    def console(self, message: ConsoleMessage) -> None:
-        if message.type in ("error", "assert"):
-            self.seen.append(f"console: {message.text}")
-
-    def response(self, response: Response) -> None:
-        if response.status >= 400:
-            path = response.url.split("://", 1)[1].split("/", 1)[1]
-            self.seen.append(f"HTTP {response.status} {response.request.method} /{path}")
-
-    def take(self) -> list[str]:
-        seen, self.seen = self.seen, []
-        return seen
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    path = chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path)
+    with launched() as browser:
         yield browser
-        browser.close()
 
 
 @contextmanager
@@ -88,16 +40,6 @@ def running_system(redis_url: str, database_url: str, logs: Path,
     namespace = f"e2e-{secrets.token_hex(4)}"
     with system(redis_url, database_url, namespace, logs, **overrides) as started:
         yield started
-
-
-@contextmanager
-def opened(browser: Browser) -> Iterator[tuple[Page, Problems]]:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    try:
-        yield page, Problems(page)
-    finally:
-        context.close()
 
 
 def test_a_trader_enters_a_key_submits_and_watches_orders_confirm(
@@ -129,6 +71,39 @@ def test_a_trader_enters_a_key_submits_and_watches_orders_confirm(
         page.screenshot(path=screenshot, full_page=True)
         assert screenshot.read_bytes().startswith(b"\x89PNG") and problems.take() == []
 
+        # The order opened whole: its events, the route it took among every candidate
+        # and why, its one attempt and its signature.
+        signature = row.locator("td.signature").get_attribute("title")
+        show_detail(page, order_id)
+        assert page.evaluate("location.hash") == f"#order={order_id}"
+        detail = page.locator("#order-detail")
+        expect(detail).to_have_attribute("data-status", "confirmed")
+        timeline = detail.locator(".detail-timeline li")
+        assert timeline.evaluate_all("items => items.map(i => [i.dataset.seq, i.dataset.type])"
+                                     ) == [["1", "OrderRequested"], ["2", "Routed"],
+                                           ["3", "Built"], ["4", "Submitted"],
+                                           ["5", "Confirmed"]]
+        expect(timeline.locator("time")).to_have_count(5)
+        routing = detail.locator(".routing")
+        expect(routing.locator(".reason")).to_contain_text("net of fees")
+        expect(routing.locator(".quotes li")).to_have_count(2)
+        candidates = routing.locator("table.candidates tbody tr")
+        assert candidates.count() >= 2
+        expect(routing.locator("tr[data-chosen]")).to_have_count(1)
+        chosen = routing.locator("tr[data-chosen] td").nth(1).inner_text()
+        expect(routing.locator("h4")).to_contain_text(chosen)
+        expect(detail.locator("table.attempts tbody tr")).to_have_count(1)
+        expect(detail.locator('tr[data-attempt="1"]')).to_have_attribute(
+            "data-outcome", "confirmed")
+        assert signature
+        expect(detail.locator("#detail-signature")).to_have_text(signature)
+        expect(detail.locator("#detail-failure")).to_have_count(0)
+        page.click("#detail-close")
+        expect(detail).to_be_hidden()
+        # The dialog's close event, which comes after it is hidden, takes the link away.
+        page.wait_for_function("() => location.hash === ''", timeout=WAIT_MS)
+        assert problems.take() == []
+
 
 def test_with_keys_off_the_page_asks_for_none(
     browser: Browser, redis_url: str, database_url: str, tmp_path: Path
@@ -147,8 +122,8 @@ def test_with_keys_off_the_page_asks_for_none(
         expect(row).to_have_attribute("data-status", "confirmed", timeout=WAIT_MS)
         page.fill("[name=amount]", "-1")
         page.click("#execute")
-        expect(page.locator("#form-error")).to_contain_text("amount")
-        assert problems.take() == []
+        expect(page.locator("#e-amount")).to_have_text("amount must be greater than 0")
+        assert sorted(problems.take()) == problems.refused(400, "POST", "/orders/execute")
 
 
 def test_the_live_table_resumes_without_gaps_after_the_gateway_restarts(

@@ -1,4 +1,4 @@
-// The gateway's API as the page uses it: the key, HTTP reads, and the two WebSockets.
+// The gateway's API as the page uses it: the key, HTTP requests, and the one WebSocket.
 // A browser cannot set headers on a WebSocket, so the key goes in a first auth message.
 
 const KEY_ITEM = "oee.apiKey";
@@ -16,12 +16,19 @@ export const auth = {
 
 export class Unauthorized extends Error {}
 
+// An answer that is not 2xx: ``error`` is the API's { field, rule, message } when it sent one.
+export class Refused extends Error {
+  constructor(path, status, error) {
+    super(error?.message || `${path}: HTTP ${status}`);
+    this.status = status;
+    this.error = error || null;
+  }
+}
+
 export async function getJson(path, key = auth.key) {
-  const headers = key ? { "x-api-key": key } : {};
-  const response = await fetch(path, { headers, cache: "no-store" });
-  if (response.status === 401) throw new Unauthorized("the gateway refused the key");
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
-  return response.json();
+  const { status, body } = await request("GET", path, undefined, {}, key);
+  if (status >= 300) throw new Refused(path, status, body?.error);
+  return body;
 }
 
 export async function getText(path) {
@@ -35,11 +42,10 @@ function wsUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
-function openSocket(path, onMessage, onClose, firstMessages = []) {
+function openSocket(path, onMessage, onClose) {
   const ws = new WebSocket(wsUrl(path));
   ws.onopen = () => {
     if (auth.required) ws.send(JSON.stringify({ type: "auth", apiKey: auth.key }));
-    for (const message of firstMessages) ws.send(JSON.stringify(message));
   };
   ws.onmessage = (event) => onMessage(JSON.parse(event.data));
   ws.onclose = (event) => onClose(event.code);
@@ -52,30 +58,33 @@ function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// Submit ``order`` and follow it on the same socket. ``handlers``: status(message),
-// refused(error), closed(code). A gateway going away (1001) is followed elsewhere with
-// ?orderId=: the history comes again, and seq drops what was seen.
-export function submitOrder(order, handlers) {
-  const body = { ...order, idempotencyKey: randomId() };
-  let orderId = null;
-  let lastSeq = 0;
-  let terminal = false;
-  const onMessage = (message) => {
-    if (message.error) { handlers.refused(message.error); return; }
-    orderId = message.orderId;
-    if (message.seq <= lastSeq) return;
-    lastSeq = message.seq;
-    terminal = message.status === "confirmed" || message.status === "failed";
-    handlers.status(message);
-  };
-  const onClose = (code) => {
-    if (code === 1001 && orderId && !terminal) {
-      openSocket(`/orders/execute?orderId=${encodeURIComponent(orderId)}`, onMessage, onClose);
-      return;
-    }
-    handlers.closed(code);
-  };
-  openSocket("/orders/execute", onMessage, onClose, [body]);
+// Answers { status, body }; a refusal's body is the API's { error: { field, rule, message } }.
+// A refused key throws Unauthorized: every caller answers it the same way.
+async function request(method, path, body, headers, key = auth.key) {
+  const all = { ...headers };
+  if (key) all["x-api-key"] = key;
+  if (body !== undefined) all["content-type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers: all, cache: "no-store",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) throw new Unauthorized("the gateway refused the key");
+  const text = await response.text();
+  try {
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  } catch {
+    return { status: response.status, body: null };
+  }
+}
+
+// Submit over HTTP: the page follows every order of the account on its one WebSocket
+// (the Feed), so a submit needs no connection of its own.
+export function submitOrder(order) {
+  return request("POST", "/orders/execute", order, { "Idempotency-Key": randomId() });
+}
+
+export function cancelOrder(orderId) {
+  return request("DELETE", `/orders/${encodeURIComponent(orderId)}`, undefined, {});
 }
 
 // Every status of every order the key may see, live, for as long as the page is open.
@@ -105,7 +114,8 @@ export class Feed {
     this.handlers.state(this.position ? "reconnecting" : "connecting");
     let refused = false;
     this.ws = openSocket(`/orders/stream${after}`, (message) => {
-      if (message.error) {
+      // A refusal is { error: {...} } alone; a failed order's status carries an error too.
+      if (message.orderId === undefined && message.error) {
         refused = true;
         this.handlers.refused(message.error);
         return;
