@@ -87,7 +87,9 @@ class Execution:
                 if self.submitted_at is not None:
                     CONFIRM_SECONDS.observe((event.at - self.submitted_at).total_seconds())
         if event.is_terminal and event.status is not None:
-            ORDER_SECONDS.labels(event.status).observe((event.at - self.order.at).total_seconds())
+            # A waiting order's wait for its price or its pool is not the engine's time.
+            began = self.state.fired.at if self.state.fired is not None else self.order.at
+            ORDER_SECONDS.labels(event.status).observe((event.at - began).total_seconds())
 
     async def run(self, taken_over: bool) -> None:
         """Goes on from the events the execution began with (``decisions.execute``), in
