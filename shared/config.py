@@ -67,6 +67,7 @@ class Env(msgspec.Struct, frozen=True):
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 AuthMode = Literal["required", "off"]
 LogFormat = Literal["text", "json"]
+TracingMode = Literal["off", "otlp", "console"]
 
 
 # The order of the fields is the order of the README's table.
@@ -184,6 +185,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "`text`: a line for people; `json`: one JSON object per line, with the service,"
         " consumer, order and event it is about",
     )] = "text"
+    tracing: Annotated[TracingMode, Env(
+        "OEE_TRACING",
+        "`off`: no traces, and no tracing code loaded; `otlp`: each order as one trace, sent"
+        " to `OTEL_EXPORTER_OTLP_ENDPOINT`; `console`: the spans as JSON on stdout",
+    )] = "off"
+    # Decided once per order, where it starts: the other services follow the order's
+    # context, so an order is traced whole or not at all.
+    trace_sample_ratio: Annotated[float, Meta(ge=0, le=1), Env(
+        "OEE_TRACE_SAMPLE_RATIO",
+        "the share of orders traced, drawn by the gateway as it accepts each",
+    )] = 1.0
+    # OpenTelemetry's own variables, read here so `oee settings` shows them too.
+    otlp_url: Annotated[str, Env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "the OTLP/HTTP receiver of the traces (spans go to its `/v1/traces`)",
+    )] = "http://localhost:4318"
+    service_name: Annotated[str, Env(
+        "OTEL_SERVICE_NAME", "the `service.name` a process's spans carry",
+        shown="`oee-{service}`",
+    )] = ""
     auth: Annotated[AuthMode, Env(
         "OEE_AUTH",
         "`required`: every request needs an API key; `off`: every request acts as the"

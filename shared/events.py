@@ -59,6 +59,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename=
     # The schema version this event was written at; a new version of a type raises the
     # default in its class (and registers an upcaster, see SCHEMA below).
     v: int = 1
+    # The W3C trace context of the span that made this event (``shared.tracing``), so the
+    # service that acts on it continues the order's trace. Written only while tracing is
+    # on and the order is sampled: unset, it is not in the JSON, so events read and write
+    # back byte for byte as before it existed.
+    traceparent: str | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -83,7 +83,8 @@ ATTEMPTS = Counter("oee_attempts", "Execution attempts, by outcome (landed, or t
 STATUSES_REACHED = Counter("oee_statuses_reached", "Orders recorded reaching a status.",
                            ["status"])
 ORDER_SECONDS = Histogram("oee_order_seconds",
-                          "From OrderRequested to the terminal event, by how it ended.",
+                          "From OrderRequested (a waiting order: from its Triggered) to the "
+                          "terminal event, by how it ended.",
                           ["status"], buckets=LATENCY_BUCKETS)
 
 

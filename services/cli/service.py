@@ -30,8 +30,11 @@ def register(commands: Any) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from shared import tracing
+
     settings = load()
     preflight.check(args.command, settings)
+    tracing.start(settings, args.command)
     if args.command == "gateway":
         from services.gateway.server import serve as serve_gateway
 

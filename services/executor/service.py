@@ -17,7 +17,7 @@ from services.executor.chain import (
     TransientError,
 )
 from services.executor.execution import build
-from shared import decisions
+from shared import decisions, tracing
 from shared.config import Settings
 from shared.decisions import Failure, Refused
 from shared.events import (
@@ -58,9 +58,16 @@ class Execution:
         self.order_id = state.order_id
         self.submitted_at: datetime | None = None
 
+    @property
+    def last_step(self) -> Event:
+        """What the order's next step follows in its trace: its build, or a newer route."""
+        built = self.state.built
+        return built if built is not None and built.seq > self.routed.seq else self.routed
+
     async def append(self, events: list[Event]) -> None:
-        """One event at a time, each on the state the one before left."""
-        for event in events:
+        """One event at a time, each on the state the one before left, each carrying the
+        context of the span it was made in."""
+        for event in tracing.made(events):
             [stream_id] = await self.store.append([event])
             if stream_id is None:
                 raise Superseded(f"{event.type} #{event.seq}")
@@ -80,53 +87,65 @@ class Execution:
                 if self.submitted_at is not None:
                     CONFIRM_SECONDS.observe((event.at - self.submitted_at).total_seconds())
         if event.is_terminal and event.status is not None:
-            ORDER_SECONDS.labels(event.status).observe((event.at - self.order.at).total_seconds())
+            # A waiting order's wait for its price or its pool is not the engine's time.
+            began = self.state.fired.at if self.state.fired is not None else self.order.at
+            ORDER_SECONDS.labels(event.status).observe((event.at - began).total_seconds())
 
-    async def run(self, begun: list[Event]) -> None:
-        """Goes on from the events the execution begins with (``decisions.execute``)."""
-        attempt = self.state.failed_attempts + 1
-        await self.append(begun)
+    async def run(self, taken_over: bool) -> None:
+        """Goes on from the events the execution began with (``decisions.execute``), in
+        the state they left; ``taken_over``: it began with none."""
         if self.state.is_terminal:
             return  # the last attempt had failed: its end was all that was left
+        attempt = self.state.failed_attempts + 1
         landing = None
-        if not begun:
-            # Taking over (after a crash, or racing another executor): whatever already
-            # landed is the result, and nothing is sent again.
+        if taken_over:
+            # After a crash, or racing another executor: whatever already landed is the
+            # result, and nothing is sent again.
             landing = await self.chain.find_landing(self.order_id, range(1, attempt + 1))
         if landing is None:
             landing = await self.submit_with_retries(attempt)
             if landing is None:
                 return
-        await self.append(decisions.land(self.state, landing))
-        landing = await self.chain.confirmation(landing)
-        await self.append(decisions.confirm(self.state, landing))
+        else:
+            await self.append(decisions.land(self.state, landing))
+        with tracing.following("confirm", self.last_step):
+            landing = await self.chain.confirmation(landing)
+            await self.append(decisions.confirm(self.state, landing))
         await self.chain.settle(landing)
 
     async def submit_with_retries(self, attempt: int) -> Landing | None:
-        """Sends until one attempt lands; None when this executor is done with the order:
-        it failed, or it needs a new route first (the router appends one, and an executor
-        picks the order up again from there)."""
+        """Sends until one attempt lands (its ``Submitted`` in); None when this executor is
+        done with the order: it failed, or it needs a new route first (the router appends
+        one, and an executor picks the order up again from there)."""
         while True:
-            try:
-                self.check_quote_age()
-                return await self.chain.send(self.order, self.routed, attempt)
-            except TransientError as error:
-                failure = Failure("transient", str(error))
-            except SlippageExceeded as error:
-                failure = Failure("slippage", str(error))
-            except QuoteExpired as error:
-                failure = Failure("expired", str(error))
-            log.warning("order %s attempt %d failed: %s", self.order_id, attempt, failure.error)
-            failed = decisions.fail_attempt(
-                self.state, attempt, failure, max_attempts=self.settings.max_attempts,
-                retry_base_ms=self.settings.retry_base_ms)
-            await self.append(failed)
+            with tracing.following("submit", self.last_step):
+                sent = await self.send(attempt)
+                if not isinstance(sent, Failure):
+                    await self.append(decisions.land(self.state, sent))
+                    return sent
+                log.warning("order %s attempt %d failed: %s", self.order_id, attempt,
+                            sent.error)
+                await self.append(decisions.fail_attempt(
+                    self.state, attempt, sent, max_attempts=self.settings.max_attempts,
+                    retry_base_ms=self.settings.retry_base_ms))
             # Routed again first, or ended: no longer this executor's to send.
             if self.state.actor != "executor":
                 return None
             await asyncio.sleep(decisions.backoff_ms(attempt, self.settings.retry_base_ms)
                                 / 1000)
             attempt += 1
+
+    async def send(self, attempt: int) -> Landing | Failure:
+        """Attempt ``attempt``: where it landed, or why it did not."""
+        try:
+            self.check_quote_age()
+            return await self.chain.send(self.order, self.routed, attempt)
+        except TransientError as error:
+            return Failure("transient", str(error))
+        except SlippageExceeded as error:
+            return Failure("slippage", str(error))
+        except QuoteExpired as error:
+            return Failure("expired", str(error))
 
     def check_quote_age(self) -> None:
         age_ms = (now() - self.routed.at).total_seconds() * 1000
@@ -138,15 +157,19 @@ class Execution:
 
 
 async def execute(store: EventStore, chain: SimulatedChain, settings: Settings,
-                  routed: Routed) -> None:
-    state = fold(routed.order_id, await store.history(routed.order_id))
-    begun = decisions.execute(state, build)
-    if isinstance(begun, Refused):
-        # A redelivered route of an order that moved on (waiting for a new route, or
-        # ended): not the executor's to act on.
-        return
+                  entry: Entry, traced: tracing.Consumer) -> None:
+    routed = entry.event
     try:
-        await Execution(store, chain, settings, state).run(begun)
+        with traced.span("build", entry):
+            state = fold(routed.order_id, await store.history(routed.order_id))
+            begun = decisions.execute(state, build)
+            if isinstance(begun, Refused):
+                # A redelivered route of an order that moved on (waiting for a new route,
+                # or ended): not the executor's to act on.
+                return
+            execution = Execution(store, chain, settings, state)
+            await execution.append(begun)
+        await execution.run(taken_over=not begun)
     except Superseded as superseded:
         log.info("order %s is in other hands (%s already written)", routed.order_id, superseded)
 
@@ -156,13 +179,14 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     chain = SimulatedChain(store.redis, settings)
 
     launches = Launches(store.redis, settings.namespace)
+    traced = tracing.Consumer(store, "executor")
 
     async def handle(entries: Sequence[Entry]) -> None:
         for entry in entries:
             assert isinstance(entry.event, Routed)
             if any(find(token) is None for token in entry.event.route.path):
                 await launches.catch_up()  # a token launched since this process looked
-            await execute(store, chain, settings, entry.event)
+            await execute(store, chain, settings, entry, traced)
 
     worker = Worker(
         store,

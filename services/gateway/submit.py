@@ -26,6 +26,7 @@ from services.gateway.idempotency import (
 )
 from services.gateway.parts import Parts, parts_of
 from services.gateway.validation import order_from
+from shared import tracing
 from shared.accounts import Account
 from shared.events import OrderRequested
 from shared.logs import bind
@@ -120,7 +121,8 @@ async def admit(parts: Parts, account: Account, order: OrderRequested) -> Accept
                       f"{parts.settings.max_open_orders} orders are unfinished already; submit "
                       "more once some are confirmed or failed", {"Retry-After": "1"})
     try:
-        await parts.store.append([order])
+        with tracing.accepting(order):  # the order's trace starts here, if it is traced
+            await parts.store.append(tracing.made([order]))
     except RedisError:
         with contextlib.suppress(RedisError):
             await parts.limits.forget_open_order(account.name, order.order_id)

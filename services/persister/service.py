@@ -21,6 +21,7 @@ from tenacity import (
 )
 
 from services.persister.records import record
+from shared import tracing
 from shared.config import Settings
 from shared.events import EVENT_TYPES
 from shared.metrics import BACKEND_ERRORS, STATUSES_REACHED
@@ -64,9 +65,11 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     recorder = Recorder(settings.database_url)
 
     activity = asyncio.Event()
+    traced = tracing.Consumer(store, "persister")
 
     async def handle(entries: Sequence[Entry]) -> None:
-        await recorder.record(entries)
+        with traced.endings("persist", entries):
+            await recorder.record(entries)
         reached = Counter(e.event.status for e in entries if e.event.status is not None)
         for status, count in reached.items():
             STATUSES_REACHED.labels(status).inc(count)

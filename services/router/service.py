@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from services.router.venues import ask_all
-from shared import decisions
+from shared import decisions, tracing
 from shared.config import Settings
 from shared.decisions import Refused, Routing
 from shared.events import AttemptFailed, Event, OrderRequested, Routed, Triggered
@@ -37,6 +37,7 @@ class Router:
         self._tick = -1.0
         self._decisions: dict[tuple[str, str, int, float, int], tuple[Decision, bool]] = {}
         self.launches = Launches(store.redis, settings.namespace)
+        self.traced = tracing.Consumer(store, "router")
 
     def decide(self, order: OrderRequested, at: float, ahead: int = 0) -> tuple[Decision, bool]:
         """The market's best route for the order now, and whether its tokenOut was
@@ -93,17 +94,19 @@ class Router:
         return None
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        await asyncio.gather(*(self.decide_and_append(entry.event) for entry in entries))
+        await asyncio.gather(*(self.decide_and_append(entry) for entry in entries))
 
-    async def decide_and_append(self, event: Event) -> None:
+    async def decide_and_append(self, entry: Entry) -> None:
         # Each decision is appended as soon as it is made, not held back for the slowest
         # venue of the batch; appends made at the same moment still share a round trip.
+        event = entry.event
         if isinstance(event, OrderRequested):  # a new order: its request is all there is
             routing: Routing | Refused | None = decisions.route_request(event)
         else:
             routing = await self.routing_of(event)
         if isinstance(routing, Routing):
-            await self.store.append(await self.route(routing))
+            with self.traced.span("route", entry, routing.order):
+                await self.store.append(tracing.made(await self.route(routing)))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

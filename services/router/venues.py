@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 
+from shared import tracing
 from shared.events import Quote
 from shared.market import keys
 from shared.metrics import QUOTE_SECONDS
@@ -18,8 +19,9 @@ _QUOTE_SECONDS = {dex: QUOTE_SECONDS.labels(dex) for dex in VENUES}
 
 async def ask(dex: Dex, latency_ms: float) -> Quote:
     started = time.perf_counter()
-    await asyncio.sleep(latency_ms / 1000)
-    pools = sum(1 for key in keys() if key.dex == dex)
+    with tracing.within("quote", "quote.dex", dex):
+        await asyncio.sleep(latency_ms / 1000)
+        pools = sum(1 for key in keys() if key.dex == dex)
     took = time.perf_counter() - started
     _QUOTE_SECONDS[dex].observe(took)
     return Quote(dex=dex, pools=pools, latency_ms=round(took * 1000, 3))

@@ -27,7 +27,7 @@ from services.trigger.book import Book, Pair, Watched, least_price
 from services.trigger.fills import after, direct
 from services.trigger.registry import Registry
 from services.trigger.schedule import Schedule
-from shared import decisions
+from shared import decisions, tracing
 from shared.config import Settings
 from shared.events import (
     Cancelled,
@@ -67,6 +67,7 @@ class Trigger:
         self.book = Book()
         self.registry = Registry(store.redis, settings.namespace)
         self.launches = Launches(store.redis, settings.namespace)
+        self.traced = tracing.Consumer(store, "trigger")
         self._synced_ms = 0.0
         self._tick = -1.0
         self._quotes: dict[tuple[str, str, int], int | None] = {}
@@ -103,7 +104,8 @@ class Trigger:
         for entry in entries:
             event = entry.event
             if isinstance(event, OrderRequested) and event.is_waiting:
-                watched = await self.open(event)
+                with self.traced.span("open", entry):
+                    watched = await self.open(event)
                 if watched is not None:
                     opened.append(watched)
             elif isinstance(event, Reopened):
@@ -122,7 +124,7 @@ class Trigger:
         if any(isinstance(event, OrderOpened) for event in decided):
             # In the registry before it is open: a crash in between leaves it findable.
             await self.registry.add([order.order_id])
-        await self.store.append(decided)
+        await self.store.append(tracing.made(decided))
         await self.load([order.order_id])
         return self.book.orders.get(order.order_id)
 
@@ -174,10 +176,11 @@ class Trigger:
             out = self.quote(pair, order.amount_in, at)
             if out is not None and decisions.meets(order, out):
                 price = self._price(pair, order.amount_in, out)
-                fire += decisions.fire(
-                    order, watched.seq, price,
-                    f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
-                    f"the order's {watched.price:.9g}")
+                with tracing.following("fire", order):
+                    fire += tracing.made(decisions.fire(
+                        order, watched.seq, price,
+                        f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
+                        f"the order's {watched.price:.9g}"))
         await self.settle(fire)
         return len(fire)
 
@@ -222,9 +225,10 @@ class Trigger:
                 continue  # it keeps waiting, as a limit at its maxPrice, until it expires
             price = self._price((order.token_in, launch.symbol), order.amount_in,
                                 route.amount_out)
-            fire += decisions.fire(order, watched.seq, price,
-                                   f"{launch.symbol} launched on {launch.venue}",
-                                   ahead=ahead, fill=route if carried else None)
+            with tracing.following("fire", order):
+                fire += tracing.made(decisions.fire(
+                    order, watched.seq, price, f"{launch.symbol} launched on {launch.venue}",
+                    ahead=ahead, fill=route if carried else None))
             if carried:
                 ROUTES.labels(route.kind, route.venues).inc()
             fired += 1

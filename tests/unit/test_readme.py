@@ -15,12 +15,12 @@ import pytest
 from services.cli.settings import markdown
 from shared import lifecycle
 from shared.accounts import Keyring
-from shared.events import EVENT_TYPES, ORDER_TYPES
+from shared.events import EVENT_TYPES, ORDER_TYPES, Event
 from tests.unit import facts
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-ENVELOPE = {"orderId", "seq", "at", "id", "v"}
+ENVELOPE = {"orderId", "seq", "at", "id", "v", "traceparent"}
 
 
 def first_cells(heading: str) -> list[str]:
@@ -50,6 +50,12 @@ def test_each_event_row_says_the_status_it_sets_and_names_its_fields(row: list[s
     fields = {f.encode_name for f in msgspec.structs.fields(event)} - ENVELOPE
     missing = fields - set(facts.backticked(row[3]))
     assert not missing, f"the README's {tag} row leaves out {sorted(missing)}"
+
+
+def test_the_events_section_names_every_field_of_the_envelope() -> None:
+    assert {f.encode_name for f in msgspec.structs.fields(Event)} == ENVELOPE
+    named = set(facts.backticked(facts.section(README, "Events").split("|", 1)[0]))
+    assert named >= ENVELOPE, f"the README's envelope leaves out {sorted(ENVELOPE - named)}"
 
 
 def test_every_status_has_a_row_in_the_lifecycle_order() -> None:
