@@ -61,8 +61,9 @@ class Book:
         # Per pair, the smallest amount ever watched: the best price any order could get
         # is the price of that amount (output is concave in input).
         self.smallest: dict[Pair, int] = {}
-        # Per token waited for (symbol or mint): order ids in submission order.
-        self._snipers: dict[str, list[str]] = {}
+        # Per token waited for (symbol or mint): (submission rank, order id), ascending. An
+        # order discarded (or added again) leaves its entry behind: skipped at the launch.
+        self._snipers: dict[str, list[tuple[str, str]]] = {}
         self._deadlines: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
@@ -78,8 +79,8 @@ class Book:
         if watched.deadline is not None:
             heapq.heappush(self._deadlines, (watched.deadline, watched.order_id))
         if order.order_type == "sniper" and find(order.token_out) is None:
-            waiting = self._snipers.setdefault(order.token_out, [])
-            bisect.insort(waiting, watched.order_id, key=lambda i: _rank(self.orders[i]))
+            bisect.insort(self._snipers.setdefault(order.token_out, []),
+                          (_rank(watched), watched.order_id))
             return
         pair = (order.token_in, _symbol(order.token_out))
         bisect.insort(self._limits.setdefault(pair, []), _entry(watched))
@@ -129,7 +130,12 @@ class Book:
         every index while the launch fires them: a tick meanwhile must not fire them as
         limits, at a price that leaves out the snipers ahead. Those not fired go back with
         ``add``, among the pair's limits."""
-        return [self.orders[i] for i in self._snipers.pop(token, []) if i in self.orders]
+        found: dict[str, Watched] = {}
+        for _, order_id in self._snipers.pop(token, []):
+            watched = self.orders.get(order_id)
+            if watched is not None:
+                found.setdefault(order_id, watched)
+        return list(found.values())
 
     def due(self, now: float) -> list[Watched]:
         """The orders whose deadline has passed, earliest first."""

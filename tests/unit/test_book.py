@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,3 +53,28 @@ def test_discarding_one_by_one_or_all_at_once_is_the_same() -> None:
         one_by_one.discard(order_id)
     at_once.discard_all(leaving)
     assert every_order(one_by_one) == every_order(at_once)
+
+
+MINT = "Mint1111111111111111111111111111111111111111"
+
+
+def sniper(n: int) -> Watched:
+    order = OrderRequested(
+        order_id=f"sniper-{n:04d}", seq=1, token_in="SOL", token_out=MINT, amount_in=10**8,
+        amount="0.1", slippage=0.01, order_type="sniper",
+        at=datetime(2026, 12, 6, 12, 0, n, tzinfo=UTC))
+    return Watched(order=order, seq=2, price=least_price(order))
+
+
+def test_a_launch_fires_each_waiting_sniper_once_in_submission_order() -> None:
+    book = Book()
+    first, second, third, fourth = (sniper(n) for n in range(4))
+    for watched in (third, first, second):
+        book.add(watched)
+    # One gone before the launch, one watched again (reopened): neither trips the next add.
+    book.discard(first.order_id)
+    book.add(second)
+    book.add(fourth)
+    assert [w.order_id for w in book.launched(MINT)] == [
+        second.order_id, third.order_id, fourth.order_id]
+    assert book.launched(MINT) == []
