@@ -34,7 +34,7 @@ KEY_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 # 32 bytes of entropy, url-safe base64 without padding: 43 characters.
 SECRET_BYTES = 32
 _KEY = re.compile(rf"{KEY_PREFIX}_([{KEY_ID_ALPHABET}]{{{KEY_ID_LENGTH}}})_([A-Za-z0-9_-]{{43}})")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -78,7 +78,7 @@ class ParsedKey(msgspec.Struct, frozen=True):
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
+    if not ACCOUNT_NAME.fullmatch(name):
         raise InvalidName(
             f"invalid account name {name!r}: 1 to 63 characters, lower-case letters, digits,"
             " '_', '.' or '-', starting with a letter or digit"

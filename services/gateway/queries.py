@@ -27,7 +27,7 @@ from services.gateway.views import (
     quote_view,
     token_views,
 )
-from shared.accounts import _NAME as NAME
+from shared.accounts import ACCOUNT_NAME as NAME
 from shared.accounts import Account, InvalidName, validate_name
 from shared.events import AnyEvent, to_builtins
 from shared.lifecycle import STATUSES
