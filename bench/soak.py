@@ -100,13 +100,15 @@ class Audit(msgspec.Struct, kw_only=True):
 class Load:
     """Submits orders at a steady rate; keeps the ids of those the gateway accepted. With
     ``waiting``, limit and sniper orders too, some of them cancelled, and the snipers' pools
-    launched (``launch``): each accepted waiting order's deadline is kept for the audit."""
+    launched (``launch``): each accepted waiting order's deadline is kept for the audit.
+    ``ttl_s``: the range of the waiting orders' time to live, in whole seconds."""
 
     def __init__(self, base_url: str, ws_url: str, seed: int = 7,
-                 waiting: bool = False) -> None:
+                 waiting: bool = False, ttl_s: tuple[int, int] = (5, 30)) -> None:
         self.base_url, self.ws_url = base_url, ws_url
         self.random = random.Random(seed)
         self.waiting = waiting
+        self.ttl_s = ttl_s
         self.accepted: list[str] = []
         self.deadlines: dict[str, float] = {}
         self.refused = 0
@@ -126,7 +128,7 @@ class Load:
         market = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount,
                   "slippage": 0.02}
         kind = self.random.random() if self.waiting else 1.0
-        ttl = self.random.randint(5, 30)
+        ttl = self.random.randint(*self.ttl_s)
         if kind < 0.15:  # marketable: fills at once
             return {**market, "type": "limit", "tokenIn": "SOL", "tokenOut": "USDC",
                     "amount": "0.5", "limitPrice": "1", "ttlSeconds": ttl}

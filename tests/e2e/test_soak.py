@@ -27,7 +27,8 @@ async def test_the_soak_load_with_waiting_orders_loses_nothing(
     with system(redis_url, database_url, namespace, tmp_path / "logs",
                 OEE_AUTH="off", OEE_CLAIM_IDLE_MS="1000",
                 OEE_EXECUTION_LATENCY_MS="50-100") as running:
-        load = Load(running.url, running.ws_url, seed=11, waiting=True)
+        # Short lives, so the orders that wait end within seconds of the load.
+        load = Load(running.url, running.ws_url, seed=11, waiting=True, ttl_s=(2, 8))
         stop = asyncio.Event()
         loading = asyncio.create_task(load.run(25, stop, launch_every_s=3))
         await eventually(lambda: _true(load.launches >= 1 and len(load.accepted) >= 80), 60)
