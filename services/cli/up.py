@@ -47,6 +47,8 @@ def servers(root: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
     """The environment for the services: REDIS_URL and DATABASE_URL as given, or embedded
     servers started under ``root`` (and stopped on exit); the schema migrated. With
     ``cluster``, the embedded Redis is a Redis Cluster of three primaries."""
+    # Whether REDIS_URL and DATABASE_URL are set, not their values, is read here: an unset
+    # one means an embedded server, where Settings would give its default URL instead.
     env = dict(os.environ)
     with ExitStack() as stack:
         if os.environ.get("REDIS_URL"):
