@@ -37,7 +37,25 @@ def register(commands: Any) -> None:
                        help="API key to submit with (default $OEE_API_KEY; --spawn makes one)")
     bench.add_argument("--warmup", type=int, default=20,
                        help="orders run first and left out of the figures")
+    bench.add_argument("--curve", action="store_true",
+                       help="the cost per order at each of --levels and at saturation, each"
+                       " on a fresh system (--spawn) with zero delays: one row per load")
+    bench.add_argument("--levels", type=rates, default=None,
+                       help="with --curve: orders per second, comma-separated (default"
+                       " 20,250,1000); --duration S each (default 20), then a burst of"
+                       " --orders N (default 20000) with 200 in flight")
     bench.set_defaults(func=run_bench)
+
+
+def rates(text: str) -> tuple[float, ...]:
+    """``20,250,1000``: each a positive number of orders per second."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not numbers: {text!r}") from None
+    if not all(value > 0 for value in values):
+        raise argparse.ArgumentTypeError(f"a rate is more than 0: {text!r}")
+    return values
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -45,6 +63,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from shared.process import hold_many_objects
 
     hold_many_objects()  # the bench's own WebSocket clients, by the thousand
+    if args.curve:
+        return run_curve(args)
     return run(Options(
         orders=args.orders, duration_s=args.duration, rate=args.rate,
         in_flight=args.in_flight, ws=args.ws, as_json=args.json, spawn=args.spawn,
@@ -53,6 +73,17 @@ def run_bench(args: argparse.Namespace) -> int:
         warmup=args.warmup, api_key=args.key, order_type=args.order_type,
         resting=args.resting,
     ), args.url)
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    from bench import curve
+    from bench.load import Options
+
+    # Only what a curve leaves open: its loads, delays and spawning are its own.
+    base = Options(executors=args.executors, sample_s=args.sample_every,
+                   warmup=args.warmup)
+    return curve.run(base, args.levels or curve.LEVELS, args.duration or curve.DURATION_S,
+                     args.orders or curve.BURST_ORDERS, args.json)
 
 
 def run_soak(args: argparse.Namespace) -> int:

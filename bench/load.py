@@ -61,6 +61,7 @@ import websockets
 
 from bench.cpu import cpu_used, primaries, snapshot
 from bench.harness import System, forget
+from bench.postgres import PgCounters, grown_by, read_after
 from bench.report import (
     Result,
     Sample,
@@ -131,6 +132,11 @@ class Options(msgspec.Struct, kw_only=True):
     order_type: str = "market"
     # Limit orders only: not marketable; the bench cancels each once it is open.
     resting: bool = False
+    # Read PostgreSQL's counters around the window: each read waits for the server to
+    # publish what came before it (``bench.postgres``), 10 s at each end.
+    postgres_counts: bool = True
+    # With --spawn: settings for the services, over the environment's.
+    env: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -147,8 +153,10 @@ class Track(msgspec.Struct):
 class Bench:
     def __init__(self, base_url: str, ws_url: str, settings: Settings, options: Options,
                  gateway_pid: int | None = None,
-                 pids: dict[str, list[int]] | None = None) -> None:
+                 pids: dict[str, list[int]] | None = None, quiet_since: float = 0.0) -> None:
         self.base_url, self.ws_url = base_url, ws_url
+        # When the work before the window ended (the warm-up's end; time.monotonic()).
+        self.quiet_since = quiet_since
         # Whole: joining a session's base URL to a path cost 85 µs of CPU a request.
         self.submit_url = f"{base_url}/orders/execute"
         self.gateway_pid = gateway_pid
@@ -321,6 +329,8 @@ class Bench:
     # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> Result:
+        # First, so the wait for the counters to settle is outside the window.
+        postgres_before = await self.postgres_counters(self.quiet_since)
         store = EventStore(msgspec.structs.replace(self.settings, block_ms=200))
         nodes = primaries(self.settings.redis_url, is_cluster(self.settings.redis_url))
         start = await store.heads()
@@ -351,6 +361,7 @@ class Bench:
             pending = await store.backlog()
         generator_s = time.process_time() - generated
         counts = snapshot(self.pids, nodes)
+        window_ended = time.monotonic()
         used = cpu_used(counted, counts)
         used["generator"] = generator_s
         used["redis"] = redis_cpu_s(counted, counts)
@@ -366,13 +377,29 @@ class Bench:
             showing.cancel()
             sys.stderr.write("\n")
         await store.close()
+        postgres_after = await self.postgres_counters(window_ended)
         result = self.result(began, finished, projected, pending)
         result.gateway_sent_within_ms = sent_within(delivery_before, delivery)
+        # The engine's and the servers' CPU over the window's wall time: the generator's
+        # is the tool's, not the system's.
+        system_s = sum(s for kind, s in used.items() if kind != "generator")
+        result.cores_busy = round(system_s / max(counts.at - counted.at, 1e-9), 3)
         if result.accepted:
             result.cpu_ms_per_order = {kind: round(seconds / result.accepted * 1000, 4)
                                        for kind, seconds in sorted(used.items())}
             result.redis_commands_per_order = round(commands / result.accepted, 2)
+        if result.accepted and postgres_before is not None and postgres_after is not None:
+            written = grown_by(postgres_before, postgres_after)
+            result.postgres_transactions_per_order = round(
+                written.transactions / result.accepted, 3)
+            result.postgres_rows_written_per_order = round(
+                written.rows_written / result.accepted, 3)
         return result
+
+    async def postgres_counters(self, quiet_since: float) -> PgCounters | None:
+        if not self.options.postgres_counts:
+            return None
+        return await read_after(self.settings.database_url, quiet_since)
 
     async def delivery_counts(self) -> dict[str, int]:
         """The gateway's delivery histogram: bound (seconds, as text) -> cumulative count."""
@@ -496,6 +523,7 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
             env["OEE_QUOTE_LATENCY_MS"] = options.quote_latency_ms
         if options.execution_latency_ms is not None:
             env["OEE_EXECUTION_LATENCY_MS"] = options.execution_latency_ms
+        env.update(options.env)
         logs = root / "logs"
         logs.mkdir()
         system = System(env, logs)
@@ -509,6 +537,16 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
 
 
 def run(options: Options, url: str | None) -> int:
+    result = measure(options, url)
+    if options.as_json:
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(render(result))
+    return 0
+
+
+def measure(options: Options, url: str | None) -> Result:
+    """One run: against the system at ``url`` (or $PORT's), or one ``--spawn`` starts."""
     if not (options.orders or options.duration_s):
         options.orders = 200
 
@@ -523,10 +561,12 @@ def run(options: Options, url: str | None) -> int:
             # A sniper run warms up on market orders: a launch is the thing it measures.
             warmup = msgspec.structs.replace(
                 options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
+                postgres_counts=False,
                 in_flight=options.warmup,
                 order_type="market" if options.order_type == "sniper" else options.order_type)
             asyncio.run(Bench(base_url, ws_url, settings, warmup).run())
-        return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid, pids).run())
+        return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid, pids,
+                                 quiet_since=time.monotonic()).run())
 
     if options.spawn:
         with spawned(options) as (system, settings):
@@ -537,8 +577,4 @@ def run(options: Options, url: str | None) -> int:
         settings = load()
         options.api_key = options.api_key or os.environ.get("OEE_API_KEY")
         result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
-    if options.as_json:
-        print(msgspec.json.encode(result).decode())
-    else:
-        print(render(result))
-    return 0
+    return result

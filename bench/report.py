@@ -52,6 +52,14 @@ class Result(msgspec.Struct):
     # Every command Redis ran in the window (scripts' inner ones too, and the bench's own
     # reads of the log), per accepted order.
     redis_commands_per_order: float | None = None
+    # PostgreSQL's own counters for the database under test over the window (the bench's
+    # few reads too), per accepted order: transactions committed or rolled back, and rows
+    # inserted, updated or deleted. None when not read (Options.postgres_counts).
+    postgres_transactions_per_order: float | None = None
+    postgres_rows_written_per_order: float | None = None
+    # CPU seconds of the engine, Redis and PostgreSQL (what cpu_ms_per_order has but the
+    # generator) over the window's wall seconds: how many cores the system kept busy.
+    cores_busy: float | None = None
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -122,6 +130,11 @@ def render(result: Result) -> str:
         lines.append("CPU ms per order: " + ", ".join(
             f"{kind} {ms}" for kind, ms in result.cpu_ms_per_order.items())
             + f"; Redis commands per order: {result.redis_commands_per_order}")
+    if result.postgres_transactions_per_order is not None:
+        lines.append(f"PostgreSQL per order: {result.postgres_transactions_per_order}"
+                     f" transactions, {result.postgres_rows_written_per_order} rows written")
+    if result.cores_busy is not None:
+        lines.append(f"cores busy (engine, Redis, PostgreSQL): {result.cores_busy}")
     lines.append("pending entries per group at the end: "
                  + ", ".join(f"{g} {n}" for g, n in sorted(result.pending_entries.items())))
     if result.samples:

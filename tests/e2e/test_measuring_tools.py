@@ -103,3 +103,38 @@ def test_the_routing_measure_prices_every_order_shape(
     assert set(result) == {"SOL->USDC 0.5", "SOL->USDC 500", "USDC->SOL 50", "SOL->BONK 0.5"}
     # A decision is CPU work of microseconds to milliseconds, not nothing and not seconds.
     assert all(0 < microseconds < 1_000_000 for microseconds in result.values())
+
+
+def test_the_curve_measures_each_load_on_a_fresh_system(
+        redis_url: str, database_url: str) -> None:
+    # One rate and the burst: each load spawns a system and waits 10 s at each end of its
+    # window for PostgreSQL's counters.
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "bench", "--curve", "--levels", "40",
+         "--duration", "2", "--orders", "300", "--warmup", "5", "--json"],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["load"] for row in rows] == ["40/s", "burst 300"]
+    steady, burst = rows
+    # Two seconds at 40 a second, paced; the burst all of it.
+    assert 78 <= steady["accepted"] <= 80 and 25 < steady["orders_per_s"] <= 41
+    assert burst["accepted"] == 300
+    for row in rows:
+        assert row["confirmed"] == row["accepted"] and row["refused"] == row["failed"] == 0
+        cpu = row["cpu_ms_per_order"]
+        assert set(cpu) == {"gateway", "router", "executor", "persister", "trigger", "redis",
+                            "postgres", "generator"}
+        assert all(cpu[kind] > 0 for kind in ("gateway", "router", "executor", "persister"))
+        assert row["cpu_ms_per_order_engine"] == pytest.approx(
+            sum(ms for kind, ms in cpu.items() if kind != "generator"), abs=0.001)
+        assert 0 < row["cores_busy"] <= (os.cpu_count() or 1) + 1
+        assert row["redis_commands_per_order"] > 10
+        assert row["postgres_transactions_per_order"] > 0
+        # Five events and the order's row, at least.
+        assert row["postgres_rows_written_per_order"] >= 6
+        # Zero delays: the defaults would take 2 s or more an order.
+        e2e = row["end_to_end_ms"]
+        assert 0 < e2e["p50"] <= e2e["p99"] < 2000

@@ -40,6 +40,7 @@ def test_oee_has_exactly_the_stable_commands() -> None:
      "--execution-latency-ms", "0", "--json", "--ws", "--type", "limit", "--resting",
      "--in-flight", "5", "--orders", "10", "--url", "u", "--executors", "2",
      "--sample-every", "1", "--key", "k", "--warmup", "0"],
+    ["bench", "--curve", "--levels", "20,50", "--duration", "2", "--orders", "300"],
 ], ids=lambda argv: " ".join(argv[:2]))
 def test_every_command_parses_its_options_and_names_what_runs_it(argv: list[str]) -> None:
     args = parser().parse_args(argv)
