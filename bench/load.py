@@ -61,7 +61,7 @@ import websockets
 
 from bench.cpu import cpu_used, primaries, snapshot
 from bench.harness import System, forget
-from bench.postgres import PgCounters, grown_by, read_after
+from bench.postgres import PgCounters, clients, grown_by, pg_counters, read_once_gone
 from bench.report import (
     Result,
     Sample,
@@ -132,9 +132,6 @@ class Options(msgspec.Struct, kw_only=True):
     order_type: str = "market"
     # Limit orders only: not marketable; the bench cancels each once it is open.
     resting: bool = False
-    # Read PostgreSQL's counters around the window: each read waits for the server to
-    # publish what came before it (``bench.postgres``), 10 s at each end.
-    postgres_counts: bool = True
     # With --spawn: settings for the services, over the environment's.
     env: dict[str, str] = msgspec.field(default_factory=dict)
 
@@ -153,10 +150,9 @@ class Track(msgspec.Struct):
 class Bench:
     def __init__(self, base_url: str, ws_url: str, settings: Settings, options: Options,
                  gateway_pid: int | None = None,
-                 pids: dict[str, list[int]] | None = None, quiet_since: float = 0.0) -> None:
+                 pids: dict[str, list[int]] | None = None) -> None:
         self.base_url, self.ws_url = base_url, ws_url
         # When the work before the window ended (the warm-up's end; time.monotonic()).
-        self.quiet_since = quiet_since
         # Whole: joining a session's base URL to a path cost 85 µs of CPU a request.
         self.submit_url = f"{base_url}/orders/execute"
         self.gateway_pid = gateway_pid
@@ -329,8 +325,6 @@ class Bench:
     # --- the run ----------------------------------------------------------------------
 
     async def run(self) -> Result:
-        # First, so the wait for the counters to settle is outside the window.
-        postgres_before = await self.postgres_counters(self.quiet_since)
         store = EventStore(msgspec.structs.replace(self.settings, block_ms=200))
         nodes = primaries(self.settings.redis_url, is_cluster(self.settings.redis_url))
         start = await store.heads()
@@ -361,7 +355,6 @@ class Bench:
             pending = await store.backlog()
         generator_s = time.process_time() - generated
         counts = snapshot(self.pids, nodes)
-        window_ended = time.monotonic()
         used = cpu_used(counted, counts)
         used["generator"] = generator_s
         used["redis"] = redis_cpu_s(counted, counts)
@@ -377,7 +370,6 @@ class Bench:
             showing.cancel()
             sys.stderr.write("\n")
         await store.close()
-        postgres_after = await self.postgres_counters(window_ended)
         result = self.result(began, finished, projected, pending)
         result.gateway_sent_within_ms = sent_within(delivery_before, delivery)
         # The engine's and the servers' CPU over the window's wall time: the generator's
@@ -388,18 +380,7 @@ class Bench:
             result.cpu_ms_per_order = {kind: round(seconds / result.accepted * 1000, 4)
                                        for kind, seconds in sorted(used.items())}
             result.redis_commands_per_order = round(commands / result.accepted, 2)
-        if result.accepted and postgres_before is not None and postgres_after is not None:
-            written = grown_by(postgres_before, postgres_after)
-            result.postgres_transactions_per_order = round(
-                written.transactions / result.accepted, 3)
-            result.postgres_rows_written_per_order = round(
-                written.rows_written / result.accepted, 3)
         return result
-
-    async def postgres_counters(self, quiet_since: float) -> PgCounters | None:
-        if not self.options.postgres_counts:
-            return None
-        return await read_after(self.settings.database_url, quiet_since)
 
     async def delivery_counts(self) -> dict[str, int]:
         """The gateway's delivery histogram: bound (seconds, as text) -> cumulative count."""
@@ -504,8 +485,27 @@ def order_body(options: Options, mint: str) -> dict[str, object]:
     return ORDER
 
 
+def postgres_per_order(result: Result, written: PgCounters, orders: int) -> None:
+    if orders:
+        result.postgres_transactions_per_order = round(written.transactions / orders, 3)
+        result.postgres_rows_written_per_order = round(written.rows_written / orders, 3)
+
+
+class Lifetime:
+    """PostgreSQL's counters before a spawned system starts and after it has stopped."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.clients = asyncio.run(clients(database_url))
+        self.before = asyncio.run(pg_counters(database_url))
+        self.after: PgCounters | None = None
+
+    def ended(self) -> None:
+        self.after = asyncio.run(read_once_gone(self.database_url, self.clients))
+
+
 @contextmanager
-def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
+def spawned(options: Options) -> Iterator[tuple[System, Settings, Lifetime]]:
     from services.cli.embedded import free_port
     from services.cli.up import servers
 
@@ -527,10 +527,13 @@ def spawned(options: Options) -> Iterator[tuple[System, Settings]]:
         logs = root / "logs"
         logs.mkdir()
         system = System(env, logs)
+        lifetime = Lifetime(env["DATABASE_URL"])
         system.start_all({"executor": options.executors})
         try:
             system.wait_ready()
-            yield system, load(env)
+            yield system, load(env), lifetime
+            system.stop()
+            lifetime.ended()
         finally:
             system.stop()
             forget(load(env))
@@ -555,26 +558,31 @@ def measure(options: Options, url: str | None) -> Result:
         options.in_flight, options.rate, options.duration_s = options.orders, 0.0, 0.0
 
     def go(base_url: str, settings: Settings, gateway_pid: int | None = None,
-           pids: dict[str, list[int]] | None = None) -> Result:
+           pids: dict[str, list[int]] | None = None) -> tuple[Result, int]:
+        """The run's result, and how many orders the warm-up had accepted."""
         ws_url = base_url.replace("http", "ws", 1)
         if options.warmup:
             # A sniper run warms up on market orders: a launch is the thing it measures.
             warmup = msgspec.structs.replace(
                 options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
-                postgres_counts=False,
                 in_flight=options.warmup,
                 order_type="market" if options.order_type == "sniper" else options.order_type)
-            asyncio.run(Bench(base_url, ws_url, settings, warmup).run())
-        return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid, pids,
-                                 quiet_since=time.monotonic()).run())
+            warmed = asyncio.run(Bench(base_url, ws_url, settings, warmup).run()).accepted
+        else:
+            warmed = 0
+        return asyncio.run(Bench(base_url, ws_url, settings, options, gateway_pid,
+                                 pids).run()), warmed
 
     if options.spawn:
-        with spawned(options) as (system, settings):
+        with spawned(options) as (system, settings, lifetime):
             pids = {service: [p.pid for p in processes]
                     for service, processes in system.processes.items()}
-            result = go(system.url, settings, pids["gateway"][0], pids)
+            result, warmed = go(system.url, settings, pids["gateway"][0], pids)
+        if lifetime.after is not None:
+            postgres_per_order(result, grown_by(lifetime.before, lifetime.after),
+                               result.accepted + warmed)
     else:
         settings = load()
         options.api_key = options.api_key or os.environ.get("OEE_API_KEY")
-        result = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
+        result, _ = go(url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}", settings)
     return result

@@ -54,7 +54,8 @@ class Result(msgspec.Struct):
     redis_commands_per_order: float | None = None
     # PostgreSQL's own counters for the database under test over the window (the bench's
     # few reads too), per accepted order: transactions committed or rolled back, and rows
-    # inserted, updated or deleted. None when not read (Options.postgres_counts).
+    # inserted, updated or deleted. None unless --spawn: read before
+    # the system starts and once it has stopped, so over the whole run, warm-up included.
     postgres_transactions_per_order: float | None = None
     postgres_rows_written_per_order: float | None = None
     # CPU seconds of the engine, Redis and PostgreSQL (what cpu_ms_per_order has but the

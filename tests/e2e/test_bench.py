@@ -19,9 +19,6 @@ MARKET_STAGES = {"accept", "route", "pickup", "send", "confirm"}
 # The least an order can take with the harness's delays: a quote, then an execution.
 QUOTE_MS = float(FAST["OEE_QUOTE_LATENCY_MS"])
 LEAST_MS = QUOTE_MS + float(FAST["OEE_EXECUTION_LATENCY_MS"].split("-")[0])
-# What a confirmed market order writes in PostgreSQL at least: its five events
-# (OrderRequested, Routed, Built, Submitted, Confirmed) and its row in orders.
-ROWS_PER_ORDER = 5 + 1
 
 
 @pytest.fixture(scope="module")
@@ -65,29 +62,18 @@ def assert_run_figures(result: dict[str, Any], orders: int) -> None:
     assert 0 < result["cores_busy"] <= (os.cpu_count() or 1) + 1
 
 
-def assert_postgres_figures(result: dict[str, Any]) -> None:
-    """PostgreSQL's counters over the window: every order's rows, once they are published
-    (a read too early misses the last second's), and at least one transaction for them."""
-    assert result["postgres_transactions_per_order"] > 0
-    assert result["postgres_rows_written_per_order"] >= ROWS_PER_ORDER
-
-
 @pytest.mark.parametrize("ws", [False, True], ids=["http", "websocket"])
 def test_bench_follows_every_order_and_reports_figures(
     running: System, ws: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # PostgreSQL's counters once: reading them waits 10 s at each end of the window.
-    options = Options(orders=30, in_flight=10, ws=ws, as_json=True, warmup=5, sample_s=0.2,
-                      postgres_counts=not ws)
+    options = Options(orders=30, in_flight=10, ws=ws, as_json=True, warmup=5, sample_s=0.2)
     result = bench(running, options, monkeypatch, capsys)
     assert (result["accepted"], result["confirmed"], result["failed"], result["refused"]) == (
         30, 30, 0, 0)
     assert_run_figures(result, 30)
-    if ws:
-        assert result["postgres_transactions_per_order"] is None
-        assert result["postgres_rows_written_per_order"] is None
-    else:
-        assert_postgres_figures(result)
+    # PostgreSQL's counters publish late but for a system the bench stops (--spawn).
+    assert result["postgres_transactions_per_order"] is None
+    assert result["postgres_rows_written_per_order"] is None
     end_to_end, overhead = result["end_to_end_ms"], result["overhead_ms"]
     assert ordered(end_to_end) and end_to_end["p50"] >= LEAST_MS and end_to_end["max"] < 30_000
     # The engine's own share: what is left of each order's time once its delays are taken.
@@ -116,7 +102,7 @@ def test_bench_runs_limit_and_sniper_orders(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     options = Options(orders=20, in_flight=10, as_json=True, warmup=2, sample_s=0.5,
-                      order_type=order_type, resting=resting, postgres_counts=False)
+                      order_type=order_type, resting=resting)
     result = bench(running, options, monkeypatch, capsys)
     assert result["order_type"] == order_type
     assert (result["accepted"], result[ended], result["failed"], result["refused"]) == (

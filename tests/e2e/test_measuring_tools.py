@@ -107,8 +107,7 @@ def test_the_routing_measure_prices_every_order_shape(
 
 def test_the_curve_measures_each_load_on_a_fresh_system(
         redis_url: str, database_url: str) -> None:
-    # One rate and the burst: each load spawns a system and waits 10 s at each end of its
-    # window for PostgreSQL's counters.
+    # One rate and the burst, each on a system of its own.
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "bench", "--curve", "--levels", "40",
          "--duration", "2", "--orders", "300", "--warmup", "5", "--json"],
