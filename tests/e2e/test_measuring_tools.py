@@ -43,7 +43,9 @@ def test_the_launch_measure_follows_every_sniper_to_submitted(
         cpu = launch["cpuSeconds"]
         assert set(cpu) == {"gateway", "router", "executor", "persister", "trigger",
                             "postgres", "redis"}
-        assert all(seconds >= 0 for seconds in cpu.values()) and sum(cpu.values()) > 0
+        # A process's CPU comes in 10 ms ticks, which a short launch may not reach; Redis
+        # counts in microseconds, and it ran every sniper's appends.
+        assert all(seconds >= 0 for seconds in cpu.values()) and cpu["redis"] > 0
     p99s = sorted(launch["launchToSubmittedMs"]["p99"] for launch in result["launches"])
     spread = result["launchToSubmittedP99Ms"]
     assert (spread["min"], spread["max"]) == (p99s[0], p99s[-1])
