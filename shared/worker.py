@@ -64,15 +64,22 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliveries: int = 5
     shutdown_timeout_s: float = 30.0
     handling_timeout_s: float = 300.0
+    # After a read that did not fill its free slots, wait this long before the next, so
+    # the events arriving meanwhile are read, handled and acknowledged as one batch: a
+    # first event after a quiet spell is read at once, the ones that follow it wait at
+    # most this long.
+    linger_s: float = 0.0
 
 
 def worker_settings(settings: Settings, service: str, types: tuple[type[Event], ...], *,
-                    batch_size: int, chunk_size: int, concurrency: int) -> WorkerSettings:
+                    batch_size: int, chunk_size: int, concurrency: int,
+                    linger_s: float = 0.0) -> WorkerSettings:
     """A service's loop settings: its group is named after it."""
     return WorkerSettings(
         group=service, consumer=settings.consumer_name(service), types=types, batch_size=batch_size,
         chunk_size=chunk_size, concurrency=concurrency, claim_idle_ms=settings.claim_idle_ms,
         max_deliveries=settings.max_deliveries, handling_timeout_s=settings.handling_timeout_s,
+        linger_s=linger_s,
     )
 
 
@@ -171,12 +178,19 @@ class Worker:
         return True
 
     def _read_loop(self, partitions: list[int]) -> Callable[[asyncio.Event], Awaitable[bool]]:
+        lingering = False
+
         async def step(stop: asyncio.Event) -> bool:
-            if self._free_events() <= 0:
+            nonlocal lingering
+            if lingering:
+                await _wait(stop, self.settings.linger_s)
+            free = self._free_events()
+            if free <= 0:
                 await self._wait_for_slot(stop)
                 return False
-            entries = await self.group.read(self.settings.consumer, self._free_events(),
-                                            partitions, block_ms=self.store.longest_block_ms)
+            entries = await self.group.read(self.settings.consumer, free, partitions,
+                                            block_ms=self.store.longest_block_ms)
+            lingering = self.settings.linger_s > 0 and 0 < len(entries) < free
             await self._dispatch(entries)
             return False
         return step

@@ -30,6 +30,10 @@ from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.persister")
 
+# How long the events that follow a first one wait to be recorded with it, in one
+# transaction: clients follow orders through the log, not through PostgreSQL.
+PERSIST_LINGER_S = 0.05
+
 
 class Recorder:
     """Holds one connection and reopens it when PostgreSQL comes back."""
@@ -82,7 +86,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         worker_settings(
             settings, "persister", EVENT_TYPES,
             batch_size=settings.batch_size * 5, chunk_size=settings.batch_size * 5,
-            concurrency=1,
+            concurrency=1, linger_s=PERSIST_LINGER_S,
         ),
         handle,
     )

@@ -72,6 +72,40 @@ async def test_worker_hands_over_only_wanted_types_and_acknowledges(store: Event
     assert seen == ["OrderRequested"] * 5
 
 
+async def test_a_lingering_worker_reads_a_first_event_at_once_and_those_after_it_together(
+        store: EventStore) -> None:
+    chunks: list[list[str]] = []
+    handled = asyncio.Event()
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        chunks.append([e.event.order_id for e in entries])
+        handled.set()
+
+    # One partition: on a cluster each partition's reads linger on their own.
+    first = order(new_id())
+    partition = store.partition_of(first.order_id)
+    later: list[OrderRequested] = []
+    while len(later) < 3:
+        if store.partition_of(candidate := new_id()) == partition:
+            later.append(order(candidate))
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,), linger_s=3.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+    await store.append([first])
+    # At once, not after the linger.
+    await asyncio.wait_for(handled.wait(), 1.5)
+    for each in later:  # one by one: a read that did not wait would take the first alone
+        await store.append([each])
+
+    async def all_handled() -> bool | None:
+        return True if sum(map(len, chunks)) == 4 else None
+
+    await eventually(all_handled, 15)
+    stop.set()
+    await task
+    assert chunks == [[first.order_id], [each.order_id for each in later]]
+
+
 async def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
     store: EventStore,
 ) -> None:
