@@ -32,7 +32,7 @@ log = logging.getLogger("oee.persister")
 
 # How long the events that follow a first one wait to be recorded with it, in one
 # transaction: clients follow orders through the log, not through PostgreSQL.
-PERSIST_LINGER_S = 0.05
+PERSIST_LINGER_S = 0.2
 
 
 class Recorder:
