@@ -182,7 +182,8 @@ class Worker:
 
         async def step(stop: asyncio.Event) -> bool:
             nonlocal lingering
-            if lingering:
+            if lingering:  # once: a wait for a free slot that follows is wait enough
+                lingering = False
                 await _wait(stop, self.settings.linger_s)
             free = self._free_events()
             if free <= 0:
