@@ -10,7 +10,10 @@ process (user and system):
 * ``workerPerEntry``: 10,000 entries through a ``Worker`` whose handler does nothing but
   yield once, handed over one at a time (as the executor takes orders) and 100 at a time;
 * ``pipelinePerCommand``: 100 HGETALLs of 600-byte hashes in one round trip, through
-  redis-py's pipeline and through ``pipelined``.
+  redis-py's pipeline and through ``pipelined``;
+* ``roundTrip``: one PING waited for, 5,000 times one after another: through redis-py's
+  client (``ping()``), through ``pipelined`` on a connection of its own from the pool, and
+  through ``pipelined`` on the connection every task shares.
 """
 
 from __future__ import annotations
@@ -21,19 +24,21 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import uvloop
 
 from bench.events import order
 from shared.config import Settings
 from shared.events import OrderRequested
-from shared.redis_client import pipelined
+from shared.redis_client import connect, pipelined
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, WorkerSettings
 
 ENTRIES = 10_000
 BATCHES = 200
+ROUND_TRIPS = 5_000
 
 
 async def worker_per_entry(redis_url: str, chunk_size: int, concurrency: int) -> float:
@@ -98,6 +103,26 @@ async def pipeline_per_command(redis_url: str) -> dict[str, float]:
         await store.close()
 
 
+async def round_trip(redis_url: str) -> dict[str, float]:
+    redis = connect(redis_url, cluster=False)
+    ways: dict[str, Callable[[], Awaitable[Any]]] = {
+        "redisPyClient": redis.ping,
+        "pipelinedOwnConnection": lambda: pipelined(redis, [("PING",)], own_connection=True),
+        "pipelinedShared": lambda: pipelined(redis, [("PING",)]),
+    }
+    try:
+        used = {}
+        for name, way in ways.items():
+            await way()  # connected first
+            started = time.process_time()
+            for _ in range(ROUND_TRIPS):
+                await way()
+            used[name] = round((time.process_time() - started) / ROUND_TRIPS * 1e6, 1)
+        return used
+    finally:
+        await redis.aclose()
+
+
 async def measure(redis_url: str) -> dict[str, object]:
     return {
         "workerPerEntry": {
@@ -105,6 +130,7 @@ async def measure(redis_url: str) -> dict[str, object]:
             "hundredAtATime": await worker_per_entry(redis_url, 100, 10),
         },
         "pipelinePerCommand": await pipeline_per_command(redis_url),
+        "roundTrip": await round_trip(redis_url),
     }
 
 

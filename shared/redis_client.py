@@ -33,6 +33,8 @@ from tenacity import (
     wait_fixed,
 )
 
+from shared.multiplexed import MultiplexedConnection
+
 log = logging.getLogger(__name__)
 
 # Three more tries, 50, 100 and 200 ms apart: a stale connection is replaced at once, and a
@@ -57,6 +59,24 @@ class Connection(aioredis.Connection):
             return [hiredis.pack_command(args)]
         except TypeError as error:
             raise DataError(error) from error
+
+
+class Client(aioredis.Redis):
+    """redis-py's client for a single Redis, with one connection beside its pool that every
+    task shares for ``pipelined`` round trips (``shared.multiplexed``)."""
+
+    def __init__(self, *, connection_pool: aioredis.ConnectionPool) -> None:
+        super().__init__(connection_pool=connection_pool)
+        kwargs = connection_pool.connection_kwargs
+        self.multiplexed = MultiplexedConnection(
+            kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)),
+            db=int(kwargs.get("db", 0)), username=kwargs.get("username"),
+            password=kwargs.get("password"), socket_timeout=kwargs.get("socket_timeout"),
+            connect_timeout=kwargs.get("socket_connect_timeout") or 2.0)
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self.multiplexed.aclose()
+        await super().aclose(close_connection_pool)
 
 
 def _retry() -> Retry:
@@ -123,28 +143,57 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         # version in the installed packages' metadata, which a burst of them pays for.
         driver_info=DriverInfo(),
     )
+    if pool.connection_class is Connection:
+        return Client(connection_pool=pool)
     return aioredis.Redis(connection_pool=pool)
 
 
-async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]], *,
+                    own_connection: bool = False) -> list[Any]:
     """The replies to ``commands``, sent together in one round trip, as the protocol gives
     them (a hash is a dict under RESP3, a flat list under RESP2); the first error reply is
     raised once every reply is read. A dead connection is replaced and the batch sent
     again, as a single command would be: every command the engine sends is safe to
     repeat.
 
-    On a single Redis, this is redis-py's pipeline without what it spends on each command:
-    a timer armed for every reply and a response callback. A pipeline of 100 HGETALLs cost
-    the caller 10.5-13 µs of CPU a command that way, and 4.3-6 µs this way
-    (``python -m bench.overheads``); the executor sends two such commands per
-    order. A cluster's own pipeline sends each command to its node."""
+    On a single Redis, the commands go down the connection every task shares
+    (``Client``), with no connection lent from a pool and no timer armed per reply
+    (``shared.multiplexed``). A cluster's own pipeline sends each command to its node.
+
+    ``own_connection``: the commands go down a connection of their own from the pool: one
+    of them may block, or counts its own connection's writes (``WAIT``)."""
     if not commands:
         return []
-    if isinstance(redis, RedisCluster):
+    if isinstance(redis, Client) and not own_connection:
+        replies = await _multiplexed(redis.multiplexed, commands)
+    elif isinstance(redis, RedisCluster):
         async with redis.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
             return list(await pipe.execute())
+    else:
+        replies = await _pooled(redis, commands)
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
+
+
+async def _multiplexed(connection: MultiplexedConnection,
+                       commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """As the pool's connections retry: a lost connection is made again, three more tries
+    50, 100 and 200 ms apart."""
+    for failures in range(RETRIES + 1):
+        try:
+            return await connection.round_trip(commands)
+        except _HEALING:
+            if failures == RETRIES:
+                raise
+            await asyncio.sleep(min(0.2, 0.05 * 2**failures))
+    raise AssertionError("unreachable")
+
+
+async def _pooled(redis: aioredis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
     pool = redis.connection_pool
     connection: aioredis.Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
@@ -153,9 +202,6 @@ async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]]) ->
             lambda _error: connection.disconnect())
     finally:
         await pool.release(connection)
-    for reply in replies:
-        if isinstance(reply, ResponseError):
-            raise reply
     return replies
 
 

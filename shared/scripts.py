@@ -36,7 +36,8 @@ async def run_all(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[Ca
     commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
     for attempt in range(2):
         try:
-            return await pipelined(redis, [*commands, *after])
+            # Commands after the calls (a WAIT) count their own connection's writes.
+            return await pipelined(redis, [*commands, *after], own_connection=bool(after))
         except NoScriptError:
             if attempt:
                 raise

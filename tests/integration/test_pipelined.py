@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from redis.exceptions import ResponseError
 
@@ -45,3 +48,44 @@ async def test_a_batch_on_a_connection_the_server_closed_is_sent_again(
 
 async def test_nothing_to_send_sends_nothing(store: EventStore) -> None:
     assert await pipelined(store.redis, []) == []
+
+
+async def test_concurrent_batches_each_get_their_own_replies(store: EventStore) -> None:
+    """On a single Redis every task's batch shares one connection: replies are handed back
+    in the order the batches were written, an error reply in one batch included."""
+    base = f"{store.settings.namespace}:concurrent"
+
+    async def batch(i: int) -> list[Any]:
+        key = f"{base}:{i}"
+        commands: list[tuple[Any, ...]] = [("SET", key, str(i)), ("INCRBY", key, i)]
+        if i % 7 == 0:
+            commands.append(("HGET", key, "field"))  # the wrong type: refused
+        commands.append(("GET", key))
+        try:
+            return await pipelined(store.redis, commands)
+        except ResponseError as error:
+            assert "WRONGTYPE" in str(error)
+            return ["refused", await store.redis.get(key)]
+
+    results = await asyncio.gather(*(batch(i) for i in range(300)))
+    for i, result in enumerate(results):
+        if i % 7 == 0:
+            assert result == ["refused", str(2 * i).encode()]
+        else:
+            assert result[1:] == [2 * i, str(2 * i).encode()]
+    await store.redis.delete(*(f"{base}:{i}" for i in range(300)))
+
+
+async def test_a_command_that_blocks_takes_a_connection_of_its_own(store: EventStore) -> None:
+    if store.cluster:
+        pytest.skip("the single Redis path: the cluster's pipeline has no shared connection")
+    key = f"{store.settings.namespace}:blocks"
+    blocked = asyncio.ensure_future(
+        pipelined(store.redis, [("BLPOP", key, 5)], own_connection=True))
+    try:
+        # The shared connection answers while the other one waits.
+        assert await pipelined(store.redis, [("RPUSH", key, "x")]) == [1]
+        assert await asyncio.wait_for(blocked, 5) == [[key.encode(), b"x"]]
+    finally:
+        blocked.cancel()
+        await store.redis.delete(key)
