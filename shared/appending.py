@@ -114,19 +114,20 @@ for i = first, #KEYS do
   local seq, order, data = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local kind = type_of(data)
   local move = kind and move_of(kind, data)
-  local ok = move and allowed[(redis.call('HGET', KEYS[i], 'st') or '') .. '|' .. move]
-  if ok and redis.call('HSETNX', KEYS[i], seq, data) == 1 then
+  -- The order's state and whatever it holds at this seq, in one read.
+  local held = redis.call('HMGET', KEYS[i], 'st', seq)
+  if held[2] then
+    ids[#ids + 1] = held[2] == data and '0-0'
+  elseif move and allowed[(held[1] or '') .. '|' .. move] then
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
     local q = queue[move]
     if q then
       redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data)
     end
-    redis.call('HSET', KEYS[i], 'st', target[move])
+    redis.call('HSET', KEYS[i], seq, data, 'st', target[move])
     if seq == '1' then
       redis.call('EXPIRE', KEYS[i], ARGV[1])
     end
-  elseif redis.call('HGET', KEYS[i], seq) == data then
-    ids[#ids + 1] = '0-0'
   else
     ids[#ids + 1] = false
   end
