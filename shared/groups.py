@@ -18,8 +18,8 @@ from shared.events import AnyEvent, Event, encode
 from shared.order import fold
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.queues import QUEUED_GROUPS, QUEUES
-from shared.reading import Entry, parse_entries
-from shared.redis_client import pipelined
+from shared.reading import Entry, parse_entries, streams_read
+from shared.redis_client import pipelined, read_blocking
 from shared.store_base import StoreBase, as_text
 
 
@@ -157,19 +157,19 @@ class ConsumerGroup:
                 self.read(consumer, per, [p], pending=pending, block_ms=block_ms)
                 for p in partitions))
             return [entry for part in parts for entry in part]
-        streams: dict[Any, Any]
+        command: list[Any] = ["XREADGROUP", "GROUP", self.name, consumer, "COUNT", per]
         if pending is None:
-            streams = {self.streams[p]: ">" for p in partitions}
-            block: int | None = self.store.settings.block_ms if block_ms is None else block_ms
+            after = [">"] * len(partitions)
+            command += ["BLOCK",
+                        self.store.settings.block_ms if block_ms is None else block_ms]
         else:
-            streams = {self.streams[p]: str(pending[p]) for p in partitions}
-            block = None
-        reply: Any = await self.store.blocking.xreadgroup(
-            self.name, consumer, streams, count=per, block=block)
+            after = [str(pending[p]) for p in partitions]
+        command += ["STREAMS", *(self.streams[p] for p in partitions), *after]
+        reply = await read_blocking(self.store.blocking, command)
         index = {s: p for p, s in enumerate(self.streams)}
         entries = []
-        for key, raw in reply or []:
-            entries += parse_entries([r for r in raw if r[1]], index[as_text(key)])
+        for key, raw in streams_read(reply):
+            entries += parse_entries([(i, f) for i, f in raw if f], index[key])
         return entries
 
     async def claim_idle(self, consumer: str, min_idle_ms: int, count: int,

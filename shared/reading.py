@@ -13,7 +13,7 @@ from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import AnyEvent, decode
 from shared.positions import ORIGIN, Positions, StreamId
-from shared.redis_client import pipelined
+from shared.redis_client import pipelined, read_blocking
 from shared.store_base import StoreBase, as_text
 
 
@@ -33,6 +33,26 @@ def parse_entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]],
                   partition: int = 0) -> list[Entry]:
     return [Entry(StreamId.parse(entry_id), decode(fields[b"d"]), partition)
             for entry_id, fields in raw]
+
+
+StreamEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
+
+
+def streams_read(reply: Any) -> list[tuple[str, StreamEntries]]:
+    """An ``XREAD`` or ``XREADGROUP`` reply as (stream, [(id, fields)]) pairs, whichever
+    shape it came in: as RESP3 gives it (a map of streams, each entry's fields a flat
+    list), or as redis-py's cluster client makes it (pairs, each entry's fields a dict).
+    An entry deleted since it was delivered has no fields (None)."""
+    if reply is None:
+        return []
+    if isinstance(reply, dict):
+        return [(as_text(key), [(entry_id, _fields(fields)) for entry_id, fields in raw])
+                for key, raw in reply.items()]
+    return [(as_text(key), raw) for key, raw in reply]
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes] | None:
+    return None if flat is None else dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # The fields of an order's hash that are not events: its lifecycle state.
@@ -136,8 +156,10 @@ class Reading(StoreBase):
             parts = await asyncio.gather(*(self.tail_raw(after, count, [p], block)
                                            for p in partitions))
             return [entry for part in parts for entry in part]
-        streams: dict[Any, Any] = {self.log_key(p): str(after[p]) for p in partitions}
-        reply: Any = await self.blocking.xread(streams, count=count, block=block)
-        index = {self.log_key(p): p for p in partitions}
-        return [(index[as_text(key)], StreamId.parse(i), f[b"o"].decode(), f[b"d"])
-                for key, raw in reply or [] for i, f in raw]
+        keys = [self.log_key(p) for p in partitions]
+        reply = await read_blocking(self.blocking, (
+            "XREAD", "COUNT", count, "BLOCK", block, "STREAMS", *keys,
+            *(str(after[p]) for p in partitions)))
+        index = dict(zip(keys, partitions, strict=True))
+        return [(index[key], StreamId.parse(i), f[b"o"].decode(), f[b"d"])
+                for key, raw in streams_read(reply) for i, f in raw if f]

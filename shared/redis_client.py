@@ -62,21 +62,56 @@ class Connection(aioredis.Connection):
 
 
 class Client(aioredis.Redis):
-    """redis-py's client for a single Redis, with one connection beside its pool that every
-    task shares for ``pipelined`` round trips (``shared.multiplexed``)."""
+    """redis-py's client for a single Redis, with lean connections beside its pool
+    (``shared.multiplexed``): one that every task shares for ``pipelined`` round trips,
+    and one for each blocking read in progress (``read_blocking``)."""
 
     def __init__(self, *, connection_pool: aioredis.ConnectionPool) -> None:
         super().__init__(connection_pool=connection_pool)
         kwargs = connection_pool.connection_kwargs
-        self.multiplexed = MultiplexedConnection(
-            kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)),
+        self._connection_of = functools.partial(
+            MultiplexedConnection, kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)),
             db=int(kwargs.get("db", 0)), username=kwargs.get("username"),
             password=kwargs.get("password"), socket_timeout=kwargs.get("socket_timeout"),
             connect_timeout=kwargs.get("socket_connect_timeout") or 2.0)
+        self.multiplexed = self._connection_of()
+        # Connections for blocking reads: one per read in progress, kept for the next.
+        self._idle: list[MultiplexedConnection] = []
+        self._lent: set[MultiplexedConnection] = set()
+
+    async def alone(self, command: Sequence[Any]) -> Any:
+        """The reply to ``command`` on a connection no other call uses meanwhile."""
+        connection = self._idle.pop() if self._idle else self._connection_of()
+        self._lent.add(connection)
+        try:
+            [reply] = await _multiplexed(connection, [command])
+        except BaseException:
+            # Cancelled, maybe, with the reply still to come: the next call must not
+            # wait behind it.
+            self._lent.discard(connection)
+            await connection.aclose()
+            raise
+        self._lent.discard(connection)
+        self._idle.append(connection)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        await self.multiplexed.aclose()
+        for connection in [self.multiplexed, *self._idle, *self._lent]:
+            await connection.aclose()
+        self._idle.clear()
         await super().aclose(close_connection_pool)
+
+
+async def read_blocking(redis: aioredis.Redis, command: Sequence[Any]) -> Any:
+    """The reply to a command that may block (``XREAD``, ``XREADGROUP`` with ``BLOCK``), as
+    the protocol gives it, on a connection of its own: on a single Redis one of the
+    client's lean connections (``Client.alone``), lent and taken back without a pool's
+    locks and timers; on a cluster, through redis-py's client, which finds the node."""
+    if isinstance(redis, Client):
+        return await redis.alone(command)
+    return await redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
 def _retry() -> Retry:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from shared.redis_client import connect, pipelined
+from shared.reading import streams_read
+from shared.redis_client import connect, pipelined, read_blocking
 from shared.stream import EventStore
 
 
@@ -89,3 +90,35 @@ async def test_a_command_that_blocks_takes_a_connection_of_its_own(store: EventS
     finally:
         blocked.cancel()
         await store.redis.delete(key)
+
+
+async def test_blocking_reads_each_wait_on_a_connection_of_their_own(
+    store: EventStore,
+) -> None:
+    """Two reads block at once, and a read cancelled while it blocks leaves nothing in the
+    way of the next one. (Each reads after 0-0, so an entry added before its read reaches
+    Redis is read all the same.)"""
+    if store.cluster:
+        pytest.skip("the single Redis path: the cluster client lends its own connections")
+    first, second, third = (f"{store.settings.namespace}:{name}"
+                            for name in ("first", "second", "third"))
+
+    def read(key: str) -> Any:
+        return read_blocking(store.blocking, ("XREAD", "COUNT", 1, "BLOCK", 20_000,
+                                              "STREAMS", key, "0-0"))
+
+    async def added(key: str, reading: asyncio.Future[Any], value: str) -> None:
+        await store.redis.xadd(key, {"d": value})
+        [(stream, [(_, fields)])] = streams_read(await asyncio.wait_for(reading, 5))
+        assert (stream, fields) == (key, {b"d": value.encode()})
+
+    waiting_first = asyncio.ensure_future(read(first))
+    try:
+        await added(second, asyncio.ensure_future(read(second)), "x")
+        assert not waiting_first.done()
+        waiting_first.cancel()
+        # Behind the cancelled read, this one would wait until that read's BLOCK ran out.
+        await added(third, asyncio.ensure_future(read(third)), "y")
+    finally:
+        waiting_first.cancel()
+        await store.redis.delete(first, second, third)
