@@ -30,7 +30,8 @@ WS_DELIVERY = Histogram(DELIVERY,
                         "From an event's time to its status message sent to a subscriber.",
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                                  2.5))
-TAIL_EVENTS = Counter("oee_tail_events", "Events read by the gateway's tail of the log.")
+TAIL_EVENTS = Counter("oee_tail_events", "Events read by the gateway's tail of the log, "
+                      "which reads only while a WebSocket follows.")
 GROUP_BACKLOG = Gauge("oee_group_backlog",
                       "Pending plus unread entries of a consumer group: what to scale it by.",
                       ["group"])

@@ -4,16 +4,16 @@ it left off.
 
 The log is split into partitions, so a place in it is a vector: the last id the follower
 was sent from each partition, handed to the client as an opaque token (``Positions``).
-A follower registers with the tail first and reads what it missed second, partition by
-partition: the events that PostgreSQL recorded after its position there, then the log that
-Redis still holds after those. The tail delivers everything appended after the
-registration; the vector drops the overlap. So a client that reconnects with the last
-position it saw gets every status it missed, once, and then the live ones, with no gap.
+A follower registers with the tail first, waits until the tail is reading (``Tail.ready``),
+and reads what it missed last, partition by partition: the events that PostgreSQL recorded
+after its position there, then the log that Redis still holds after those. The tail
+delivers everything after its own positions, which that read reaches; the vector drops the
+overlap. So a client that reconnects with the last position it saw gets every status it
+missed, once, and then the live ones, with no gap.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
@@ -92,9 +92,9 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
                      ) -> AsyncIterator[StatusMessage]:
     """Statuses after ``after`` (from now, when None), then live ones, for ever."""
     count = len(store.partitions)
-    queue: asyncio.Queue[Entry] = asyncio.Queue()
-    tail.firehose.add(queue)
+    queue = tail.subscribe_all()
     try:
+        await tail.ready()
         last = list((after or Positions.origin(count)).ids)
         if after is not None:
             async for entry in missed(store, read_model, follower.account, after):
@@ -110,7 +110,7 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
                 if (message := await follower.message(entry, Positions(tuple(last)))):
                     yield message
     finally:
-        tail.firehose.discard(queue)
+        tail.unsubscribe_all(queue)
 
 
 async def missed(store: EventStore, read_model: ReadModel, account: Account,

@@ -80,7 +80,7 @@ class Parts:
         try:
             await self.tail.start()
         except RedisError:
-            log.warning("Redis is unavailable at start; the tail starts from the beginning")
+            log.warning("Redis is unavailable at start; the partition count goes unchecked")
         tail_task = asyncio.create_task(self.tail.run())
         try:
             yield

@@ -18,7 +18,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.auth import HEADER, key_in_message, unauthorized
-from services.gateway.errors import close
+from services.gateway.errors import UNAVAILABLE, close
 from services.gateway.feed import Follower, follow_all
 from services.gateway.guard import MessageGuard
 from services.gateway.parts import Parts, parts_of
@@ -100,12 +100,20 @@ async def stream(ws: WebSocket) -> None:
     resends what came after that position. Without it the stream starts where the log
     stood when the connection opened, so nothing the client does once it is connected can
     be missed while its key is being checked."""
-    opened = parts_of(ws).tail.position
+    try:
+        opened: Positions | Exception = await parts_of(ws).tail.now()
+    except UNAVAILABLE as problem:
+        # Answered once the socket is open (error, then 1011): before, it could not be.
+        opened = problem
 
     async def serve(parts: Parts, account: Account, guard: MessageGuard) -> None:
         after_text = ws.query_params.get("after")
-        after = opened if after_text is None else position(after_text,
-                                                           len(parts.store.partitions))
+        if after_text is not None:
+            after = position(after_text, len(parts.store.partitions))
+        elif isinstance(opened, Exception):
+            raise opened
+        else:
+            after = opened
         follower = Follower(account, parts.owners, parts.history)
         feed = follow_all(parts.tail, parts.store, parts.read_model, follower, after)
         await stream_to(parts, ws, send_feed(ws, feed), guard)

@@ -1,11 +1,14 @@
 """Following orders: one tail of the log per gateway process (every partition of it),
 fanned out in memory to the subscribers of each order, and each subscriber's history read
-without a gap.
+without a gap. The tail reads only while someone follows: with no subscriber it pauses and
+sends Redis nothing.
 
-A subscriber registers with the tail first and reads the order's history second. The
-history has every event appended before the read; the tail delivers every event appended
-after the registration; the overlap is dropped by ``seq``. So each status arrives exactly
-once, in order, whenever the subscriber connects.
+A subscriber registers with the tail first, waits until the tail is reading (``ready``),
+and reads the order's history last. The tail delivers every event after its positions to
+whoever is registered when it reads them; a tail that was paused takes the log's heads as
+its positions before it counts as reading. So the history has every event up to the tail's
+positions, the tail delivers every event after them, and the overlap is dropped by
+``seq``: each status arrives exactly once, in order, whenever the subscriber connects.
 """
 
 from __future__ import annotations
@@ -32,29 +35,68 @@ class Tail:
     def __init__(self, store: EventStore, batch: int = 1000) -> None:
         self.store = store
         self.batch = batch
-        # Where the tail stands in each partition of the log.
+        # Where the tail stands in each partition of the log; stale while it is paused.
         self.positions = list(Positions.origin(len(store.partitions)).ids)
         self.subscribers: dict[str, set[asyncio.Queue[AnyEvent]]] = defaultdict(set)
         # Followers of every order (each filters what it may see): /orders/stream.
         self.firehose: set[asyncio.Queue[Entry]] = set()
         self.events_seen = 0
+        # Set by every registration, so that paused read loops wake up.
+        self.wanted = asyncio.Event()
+        # One per read loop: set while it reads on from positions it took after waking.
+        self.reading = [asyncio.Event() for _ in store.read_sets]
 
     @property
     def position(self) -> Positions:
         return Positions(tuple(self.positions))
 
+    @property
+    def followed(self) -> bool:
+        return bool(self.subscribers or self.firehose)
+
     async def start(self) -> None:
+        """Refuses a log of another partition count. The tail starts paused: it reads the
+        log's heads when it is first followed."""
         await self.store.check_partitions()
-        self.positions = list((await self.store.heads()).ids)
+
+    async def now(self) -> Positions:
+        """Where the log stands, or stood a moment ago: the tail's position while every
+        loop reads (no round trip), the log's heads otherwise."""
+        if all(reading.is_set() for reading in self.reading):
+            return self.position
+        return await self.store.heads()
+
+    async def ready(self) -> None:
+        """Returns once every read loop is reading (at once while the tail reads). A
+        follower registered before calling it then gets from the tail every event that a
+        read of the log made after it returns does not see."""
+        for reading in self.reading:
+            await reading.wait()
 
     async def run(self) -> None:
         """One read loop per read set: a single one on a single Redis, one per partition on
         a cluster."""
-        await asyncio.gather(*(self._run(part) for part in self.store.read_sets))
+        await asyncio.gather(*(self._run(partitions, reading) for partitions, reading
+                               in zip(self.store.read_sets, self.reading, strict=True)))
 
-    async def _run(self, partitions: list[int]) -> None:
+    async def _run(self, partitions: list[int], reading: asyncio.Event) -> None:
         while True:
+            if not self.followed:
+                # Nothing awaited between the check and the clear: a follower registers
+                # either before (the loop reads on from positions older than that) or
+                # after (it waits for the heads this loop reads once woken).
+                reading.clear()
+                self.wanted.clear()
+                await self.wanted.wait()
+                continue
             try:
+                if not reading.is_set():
+                    # Events appended while paused are in the histories that followers
+                    # read once this is set; those after the heads come from the tail.
+                    heads = await self.store.heads()
+                    for partition in partitions:
+                        self.positions[partition] = heads[partition]
+                    reading.set()
                 entries = await self.store.tail_raw(self.positions, self.batch, partitions,
                                                     self.store.longest_block_ms)
             except asyncio.CancelledError:
@@ -81,6 +123,7 @@ class Tail:
     def subscribe(self, order_id: str) -> asyncio.Queue[AnyEvent]:
         queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
         self.subscribers[order_id].add(queue)
+        self.wanted.set()
         return queue
 
     def unsubscribe(self, order_id: str, queue: asyncio.Queue[AnyEvent]) -> None:
@@ -90,6 +133,15 @@ class Tail:
             if not queues:
                 del self.subscribers[order_id]
 
+    def subscribe_all(self) -> asyncio.Queue[Entry]:
+        queue: asyncio.Queue[Entry] = asyncio.Queue()
+        self.firehose.add(queue)
+        self.wanted.set()
+        return queue
+
+    def unsubscribe_all(self, queue: asyncio.Queue[Entry]) -> None:
+        self.firehose.discard(queue)
+
 
 async def follow(
     tail: Tail, order_id: str, history: History
@@ -98,6 +150,7 @@ async def follow(
     after the terminal event."""
     queue = tail.subscribe(order_id)
     try:
+        await tail.ready()
         events = await history(order_id)
         if not events:
             raise UnknownOrder(order_id)

@@ -1,5 +1,6 @@
-"""An idle system makes a few Redis calls a second per process, not a busy poll: with 8
-partitions (twice the default) and one consumer per group, on a single Redis and on a cluster.
+"""An idle system makes a few Redis calls a second per process, not a busy poll (and a
+gateway nobody follows, none): with 8 partitions (twice the default) and one consumer per
+group, on a single Redis and on a cluster.
 
 Each process's calls are counted by the servers themselves: ``CLIENT LIST`` gives every
 connection's ``tot-cmds`` (Valkey) and whether it waits in a blocking command, and the
@@ -144,13 +145,15 @@ async def idle_calls_per_s(running: System, servers: Servers, kind: str) -> dict
     print(f"one sweep period, {kind}: {elapsed:.1f} s; calls per command, all processes: "
           + ", ".join(f"{name} {after[name] - before[name]}"
                       for name in sorted(after) if after[name] > before[name]))
-    # A process that polls is never found waiting in a blocking read.
-    polling = sorted(name for name in closed if not any(
+    calls_before = {key: c.calls for held in opened.values() for key, c in held.items()}
+    calls = {name: sum(c.calls - calls_before.get(key, 0) for key, c in held.items())
+             for name, held in closed.items()}
+    # A process that polls is never found waiting in a blocking read; one that makes no
+    # call (a gateway's tail that nobody follows reads nothing) does not poll either.
+    polling = sorted(name for name in closed if calls[name] and not any(
         c.blocked for c in [*opened.get(name, {}).values(), *closed[name].values()]))
     assert not polling, f"not waiting in a blocking read, so polling: {polling}"
-    calls_before = {key: c.calls for held in opened.values() for key, c in held.items()}
-    return {name: sum(c.calls - calls_before.get(key, 0) for key, c in held.items())
-            / max(elapsed, READ_S[kind]) for name, held in closed.items()}
+    return {name: count / max(elapsed, READ_S[kind]) for name, count in calls.items()}
 
 
 def cluster_ports(url: str) -> list[int]:
@@ -182,3 +185,5 @@ async def test_an_idle_system_makes_a_few_redis_calls_a_second_per_process(
           + ", ".join(f"{name} {rate:.2f}" for name, rate in sorted(rates.items())))
     assert set(rates) == {"gateway-0", "router-0", "executor-0", "persister-0", "trigger-0"}
     assert all(rate <= MOST_PER_S for rate in rates.values()), rates
+    # No WebSocket follows anything: the gateway's tail reads nothing.
+    assert rates["gateway-0"] == 0, rates

@@ -163,6 +163,9 @@ def client_of(account: Account = OPERATOR) -> TestClient:
     async def fresh() -> None:
         return None
 
+    async def now() -> Positions:
+        return Positions.origin(1)
+
     untouchable = Untouchable("a store")
 
     def history_for(_: Account) -> Any:
@@ -173,7 +176,7 @@ def client_of(account: Account = OPERATOR) -> TestClient:
         read_model=untouchable, store=untouchable, limits=untouchable,
         idempotency=untouchable, history_for=history_for,
         launches=SimpleNamespace(fresh=fresh), sockets=Counter(),
-        tail=SimpleNamespace(position=Positions.origin(1)), lifespan=None,
+        tail=SimpleNamespace(now=now), lifespan=None,
     )
     parts.store = SimpleNamespace(partitions=[0])
     return TestClient(create_app(Settings(), parts), raise_server_exceptions=False)
