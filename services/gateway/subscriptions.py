@@ -18,6 +18,8 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from redis.exceptions import ConnectionError
+
 from shared.events import AnyEvent, decode
 from shared.order import OrderState
 from shared.stream import Entry, EventStore, Positions
@@ -25,6 +27,9 @@ from shared.stream import Entry, EventStore, Positions
 log = logging.getLogger("oee.gateway")
 
 History = Callable[[str], Awaitable[list[AnyEvent]]]
+
+# A woken tail reads the log's heads first, one round trip; this long, it cannot.
+READY_TIMEOUT_S = 5.0
 
 
 class UnknownOrder(Exception):
@@ -69,9 +74,15 @@ class Tail:
     async def ready(self) -> None:
         """Returns once every read loop is reading (at once while the tail reads). A
         follower registered before calling it then gets from the tail every event that a
-        read of the log made after it returns does not see."""
-        for reading in self.reading:
-            await reading.wait()
+        read of the log made after it returns does not see. A tail that cannot start
+        reading within ``READY_TIMEOUT_S`` (Redis does not answer) is Redis unavailable, as
+        a failed history read would be: the follower is told so instead of left waiting."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                for reading in self.reading:
+                    await reading.wait()
+        except TimeoutError as error:
+            raise ConnectionError("the log's tail could not start reading") from error
 
     async def run(self) -> None:
         """One read loop per read set: a single one on a single Redis, one per partition on

@@ -11,7 +11,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from services.gateway import subscriptions
 from services.gateway.feed import Follower, Owners, follow_all
 from services.gateway.read_model import ReadModel
 from services.gateway.subscriptions import Tail, follow
@@ -196,3 +198,27 @@ async def test_stream_followers_waking_a_paused_tail_get_every_status_once_in_or
                 assert got[:len(opened)] == [{o: HAPPY_SEQS for o in order_ids}] * len(opened)
     finally:
         await read_model.close()
+
+
+async def test_a_tail_that_cannot_wake_tells_its_follower_redis_is_unavailable(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While Redis does not answer, a follower waking a paused tail gets the error that a
+    failed history read would give it (its WebSocket closes 1011, unavailable), not an
+    endless wait; once Redis answers again, the next follower is served."""
+    monkeypatch.setattr(subscriptions, "READY_TIMEOUT_S", 0.3)
+    answer_heads = store.heads
+
+    async def no_answer() -> Positions:
+        raise RedisConnectionError("Redis is away")
+
+    monkeypatch.setattr(store, "heads", no_answer)
+    async with tailing(store) as tail:
+        queue = tail.subscribe("an-order")
+        with pytest.raises(RedisConnectionError):
+            await tail.ready()
+        monkeypatch.setattr(store, "heads", answer_heads)
+        monkeypatch.setattr(subscriptions, "READY_TIMEOUT_S", 5.0)
+        await tail.ready()  # the loop's next try, a second later
+        assert all(reading.is_set() for reading in tail.reading)
+        tail.unsubscribe("an-order", queue)
