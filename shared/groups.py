@@ -146,13 +146,15 @@ class ConsumerGroup:
 
     async def read(self, consumer: str, count: int, partitions: Sequence[int], *,
                    pending: Positions | None = None, block_ms: int | None = None,
-                   ) -> list[Entry]:
+                   acks: Sequence[Entry] = ()) -> list[Entry]:
         """New entries of these partitions for this consumer (up to ``count`` in all,
         spread over them), or with ``pending`` its own unacknowledged entries after those
-        ids (redeliveries)."""
+        ids (redeliveries). ``acks``: entries of any partition to acknowledge first, in
+        the same round trip on a single Redis."""
         per = max(1, math.ceil(count / len(partitions)))
         if self.store.cluster and len(partitions) > 1:
             # One command per partition: a command's keys must share a slot.
+            await self.ack(acks)
             parts = await asyncio.gather(*(
                 self.read(consumer, per, [p], pending=pending, block_ms=block_ms)
                 for p in partitions))
@@ -165,7 +167,7 @@ class ConsumerGroup:
         else:
             after = [str(pending[p]) for p in partitions]
         command += ["STREAMS", *(self.streams[p] for p in partitions), *after]
-        reply = await read_blocking(self.store.blocking, command)
+        reply = await read_blocking(self.store.blocking, command, first=self._acks(acks))
         index = {s: p for p, s in enumerate(self.streams)}
         entries = []
         for key, raw in streams_read(reply):
@@ -212,9 +214,11 @@ class ConsumerGroup:
 
     async def ack(self, entries: Sequence[Entry]) -> None:
         """One XACK per partition, all in one round trip."""
-        await pipelined(self.redis, [
-            ("XACK", self.streams[partition], self.name, *(str(i) for i in ids))
-            for partition, ids in _by_partition([e.ref for e in entries]).items()])
+        await pipelined(self.redis, self._acks(entries))
+
+    def _acks(self, entries: Sequence[Entry]) -> list[tuple[Any, ...]]:
+        return [("XACK", self.streams[partition], self.name, *(str(i) for i in ids))
+                for partition, ids in _by_partition([e.ref for e in entries]).items()]
 
 
 def _by_partition(refs: Sequence[tuple[int, StreamId]]) -> dict[int, list[StreamId]]:

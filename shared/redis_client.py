@@ -79,23 +79,25 @@ class Client(aioredis.Redis):
         self._idle: list[MultiplexedConnection] = []
         self._lent: set[MultiplexedConnection] = set()
 
-    async def alone(self, command: Sequence[Any]) -> Any:
-        """The reply to ``command`` on a connection no other call uses meanwhile."""
+    async def alone(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """The replies to ``commands`` on a connection no other call uses meanwhile; the
+        first error reply is raised."""
         connection = self._idle.pop() if self._idle else self._connection_of()
         self._lent.add(connection)
         try:
-            [reply] = await _multiplexed(connection, [command])
+            replies = await _multiplexed(connection, commands)
         except BaseException:
-            # Cancelled, maybe, with the reply still to come: the next call must not
-            # wait behind it.
+            # Cancelled, maybe, with a reply still to come: the next call must not wait
+            # behind it.
             self._lent.discard(connection)
             await connection.aclose()
             raise
         self._lent.discard(connection)
         self._idle.append(connection)
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         for connection in [self.multiplexed, *self._idle, *self._lent]:
@@ -104,13 +106,17 @@ class Client(aioredis.Redis):
         await super().aclose(close_connection_pool)
 
 
-async def read_blocking(redis: aioredis.Redis, command: Sequence[Any]) -> Any:
+async def read_blocking(redis: aioredis.Redis, command: Sequence[Any], *,
+                        first: Sequence[Sequence[Any]] = ()) -> Any:
     """The reply to a command that may block (``XREAD``, ``XREADGROUP`` with ``BLOCK``), as
     the protocol gives it, on a connection of its own: on a single Redis one of the
     client's lean connections (``Client.alone``), lent and taken back without a pool's
-    locks and timers; on a cluster, through redis-py's client, which finds the node."""
+    locks and timers; on a cluster, through redis-py's client, which finds the node.
+    ``first``: commands that go ahead of it, in the same round trip on a single Redis."""
     if isinstance(redis, Client):
-        return await redis.alone(command)
+        replies = await redis.alone([*first, command])
+        return replies[-1]
+    await pipelined(redis, first)
     return await redis.execute_command(*command)  # type: ignore[no-untyped-call]
 
 

@@ -10,14 +10,14 @@ of looping forever.
 
 The handler knows nothing of the stream: it gets events of the types it asked for, in
 chunks of ``chunk_size``, and returns when they are done; only then are they acknowledged,
-a moment later (``shared.batching.LINGER_S``), with what other chunks finished meanwhile.
-Other types are acknowledged the same way, without being handed over. A handler that takes
-longer than ``handling_timeout_s`` is cancelled (a watchdog checks every tenth of it) and
-its entries are no longer kept alive, so another consumer claims them; the idempotent
-appends make the order converge. At most ``concurrency`` chunks are in hand at once, and a
-worker reads no more than its free slots can start, so one consumer never hoards work
-another could start. When Redis is away the loop waits and tries again; nothing is
-acknowledged that was not done.
+with what other chunks finished meanwhile, in the round trip of the worker's next read (or
+``ACK_LINGER_S`` later, if no read comes sooner). Other types are acknowledged the same
+way, without being handed over. A handler that takes longer than ``handling_timeout_s`` is
+cancelled (a watchdog checks every tenth of it) and its entries are no longer kept alive,
+so another consumer claims them; the idempotent appends make the order converge. At most
+``concurrency`` chunks are in hand at once, and a worker reads no more than its free slots
+can start, so one consumer never hoards work another could start. When Redis is away the
+loop waits and tries again; nothing is acknowledged that was not done.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
-from shared.batching import LINGER_S
 from shared.config import Settings, load
 from shared.events import Event
 from shared.logs import bind_events
@@ -42,6 +41,11 @@ from shared.stream import Entry, EventStore, Positions, StreamId
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Entry]], Awaitable[None]]
+
+# How long handled entries wait for the next read to carry their acknowledgement, at most:
+# a worker busy enough to read again within this saves a round trip and a wake-up; one
+# that is not acknowledges them then, in a round trip of their own.
+ACK_LINGER_S = 0.2
 Ref = tuple[int, StreamId]
 
 
@@ -99,8 +103,9 @@ class Worker:
         # Chunks in hand, by when their handling must be over; and those the watchdog let go.
         self._deadlines: dict[asyncio.Task[None], float] = {}
         self._overdue: set[asyncio.Task[None]] = set()
-        # Handled, and acknowledged together a moment later.
+        # Handled, and acknowledged together with the next read, or by a timer.
         self._finished: list[Entry] = []
+        self._ack_timer = False
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -189,8 +194,16 @@ class Worker:
             if free <= 0:
                 await self._wait_for_slot(stop)
                 return False
-            entries = await self.group.read(self.settings.consumer, free, partitions,
-                                            block_ms=self.store.longest_block_ms)
+            acks, self._finished = self._finished, []
+            try:
+                entries = await self.group.read(self.settings.consumer, free, partitions,
+                                                block_ms=self.store.longest_block_ms,
+                                                acks=acks)
+            except BaseException:
+                # Perhaps not acknowledged: again with the next read, or the timer's.
+                self._acknowledge_soon(acks)
+                raise
+            self._held.difference_update(e.ref for e in acks)
             lingering = self.settings.linger_s > 0 and 0 < len(entries) < free
             await self._dispatch(entries)
             return False
@@ -324,17 +337,22 @@ class Worker:
         return False
 
     def _acknowledge_soon(self, entries: list[Entry]) -> None:
-        """Acknowledged a moment later (``LINGER_S``), with whatever else finished
-        meanwhile, in one round trip; kept alive until then. No task waits for it: with the
+        """Acknowledged in the round trip of the next read (a busy worker reads again
+        within moments of finishing), or by a timer ``ACK_LINGER_S`` later, with whatever
+        else finished meanwhile; kept alive until then. No task waits for it: with the
         watchdog, that took an entry handed over alone (as the executor takes orders) from
         26-29 µs of the worker's CPU to 15-16 (``bench.overheads``)."""
-        if not self._finished:
+        if entries and not self._ack_timer:
+            self._ack_timer = True
             self._track(asyncio.create_task(self._acknowledge_finished()))
         self._finished.extend(entries)
 
     async def _acknowledge_finished(self) -> None:
-        await asyncio.sleep(LINGER_S)
+        await asyncio.sleep(ACK_LINGER_S)
+        self._ack_timer = False
         entries, self._finished = self._finished, []
+        if not entries:
+            return  # a read took them
         try:
             await self.group.ack(entries)
         except (RedisError, RedisClusterException) as error:

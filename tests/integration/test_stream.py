@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import pytest
 from redis.exceptions import ResponseError
 
 from shared.events import Built, Confirmed, Failed, OrderRequested
+from shared.groups import ConsumerGroup
 from shared.stream import Entry, EventStore, Positions, StreamId
 from shared.worker import Worker, WorkerSettings
 from tests.helpers import eventually, order, route_now
@@ -104,6 +106,46 @@ async def test_a_lingering_worker_reads_a_first_event_at_once_and_those_after_it
     stop.set()
     await task
     assert chunks == [[first.order_id], [each.order_id for each in later]]
+
+
+async def test_a_busy_worker_acknowledges_with_its_next_read(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries handled one after another, each soon after the last: each one's
+    acknowledgement goes with the read that follows, not in a round trip of its own; the
+    last one's, with no read after it, goes by the timer."""
+    if store.cluster:
+        pytest.skip("a cluster acknowledges in a round trip of its own before each read")
+    separate_acks: list[int] = []
+    acknowledge = ConsumerGroup.ack
+
+    async def counted(group: ConsumerGroup, entries: Sequence[Entry]) -> None:
+        separate_acks.append(len(entries))
+        await acknowledge(group, entries)
+
+    monkeypatch.setattr(ConsumerGroup, "ack", counted)
+    handled: list[str] = []
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        handled.extend(e.event.order_id for e in entries)
+
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,))
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+    orders = [order(new_id()) for _ in range(20)]
+    for each in orders:  # each after the one before was handled, well inside the timer
+        await store.append([each])
+
+        async def handled_it(order_id: str = each.order_id) -> bool | None:
+            return True if order_id in handled else None
+
+        await eventually(handled_it, 10, every_s=0.005)
+        await asyncio.sleep(0.03)  # the pace of the load: longer than the old 20 ms linger
+    await eventually(lambda: _pending(store, 0), 10)
+    stop.set()
+    await task
+    assert len(handled) == 20
+    # The timer acknowledged only what no read came to carry: the last entry or two.
+    assert sum(separate_acks) <= 2, separate_acks
 
 
 async def test_a_restarted_consumer_finishes_its_own_pending_entries_first(
