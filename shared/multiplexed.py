@@ -117,7 +117,8 @@ class MultiplexedConnection:
         except TypeError as error:
             raise DataError(error) from error
         protocol = self._protocol
-        if protocol is None or protocol.lost is not None or self._loop is not _running():
+        if (protocol is None or protocol.lost is not None
+                or self._loop is not asyncio.get_running_loop()):
             protocol = await self._connected()
         replies = await self._send(protocol, packed, len(commands))
         return [_error(reply) if isinstance(reply, ResponseError) else reply
@@ -148,7 +149,7 @@ class MultiplexedConnection:
         protocol.watchdog = self._loop.call_at(due, self._check_late, protocol)
 
     async def _connected(self) -> _Protocol:
-        loop = _running()
+        loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # Made in another event loop (a test's earlier one): that one's socket is not
             # this loop's to use.
@@ -162,7 +163,7 @@ class MultiplexedConnection:
         return await asyncio.shield(connecting)
 
     async def _connect(self) -> _Protocol:
-        loop = _running()
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
@@ -189,10 +190,6 @@ class MultiplexedConnection:
         if protocol is not None and protocol.transport is not None:
             protocol.fail(ConnectionError("Redis connection closed"))
             protocol.transport.close()
-
-
-def _running() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
 
 
 def _error(reply: ResponseError) -> ResponseError:

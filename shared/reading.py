@@ -46,13 +46,16 @@ def streams_read(reply: Any) -> list[tuple[str, StreamEntries]]:
     if reply is None:
         return []
     if isinstance(reply, dict):
-        return [(as_text(key), [(entry_id, _fields(fields)) for entry_id, fields in raw])
+        return [(as_text(key), [(entry_id, None if fields is None else _pairs(fields))
+                                for entry_id, fields in raw])
                 for key, raw in reply.items()]
     return [(as_text(key), raw) for key, raw in reply]
 
 
-def _fields(flat: list[bytes] | None) -> dict[bytes, bytes] | None:
-    return None if flat is None else dict(zip(flat[::2], flat[1::2], strict=True))
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    """Field, value, field, value... as a dict: a hash as RESP2 gives it, or a stream
+    entry's fields."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # The fields of an order's hash that are not events: its lifecycle state.
@@ -60,8 +63,8 @@ _NOT_EVENTS = frozenset({b"st"})
 
 
 def _history(raw: Mapping[Any, bytes | str] | list[Any]) -> list[AnyEvent]:
-    if isinstance(raw, list):  # a hash as RESP2 gives it: field, value, field, value...
-        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    if isinstance(raw, list):
+        raw = _pairs(raw)
     events = (decode(data) for key, data in raw.items() if key not in _NOT_EVENTS)
     return sorted(events, key=lambda e: e.seq)
 

@@ -41,12 +41,12 @@ from shared.stream import Entry, EventStore, Positions, StreamId
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Entry]], Awaitable[None]]
+Ref = tuple[int, StreamId]
 
 # How long handled entries wait for the next read to carry their acknowledgement, at most:
 # a worker busy enough to read again within this saves a round trip and a wake-up; one
 # that is not acknowledges them then, in a round trip of their own.
 ACK_LINGER_S = 0.2
-Ref = tuple[int, StreamId]
 
 
 def consumer_name(service: str) -> str:
