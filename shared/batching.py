@@ -16,9 +16,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-# How long bookkeeping lingers for company: an entry stays pending, or a landing's record
-# stays long-lived, that much longer, which only a crash in between would notice (the work
-# is done again, idempotently).
+# How long bookkeeping lingers for company: a landing's record stays long-lived that much
+# longer, which only a crash in between would notice (the work is done again, idempotently).
 LINGER_S = 0.02
 
 T = TypeVar("T")
