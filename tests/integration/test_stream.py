@@ -209,10 +209,13 @@ async def _pending(store: EventStore, count: int, name: str = "g") -> bool | Non
             groups = await store.redis.xinfo_groups(stream)
         except ResponseError:  # not created yet
             return None
-        for group in groups:
-            if group["name"].decode() == name:
-                pending += group["pending"]
-                lag += group["lag"]
+        mine = [group for group in groups if group["name"].decode() == name]
+        if not mine:
+            # The stream is there (an append made it) but not the group yet: the worker
+            # creates a group on each partition's stream in turn.
+            return None
+        pending += mine[0]["pending"]
+        lag += mine[0]["lag"]
     return True if pending == count and lag == 0 else None
 
 
