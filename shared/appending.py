@@ -1,6 +1,8 @@
 """Appending: one Lua script writes an event to its partition's log, to its order's index
 (a hash of ``seq -> event``) and to the queue of the service it hands the order to, so an
-event is in the log if and only if it is in its order's hash. That gives two things cheaply:
+event is in the log if and only if it is in its order's hash. A queue entry also carries the
+order's events before it (field ``h``, a JSON array), so the service that takes the order
+over decides without reading the hash back. That gives two things cheaply:
 
 * appends are idempotent: a second event with the same (order, seq) is dropped, whichever
   service instance produced it, so a redelivered cause can never fork an order's story;
@@ -64,6 +66,10 @@ _APPEND_CHUNK = 500
 # Arguments per event after the first (the index TTL): seq, order id, JSON.
 _ARGS_PER_EVENT = 3
 
+# A queue entry carries the order's earlier events up to this many; an order with a longer
+# story (retries upon retries) is read from its hash instead.
+STORY_MAX = 64
+
 # Two Lua functions, the script's reading of an event. type_of: the type tag, which leads
 # the JSON (msgspec writes the tag first). move_of: what the event does in its order's
 # lifecycle, as ``Event.move`` says in Python. The JSON is decoded only where the type alone
@@ -104,6 +110,20 @@ end
 # event's stream id; false where it was refused; '0-0' where the same event is in already
 # (a repeated call whose first reply was lost): it is in.
 _APPEND = MOVE_OF + """
+-- The order's events before seq, as one JSON array (nil for the first event, or where the
+-- hash lacks one of them): a queue entry carries them, so the service it hands the order
+-- to need not read the hash back.
+local function story_before(key, seq)
+  if seq < 2 or seq > __STORY_MAX__ then return nil end
+  local fields = {}
+  for n = 1, seq - 1 do fields[n] = n end
+  local events = redis.call('HMGET', key, unpack(fields))
+  for n = 1, seq - 1 do
+    if not events[n] then return nil end
+  end
+  return '[' .. table.concat(events, ',') .. ']'
+end
+
 local allowed = __ALLOWED__
 local target = __TARGET__
 local queue = __QUEUE__
@@ -122,7 +142,13 @@ for i = first, #KEYS do
     ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
     local q = queue[move]
     if q then
-      redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+      local before = story_before(KEYS[i], tonumber(seq))
+      if before then
+        redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data,
+                   'h', before)
+      else
+        redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+      end
     end
     redis.call('HSET', KEYS[i], seq, data, 'st', target[move])
     if seq == '1' then
@@ -160,6 +186,7 @@ def lua_tables() -> dict[str, str]:
             for kind in get_args(lifecycle.FailureKind) for retryable in (True, False)}),
         "__QUEUES__": str(len(QUEUES)),
         "__ARGS_PER_EVENT__": str(_ARGS_PER_EVENT),
+        "__STORY_MAX__": str(STORY_MAX),
     }
 
 

@@ -276,6 +276,14 @@ def decode(data: bytes | str) -> AnyEvent:
     return event
 
 
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_all(data: bytes | str) -> list[AnyEvent]:
+    """A JSON array of events, each of any version, as their current classes."""
+    return [decode(raw) for raw in _raw_list.decode(data)]
+
+
 def to_builtins(event: Event) -> dict[str, object]:
     builtins = msgspec.to_builtins(event)
     assert isinstance(builtins, dict)

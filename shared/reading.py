@@ -11,18 +11,21 @@ import msgspec
 
 from shared.batching import Batcher
 from shared.config import Settings
-from shared.events import AnyEvent, decode
+from shared.events import AnyEvent, decode, decode_all
 from shared.positions import ORIGIN, Positions, StreamId
 from shared.redis_client import pipelined, read_blocking
 from shared.store_base import StoreBase, as_text
 
 
 class Entry(msgspec.Struct, frozen=True):
-    """An event as read from the log, with where it sits there."""
+    """An event as read from the log or a queue, with where it sits there. ``history``:
+    the order's events up to this one, where a queue entry carries them (None: read them
+    from the store)."""
 
     id: StreamId
     event: AnyEvent
     partition: int = 0
+    history: list[AnyEvent] | None = None
 
     @property
     def ref(self) -> tuple[int, StreamId]:
@@ -31,8 +34,14 @@ class Entry(msgspec.Struct, frozen=True):
 
 def parse_entries(raw: Sequence[tuple[bytes, dict[bytes, bytes]]],
                   partition: int = 0) -> list[Entry]:
-    return [Entry(StreamId.parse(entry_id), decode(fields[b"d"]), partition)
-            for entry_id, fields in raw]
+    return [_entry(entry_id, fields, partition) for entry_id, fields in raw]
+
+
+def _entry(entry_id: bytes, fields: dict[bytes, bytes], partition: int) -> Entry:
+    event = decode(fields[b"d"])
+    before = fields.get(b"h")
+    history = None if before is None else [*decode_all(before), event]
+    return Entry(StreamId.parse(entry_id), event, partition, history)
 
 
 StreamEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
@@ -81,6 +90,15 @@ class Reading(StoreBase):
         same moment share one pipeline."""
         [history] = await self._histories([order_id])
         return history
+
+    async def history_of(self, entry: Entry) -> list[AnyEvent]:
+        """The order's history as its queue entry carries it (as of that entry), or as the
+        store holds it now."""
+        if entry.history is not None:
+            return entry.history
+        if entry.event.seq == 1:
+            return [entry.event]
+        return await self.history(entry.event.order_id)
 
     async def histories(self, order_ids: Sequence[str]) -> list[list[AnyEvent]]:
         """``history`` of many orders in one round trip."""

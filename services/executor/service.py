@@ -161,17 +161,43 @@ async def execute(store: EventStore, chain: SimulatedChain, settings: Settings,
     routed = entry.event
     try:
         with traced.span("build", entry):
-            state = fold(routed.order_id, await store.history(routed.order_id))
-            begun = decisions.execute(state, build)
-            if isinstance(begun, Refused):
-                # A redelivered route of an order that moved on (waiting for a new route,
-                # or ended): not the executor's to act on.
-                return
-            execution = Execution(store, chain, settings, state)
-            await execution.append(begun)
-        await execution.run(taken_over=not begun)
+            begun = await begin(store, chain, settings, entry)
+        if begun is not None:
+            execution, taken_over = begun
+            await execution.run(taken_over)
     except Superseded as superseded:
         log.info("order %s is in other hands (%s already written)", routed.order_id, superseded)
+
+
+async def begin(store: EventStore, chain: SimulatedChain, settings: Settings,
+                entry: Entry) -> tuple[Execution, bool] | None:
+    """The order's execution with its build appended, and whether it had begun already
+    (taken over); None where the order is not the executor's to act on.
+
+    Decided first on the history the queue entry carries, the order's as of its route. Where
+    the order moved on since (a redelivered entry), the store refuses the build, whose seq
+    is taken, and the order is decided again on the history the store holds now."""
+    order_id = entry.event.order_id
+    if entry.history is not None:
+        try:
+            begun = await begin_on(store, chain, settings, fold(order_id, entry.history))
+        except Superseded:
+            begun = None
+        if begun is not None:
+            return begun
+    return await begin_on(store, chain, settings, fold(order_id, await store.history(order_id)))
+
+
+async def begin_on(store: EventStore, chain: SimulatedChain, settings: Settings,
+                   state: OrderState) -> tuple[Execution, bool] | None:
+    begun = decisions.execute(state, build)
+    if isinstance(begun, Refused):
+        # A redelivered route of an order that moved on (waiting for a new route, or
+        # ended): not the executor's to act on.
+        return None
+    execution = Execution(store, chain, settings, state)
+    await execution.append(begun)
+    return execution, not begun
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

@@ -78,18 +78,19 @@ class Router:
                 ROUTES.labels(event.route.kind, event.route.venues).inc()
         return decided
 
-    async def routing_of(self, event: Event) -> Routing | Refused | None:
+    async def routing_of(self, entry: Entry) -> Routing | Refused | None:
         """What the domain says the router owes the order of a fired order or a failed
-        attempt, if anything: decided on the order's whole history, as the order may have
-        moved on since."""
+        attempt, if anything: decided on the order's whole history as its queue entry
+        carries it. (Where the order moved on since, the store refuses the route.)"""
+        event = entry.event
         if isinstance(event, Triggered):
             # (A sniper fired on its launched pool comes with its Routed and never reaches
             # the router; one whose fill a trigger from before that appended alone is
             # searched here again.)
-            history = await self.store.history(event.order_id)
+            history = await self.store.history_of(entry)
             return decisions.route_fired(fold(event.order_id, history), event)
         if isinstance(event, AttemptFailed) and event.reroute:
-            history = await self.store.history(event.order_id)
+            history = await self.store.history_of(entry)
             return decisions.route_again(fold(event.order_id, history), event)
         return None
 
@@ -103,7 +104,7 @@ class Router:
         if isinstance(event, OrderRequested):  # a new order: its request is all there is
             routing: Routing | Refused | None = decisions.route_request(event)
         else:
-            routing = await self.routing_of(event)
+            routing = await self.routing_of(entry)
         if isinstance(routing, Routing):
             with self.traced.span("route", entry, routing.order):
                 await self.store.append(tracing.made(await self.route(routing)))
