@@ -424,7 +424,7 @@ class Bench:
                pending: dict[str, int]) -> Result:
         ended = [t for t in self.tracks.values() if t.ended_at is not None]
         e2e = [(t.ended_at - t.submitted_at) * 1000 for t in ended if t.ended_at]
-        overhead = []
+        overhead, simulated_sum, timed_sum = [], 0.0, 0.0
         kinds = (RESTING_STAGES if self.options.resting else
                  STAGES if self.options.order_type == "market" else WAITING_STAGES)
         stages: dict[str, list[float]] = {name: [] for name, _, _ in kinds}
@@ -437,7 +437,9 @@ class Bench:
                 # A fired sniper's route was priced by the trigger: no venue was asked.
                 simulated = (max((q.latency_ms for q in routed.quotes), default=0.0)
                              + confirmed.simulated_ms)
-                overhead.append((track.ended_at - track.submitted_at) * 1000 - simulated)
+                timed = (track.ended_at - track.submitted_at) * 1000
+                overhead.append(timed - simulated)
+                simulated_sum, timed_sum = simulated_sum + simulated, timed_sum + timed
             submitted = events.get("Submitted")
             if self.launched is not None and isinstance(submitted, Submitted):
                 sniped.append((submitted.at - self.launched.at).total_seconds() * 1000)
@@ -459,6 +461,9 @@ class Bench:
             orders_per_s=round(len(ended) / seconds, 2),
             end_to_end_ms=percentiles(e2e),
             overhead_ms=percentiles(overhead),
+            # None with zero delays: then no rate is theirs.
+            ideal_rate_share=(round(simulated_sum / timed_sum, 4)
+                              if simulated_sum > 0 and timed_sum > 0 else None),
             stages_ms={name: percentiles(values) for name, values in stages.items()},
             projected_in_postgres_s=projected,
             pending_entries=pending,

@@ -58,6 +58,11 @@ class Result(msgspec.Struct):
     # the system starts and once it has stopped, so over the whole run, warm-up included.
     postgres_transactions_per_order: float | None = None
     postgres_rows_written_per_order: float | None = None
+    # Market orders with simulated delays: their summed simulated delays over their summed
+    # end-to-end times. A closed loop's slot takes an order's end to end each time, so this
+    # is the rate the engine allows against the rate the run's own draws would allow with
+    # no engine at all (free of the tail, where fewer orders than the loop's are left).
+    ideal_rate_share: float | None = None
     # CPU seconds of the engine, Redis and PostgreSQL (what cpu_ms_per_order has but the
     # generator) over the window's wall seconds: how many cores the system kept busy.
     cores_busy: float | None = None
@@ -115,6 +120,9 @@ def render(result: Result) -> str:
     if result.launch_to_submitted_ms:
         lines.append(row("launch to submitted", result.launch_to_submitted_ms))
     lines.append(row("engine overhead", result.overhead_ms))
+    if result.ideal_rate_share is not None:
+        lines.append(f"the rate the simulated delays allow, reached: "
+                     f"{result.ideal_rate_share:.2%} (their sum over the end-to-end sum)")
     for name, values in result.stages_ms.items():
         lines.append(row(f"stage {name}", values))
     if result.ws_delivery_ms:

@@ -78,6 +78,9 @@ def test_bench_follows_every_order_and_reports_figures(
     assert ordered(end_to_end) and end_to_end["p50"] >= LEAST_MS and end_to_end["max"] < 30_000
     # The engine's own share: what is left of each order's time once its delays are taken.
     assert ordered(overhead) and overhead["p50"] <= end_to_end["p50"] - LEAST_MS
+    # The share of the rate the delays allow: below 1, as the engine takes some of each
+    # order's time.
+    assert 0 < result["ideal_rate_share"] < 1
     stages = result["stages_ms"]
     assert set(stages) == MARKET_STAGES and all(ordered(s) for s in stages.values())
     assert stages["route"]["p50"] >= QUOTE_MS
