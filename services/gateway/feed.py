@@ -104,11 +104,11 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
                     if message is not None:
                         yield message
         while True:
-            entry = await queue.get()
-            if entry.id > last[entry.partition]:
-                last[entry.partition] = entry.id
-                if (message := await follower.message(entry, Positions(tuple(last)))):
-                    yield message
+            for entry in await queue.take():
+                if entry.id > last[entry.partition]:
+                    last[entry.partition] = entry.id
+                    if (message := await follower.message(entry, Positions(tuple(last)))):
+                        yield message
     finally:
         tail.unsubscribe_all(queue)
 

@@ -59,7 +59,8 @@ class Parts:
         self.sockets: Counter[str] = Counter()
         # Set on SIGTERM: every subscription closes with 1001 before the server stops.
         self.going_away = asyncio.Event()
-        self.subscriptions: set[asyncio.Task[Any]] = set()
+        # Each subscription's handling task, and the task sending its statuses.
+        self.subscriptions: dict[asyncio.Task[Any], asyncio.Task[None]] = {}
 
     async def history(self, order_id: str) -> list[AnyEvent]:
         # Redis holds recent orders, consistent with the stream; PostgreSQL holds them all.

@@ -178,45 +178,40 @@ async def next_message(ws: WebSocket, guard: MessageGuard, what: str,
     return guard.check(message)
 
 
-async def stream_to(parts: Parts, ws: WebSocket, sending: Coroutine[Any, Any, None],
+async def stream_to(parts: Parts, ws: WebSocket, sending_statuses: Coroutine[Any, Any, None],
                     guard: MessageGuard) -> None:
-    """Run ``sending`` until it ends (then close 1000), the client leaves or breaks a
-    rule, or the gateway goes away (then 1001: the client reconnects elsewhere and gets
-    the full history)."""
+    """Run ``sending_statuses`` until it ends (then close 1000), the client leaves or
+    breaks a rule, or the gateway goes away (then 1001: the client reconnects elsewhere
+    and gets the full history). Two tasks besides the handler's own, one sending and one
+    listening: a gateway holds thousands of subscriptions."""
+    if parts.going_away.is_set():
+        sending_statuses.close()
+        await close(ws, 1001)
+        return
     handler = asyncio.current_task()
     assert handler is not None
-    parts.subscriptions.add(handler)
-    try:
-        await _stream_to(parts, ws, sending, guard)
-    finally:
-        parts.subscriptions.discard(handler)
-
-
-async def _stream_to(parts: Parts, ws: WebSocket, sending_statuses: Coroutine[Any, Any, None],
-                     guard: MessageGuard) -> None:
     sending = asyncio.create_task(sending_statuses)
     listening = asyncio.create_task(_listen(ws, guard))
-    going_away = asyncio.create_task(parts.going_away.wait())
+    parts.subscriptions[handler] = sending
     WS_SUBSCRIBERS.inc()
     try:
-        done, _ = await asyncio.wait(
-            {sending, listening, going_away}, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         WS_SUBSCRIBERS.dec()
-        for task in (sending, listening, going_away):
+        parts.subscriptions.pop(handler, None)
+        for task in (sending, listening):
             task.cancel()
-        await asyncio.gather(sending, listening, going_away, return_exceptions=True)
+        await asyncio.gather(sending, listening, return_exceptions=True)
     for task in (listening, sending):
-        problem = task.exception() if task in done else None
+        problem = (task.exception() if task in done and not task.cancelled() else None)
         # A client gone is no error; anything else is answered by the exception handlers.
         if problem is not None and not isinstance(problem, WebSocketDisconnect | ConnectionError):
             raise problem
     if sending in done:
-        if sending.exception() is None:
+        if sending.cancelled():  # by ``go_away``: the handler's own cancellation ends above
+            await close(ws, 1001)
+        elif sending.exception() is None:
             await close(ws, 1000)
-    elif going_away in done:
-        await close(ws, 1001)
 
 
 async def send_statuses(parts: Parts, ws: WebSocket, order_id: str, account: Account) -> None:
@@ -241,10 +236,14 @@ async def send_status(ws: WebSocket, message: StatusMessage, at: datetime) -> No
 
 
 async def go_away(parts: Parts, timeout_s: float = 5.0) -> None:
-    """Close every subscription with 1001 and wait, briefly, until they are closed."""
+    """Close every subscription with 1001 and wait, briefly, until they are closed: each
+    stops sending, and its handler closes."""
     parts.going_away.set()
-    if parts.subscriptions:
-        await asyncio.wait(set(parts.subscriptions), timeout=timeout_s)
+    handlers = set(parts.subscriptions)
+    for sending in parts.subscriptions.values():
+        sending.cancel()
+    if handlers:
+        await asyncio.wait(handlers, timeout=timeout_s)
 
 
 async def _listen(ws: WebSocket, guard: MessageGuard) -> None:

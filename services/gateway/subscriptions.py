@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from redis.exceptions import ConnectionError
 
+from services.gateway.mailbox import Mailbox
 from shared.events import AnyEvent, decode
 from shared.order import OrderState
 from shared.stream import Entry, EventStore, Positions
@@ -42,9 +43,9 @@ class Tail:
         self.batch = batch
         # Where the tail stands in each partition of the log; stale while it is paused.
         self.positions = list(Positions.origin(len(store.partitions)).ids)
-        self.subscribers: dict[str, set[asyncio.Queue[AnyEvent]]] = defaultdict(set)
+        self.subscribers: dict[str, set[Mailbox[AnyEvent]]] = defaultdict(set)
         # Followers of every order (each filters what it may see): /orders/stream.
-        self.firehose: set[asyncio.Queue[Entry]] = set()
+        self.firehose: set[Mailbox[Entry]] = set()
         self.events_seen = 0
         # Set by every registration, so that paused read loops wake up.
         self.wanted = asyncio.Event()
@@ -131,26 +132,26 @@ class Tail:
                         everything.put_nowait(entry)
             self.events_seen += len(entries)
 
-    def subscribe(self, order_id: str) -> asyncio.Queue[AnyEvent]:
-        queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
+    def subscribe(self, order_id: str) -> Mailbox[AnyEvent]:
+        queue: Mailbox[AnyEvent] = Mailbox()
         self.subscribers[order_id].add(queue)
         self.wanted.set()
         return queue
 
-    def unsubscribe(self, order_id: str, queue: asyncio.Queue[AnyEvent]) -> None:
+    def unsubscribe(self, order_id: str, queue: Mailbox[AnyEvent]) -> None:
         queues = self.subscribers.get(order_id)
         if queues is not None:
             queues.discard(queue)
             if not queues:
                 del self.subscribers[order_id]
 
-    def subscribe_all(self) -> asyncio.Queue[Entry]:
-        queue: asyncio.Queue[Entry] = asyncio.Queue()
+    def subscribe_all(self) -> Mailbox[Entry]:
+        queue: Mailbox[Entry] = Mailbox()
         self.firehose.add(queue)
         self.wanted.set()
         return queue
 
-    def unsubscribe_all(self, queue: asyncio.Queue[Entry]) -> None:
+    def unsubscribe_all(self, queue: Mailbox[Entry]) -> None:
         self.firehose.discard(queue)
 
 
@@ -174,8 +175,8 @@ async def follow(
                 yield state, event
                 if event.is_terminal:
                     return
-            event = await queue.get()
-            if event.seq > state.last_seq:
-                waiting[event.seq] = event
+            for event in await queue.take():
+                if event.seq > state.last_seq:
+                    waiting[event.seq] = event
     finally:
         tail.unsubscribe(order_id, queue)

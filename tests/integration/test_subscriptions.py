@@ -76,7 +76,7 @@ async def test_the_tail_pauses_when_the_last_follower_leaves_and_wakes_for_the_n
                 await asyncio.wait_for(tail.ready(), 10)
                 [requested] = builders.happy_story(order_id)[:1]
                 await store.append([requested])
-                assert await asyncio.wait_for(queue.get(), 10) == requested
+                assert await asyncio.wait_for(queue.take(), 10) == [requested]
                 assert tail.events_seen > before
                 # Reading: ``now`` is the tail's own position, no round trip.
                 assert await tail.now() == tail.position
@@ -86,7 +86,7 @@ async def test_the_tail_pauses_when_the_last_follower_leaves_and_wakes_for_the_n
                 await asyncio.wait_for(tail.ready(), 10)
                 [requested] = builders.happy_story(order_id)[:1]
                 await store.append([requested])
-                entry = await asyncio.wait_for(everything.get(), 10)
+                [entry] = await asyncio.wait_for(everything.take(), 10)
                 assert entry.event == requested
                 tail.unsubscribe_all(everything)
 
