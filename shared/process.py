@@ -63,18 +63,20 @@ def _uvicorn_formats_as(formatter: logging.Formatter) -> None:
         LOGGING_CONFIG["formatters"][name] = {"()": ours}
 
 
-def hold_many_objects() -> None:
+def hold_many_objects(young: int = 100_000, middle: int = 20) -> None:
     """GC settings for a process holding thousands of live connections or orders. Python's
     full collections scan every live object: with 2,000 WebSocket connections they stalled
     the gateway for 100-300 ms each, delaying every status in flight (an executor with
     thousands of orders in flight stalls alike). Objects alive at start are frozen out of
-    the scans, and collections run less often: the young generation is collected after
-    100,000 allocations, not 700, as a burst of a thousand orders in flight makes millions
-    (a launch's 1,000 snipers reached Submitted 40 ms sooner at p99 than with 10,000, as
-    soon as with no collection at all). Only garbage in cycles waits for a collection;
-    everything else is freed the moment it is dropped."""
+    the scans, and collections run less often: by default the young generation is collected
+    after 100,000 allocations, not 700, as a burst of a thousand orders in flight makes
+    millions (a launch's 1,000 snipers reached Submitted 40 ms sooner at p99 than with
+    10,000, as soon as with no collection at all). ``young`` and ``middle``: the first two
+    thresholds, for a process whose objects mostly outlive a young collection (the
+    gateway's). Only garbage in cycles waits for a collection; everything else is freed
+    the moment it is dropped."""
     gc.freeze()
-    gc.set_threshold(100_000, 20, 100)
+    gc.set_threshold(young, middle, 100)
 
 
 def run(main: Main) -> None:
