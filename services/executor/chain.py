@@ -158,6 +158,9 @@ class SimulatedChain:
     async def send(self, order: OrderRequested, routed: Routed, attempt: int) -> Landing:
         tx_hash = signature(self.settings.seed, order.order_id, attempt)
         latency = self._latency_s(order.order_id, attempt)
+        # The transaction confirms its latency after it was sent: however late the sleep
+        # below wakes, the confirmation wait makes up for it.
+        sent_at = time.time()
         if latency:
             await asyncio.sleep(latency * SEND_SHARE)
         if self.settings.failure_rate > 0:
@@ -171,7 +174,7 @@ class SimulatedChain:
             signature=tx_hash, order_id=order.order_id, attempt=attempt,
             amount_out=amount_out, executed_price=executed_price(order, amount_out),
             latency_ms=round(latency * 1000, 3),
-            confirms_at=time.time() + latency * (1 - SEND_SHARE),
+            confirms_at=sent_at + latency,
         )
         [landed] = await self._lands([landing])
         return landed
