@@ -7,8 +7,9 @@ only measures):
 runs ``oee bench`` with the arguments after ``--``, every process it spawns reporting each
 collection through ``gc.callbacks`` (a ``sitecustomize`` module in a temporary folder on
 ``PYTHONPATH``), then prints the bench's own output and, per service and generation, how
-many collections ran and how long the longest and all of them took. The callback costs
-each collection a few microseconds.
+many collections ran and how long the longest and all of them took, from the moment the
+process set its own thresholds (``shared.process.hold_many_objects``: the collections of
+its imports are left out). The callback costs each collection a few microseconds.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ if _folder and _service:
 
     def _timed(phase, info):
         generation = info["generation"]
+        if gc.get_threshold()[0] == 700:
+            return  # Python's default: the process has not set its own yet (imports)
         if phase == "start":
             _began[generation] = time.perf_counter()
         elif generation in _began:
