@@ -49,8 +49,8 @@ def serve(settings: Settings) -> None:
     sock = listening(settings.host, settings.port)
     # A subscriber's objects live as long as its connection, so they survive the young
     # collections and fill the middle generation: with 100,000 and 20, a collection of it
-    # stalled the gateway 1.4 s at 10,000 subscribers, and young ones up to 149 ms. With
-    # 5,000 and 5, the longest took 54 ms (``python -m bench.gcpauses``).
+    # stalled the gateway 974 ms at 10,000 subscribers, and young ones up to 96 ms. With
+    # 5,000 and 5, the longest took 41 ms (``python -m bench.gcpauses``).
     hold_many_objects(young=5_000, middle=5)
     parts = Parts(settings)
     config = uvicorn.Config(
