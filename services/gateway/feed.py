@@ -92,7 +92,7 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
                      ) -> AsyncIterator[StatusMessage]:
     """Statuses after ``after`` (from now, when None), then live ones, for ever."""
     count = len(store.partitions)
-    queue = tail.subscribe_all()
+    mailbox = tail.subscribe_all()
     try:
         await tail.ready()
         last = list((after or Positions.origin(count)).ids)
@@ -104,13 +104,13 @@ async def follow_all(tail: Tail, store: EventStore, read_model: ReadModel,
                     if message is not None:
                         yield message
         while True:
-            for entry in await queue.take():
+            for entry in await mailbox.take():
                 if entry.id > last[entry.partition]:
                     last[entry.partition] = entry.id
                     if (message := await follower.message(entry, Positions(tuple(last)))):
                         yield message
     finally:
-        tail.unsubscribe_all(queue)
+        tail.unsubscribe_all(mailbox)
 
 
 async def missed(store: EventStore, read_model: ReadModel, account: Account,

@@ -120,12 +120,12 @@ class Tail:
                 continue
             for partition, entry_id, order_id, data in entries:
                 self.positions[partition] = entry_id
-                queues = self.subscribers.get(order_id)
-                if not (queues or self.firehose):
+                mailboxes = self.subscribers.get(order_id)
+                if not (mailboxes or self.firehose):
                     continue  # decoded only when someone follows this order
                 event = decode(data)
-                for queue in queues or ():
-                    queue.put_nowait(event)
+                for mailbox in mailboxes or ():
+                    mailbox.put_nowait(event)
                 if self.firehose:
                     entry = Entry(entry_id, event, partition)
                     for everything in self.firehose:
@@ -133,26 +133,26 @@ class Tail:
             self.events_seen += len(entries)
 
     def subscribe(self, order_id: str) -> Mailbox[AnyEvent]:
-        queue: Mailbox[AnyEvent] = Mailbox()
-        self.subscribers[order_id].add(queue)
+        mailbox: Mailbox[AnyEvent] = Mailbox()
+        self.subscribers[order_id].add(mailbox)
         self.wanted.set()
-        return queue
+        return mailbox
 
-    def unsubscribe(self, order_id: str, queue: Mailbox[AnyEvent]) -> None:
-        queues = self.subscribers.get(order_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
+    def unsubscribe(self, order_id: str, mailbox: Mailbox[AnyEvent]) -> None:
+        mailboxes = self.subscribers.get(order_id)
+        if mailboxes is not None:
+            mailboxes.discard(mailbox)
+            if not mailboxes:
                 del self.subscribers[order_id]
 
     def subscribe_all(self) -> Mailbox[Entry]:
-        queue: Mailbox[Entry] = Mailbox()
-        self.firehose.add(queue)
+        mailbox: Mailbox[Entry] = Mailbox()
+        self.firehose.add(mailbox)
         self.wanted.set()
-        return queue
+        return mailbox
 
-    def unsubscribe_all(self, queue: Mailbox[Entry]) -> None:
-        self.firehose.discard(queue)
+    def unsubscribe_all(self, mailbox: Mailbox[Entry]) -> None:
+        self.firehose.discard(mailbox)
 
 
 async def follow(
@@ -160,7 +160,7 @@ async def follow(
 ) -> AsyncIterator[tuple[OrderState, AnyEvent]]:
     """Every event of the order once, in seq order, with the state it leads to; ends
     after the terminal event."""
-    queue = tail.subscribe(order_id)
+    mailbox = tail.subscribe(order_id)
     try:
         await tail.ready()
         events = await history(order_id)
@@ -175,8 +175,8 @@ async def follow(
                 yield state, event
                 if event.is_terminal:
                     return
-            for event in await queue.take():
+            for event in await mailbox.take():
                 if event.seq > state.last_seq:
                     waiting[event.seq] = event
     finally:
-        tail.unsubscribe(order_id, queue)
+        tail.unsubscribe(order_id, mailbox)
