@@ -257,9 +257,10 @@ def open_waiting(requested: OrderRequested, now: float) -> list[Event]:
             or [OrderOpened(order_id=requested.order_id, seq=requested.seq + 1)])
 
 
-def meets(order: OrderRequested, amount_out: int) -> bool:
-    """Whether a route that gives ``amount_out`` fills the order at its own price."""
-    return amount_out >= own_bound(order)
+def meets(order: OrderRequested, amount_out: int, least_out: int | None = None) -> bool:
+    """Whether a route that gives ``amount_out`` fills the order at its own price;
+    ``least_out``: the order's ``own_bound``, where the caller keeps it."""
+    return amount_out >= (own_bound(order) if least_out is None else least_out)
 
 
 def fire(order: OrderRequested, last_seq: int, price: float, reason: str, *,

@@ -21,6 +21,7 @@ import msgspec
 
 from shared.events import OrderRequested
 from shared.tokens import find
+from shared.waiting import own_bound
 
 Pair = tuple[str, str]
 
@@ -34,10 +35,22 @@ class Watched(msgspec.Struct, kw_only=True):
     # The least tokenOut per tokenIn (decimal units) it fills at; 0 for a sniper without
     # a maxPrice. A sniper's is 1 / maxPrice.
     price: float
+    # Worked out once, for a tick that checks thousands: its own least tokenOut (Decimal
+    # arithmetic) once its tokenOut is known, and its place among its pair's limits.
+    bound: int | None = None
+    place: tuple[float, str, str] | None = None
 
     @property
     def order_id(self) -> str:
         return self.order.order_id
+
+    def least_out(self) -> int:
+        """``shared.waiting.own_bound`` of its order."""
+        if self.bound is None:
+            if find(self.order.token_out) is None:
+                return 0  # a sniper before its launch: not worked out for good yet
+            self.bound = own_bound(self.order)
+        return self.bound
 
     @property
     def deadline(self) -> float | None:
@@ -159,7 +172,9 @@ def _rank(watched: Watched) -> str:
 
 
 def _entry(watched: Watched) -> tuple[float, str, str]:
-    return (watched.price, _rank(watched), watched.order_id)
+    if watched.place is None:
+        watched.place = (watched.price, _rank(watched), watched.order_id)
+    return watched.place
 
 
 def _symbol(name: str) -> str:

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from services.trigger.book import Book, Pair, Watched, least_price
 from services.trigger.fills import after, direct
@@ -43,7 +43,7 @@ from shared.order import OrderState, fold
 from shared.redis_client import connect
 from shared.route import Candidate
 from shared.routing import Decision, NoRoute, decide
-from shared.stream import Entry, EventStore
+from shared.stream import Entry, EventStore, StreamId
 from shared.tokens import find, get
 from shared.worker import Worker, worker_settings
 
@@ -53,10 +53,11 @@ log = logging.getLogger("oee.trigger")
 # added by a slow instance just before is not missed.
 SYNC_OVERLAP_MS = 5_000
 LOAD_CHUNK = 1_000
-# A launch's events go to the store this many at a time (two a sniper: Triggered, Routed):
-# the first reach the executor while the rest are priced and appended. At 1,000 snipers,
-# 200 gave a p99 about 40 ms lower than 50 (more, smaller appends); larger, no better.
-SNIPER_CHUNK = 200
+# What a tick or a launch fires goes to the store this many events at a time (a limit's
+# Triggered; a sniper's Triggered and Routed): Redis appends one chunk while the next is
+# decided, and the first reach the router or the executor at once. At 1,000 snipers, 200
+# gave a p99 about 40 ms lower than 50 (more, smaller appends); larger, no better.
+FIRE_CHUNK = 200
 
 
 class Trigger:
@@ -158,7 +159,7 @@ class Trigger:
 
     async def check(self, at: float, only: Sequence[Watched] | None = None) -> int:
         """Fire every watched order (or ``only`` these) that the market meets now."""
-        fire: list[Event] = []
+        fire = Firing(self.store.append, self.went_in)
         if only is not None:
             candidates = [w for w in only if find(w.order.token_out) is not None]
         else:
@@ -174,15 +175,14 @@ class Trigger:
             order = watched.order
             pair = (order.token_in, get(order.token_out).symbol)
             out = self.quote(pair, order.amount_in, at)
-            if out is not None and decisions.meets(order, out):
+            if out is not None and decisions.meets(order, out, watched.least_out()):
                 price = self._price(pair, order.amount_in, out)
                 with tracing.following("fire", order):
-                    fire += tracing.made(decisions.fire(
+                    await fire.add(tracing.made(decisions.fire(
                         order, watched.seq, price,
                         f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
-                        f"the order's {watched.price:.9g}"))
-        await self.settle(fire)
-        return len(fire)
+                        f"the order's {watched.price:.9g}")))
+        return await fire.done()
 
     async def fire_snipers(self, launch: PoolLaunched) -> int:
         """Fire the snipers waiting for ``launch``'s token, in submission order, each
@@ -205,9 +205,7 @@ class Trigger:
         at, key, ahead = time.time(), launch.key, 0
         launched = self.market.pool(key, at)
         only_pool = self.market.pools_between(launch.quote, launch.symbol) == [key]
-        fire: list[Event] = []
-        sending: list[asyncio.Task[None]] = []
-        fired = 0
+        fire = Firing(self.store.append, self.went_in)
         for watched in waiting:
             order = watched.order
             route: Candidate | None = None
@@ -221,24 +219,19 @@ class Trigger:
                 decision = self.decision((order.token_in, launch.symbol), order.amount_in,
                                          at, launch, ahead)
                 route = decision.best if decision is not None else None
-            if route is None or not decisions.meets(order, route.amount_out):
+            if route is None or not decisions.meets(order, route.amount_out,
+                                                    watched.least_out()):
                 continue  # it keeps waiting, as a limit at its maxPrice, until it expires
             price = self._price((order.token_in, launch.symbol), order.amount_in,
                                 route.amount_out)
             with tracing.following("fire", order):
-                fire += tracing.made(decisions.fire(
+                await fire.add(tracing.made(decisions.fire(
                     order, watched.seq, price, f"{launch.symbol} launched on {launch.venue}",
-                    ahead=ahead, fill=route if carried else None))
+                    ahead=ahead, fill=route if carried else None)))
             if carried:
                 ROUTES.labels(route.kind, route.venues).inc()
-            fired += 1
             ahead += into_pool(launch, route.legs)
-            if len(fire) >= SNIPER_CHUNK:
-                sending.append(asyncio.create_task(self.settle(fire)))
-                fire = []
-                await asyncio.sleep(0)  # let it go out before pricing the next
-        sending.append(asyncio.create_task(self.settle(fire)))
-        await asyncio.gather(*sending)
+        fired = await fire.done()
         log.info("launch of %s (%s): %d snipers fired", launch.symbol, launch.mint, fired)
         return fired
 
@@ -252,9 +245,11 @@ class Trigger:
         """Append; an order whose first event went in is no longer watched. Where the store
         refused it (cancelled, fired by another instance, reopened meanwhile), the order's
         events say what to do."""
-        if not events:
-            return
-        ids = await self.store.append(events)
+        if events:
+            await self.went_in(events, await self.store.append(events))
+
+    async def went_in(self, events: Sequence[Event], ids: Sequence[StreamId | None]) -> None:
+        """What the store answered to ``events``."""
         went_in: dict[str, bool] = {}
         for event, stream_id in zip(events, ids, strict=True):
             went_in.setdefault(event.order_id, stream_id is not None)
@@ -314,6 +309,46 @@ class Trigger:
                     await asyncio.sleep(0.5)
         finally:
             await reader.redis.aclose()
+
+
+class Firing:
+    """The events of the orders a tick or a launch fires, appended ``FIRE_CHUNK`` at a
+    time, each chunk while the next is decided; ``done``, once all are in (or refused),
+    hands the store's answers to ``went_in`` at once (the book cut once, not per chunk)
+    and answers how many orders fired."""
+
+    def __init__(self, append: Callable[[list[Event]], Awaitable[list[StreamId | None]]],
+                 went_in: Callable[[list[Event], list[StreamId | None]], Awaitable[None]]
+                 ) -> None:
+        self._append = append
+        self._went_in = went_in
+        self._events: list[Event] = []
+        self._chunks: list[list[Event]] = []
+        self._appends: list[asyncio.Future[list[StreamId | None]]] = []
+        self._fired = 0
+
+    async def add(self, events: list[Event]) -> None:
+        """One order's events."""
+        self._events += events
+        self._fired += 1
+        if len(self._events) >= FIRE_CHUNK:
+            self._send()
+            await asyncio.sleep(0)  # let it go out before deciding the next
+
+    def _send(self) -> None:
+        self._chunks.append(self._events)
+        self._appends.append(asyncio.ensure_future(self._append(self._events)))
+        self._events = []
+
+    async def done(self) -> int:
+        if self._events:
+            self._send()
+        if not self._appends:
+            return 0
+        answers = await asyncio.gather(*self._appends)
+        await self._went_in([e for chunk in self._chunks for e in chunk],
+                            [i for ids in answers for i in ids])
+        return self._fired
 
 
 def watching(state: OrderState) -> Watched:
