@@ -25,7 +25,7 @@ from services.gateway.idempotency import (
     order_fingerprint,
 )
 from services.gateway.parts import Parts, parts_of
-from services.gateway.validation import order_from
+from services.gateway.validation import names_unknown_token, parse, validate
 from shared import tracing
 from shared.accounts import Account
 from shared.events import OrderRequested
@@ -62,10 +62,13 @@ async def execute(request: Request, account: Account) -> Response:
     """POST /orders/execute."""
     parts = parts_of(request)
     try:
-        body = await body_of(request)
-        with contextlib.suppress(RedisError):
-            await parts.launches.fresh()  # tokens launched lately are listed
-        order = order_from(body, new_order_id())
+        body = parse(await body_of(request))
+        if names_unknown_token(body):
+            # It may have launched lately: learnt first, so that it is listed. An order of
+            # listed tokens only needs no round trip for it.
+            with contextlib.suppress(RedisError):
+                await parts.launches.fresh()
+        order = validate(body, new_order_id())
         order = msgspec.structs.replace(order, account=account.name)
         accepted = await submit(parts, account, order, request.headers.get("idempotency-key"))
     except ANSWERED as problem:  # counted by its rule, then answered

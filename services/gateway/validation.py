@@ -255,6 +255,11 @@ def validate(body: OrderBody, order_id: str, now: datetime | None = None) -> Ord
     )
 
 
+def names_unknown_token(body: OrderBody) -> bool:
+    """Whether the order names a token this process does not know (yet)."""
+    return find(body.token_in) is None or find(body.token_out) is None
+
+
 def order_from(body: bytes | str, order_id: str) -> OrderRequested:
     return validate(parse(body), order_id)
 

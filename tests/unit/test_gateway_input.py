@@ -258,3 +258,30 @@ def test_a_bad_websocket_message_closes_1008_with_a_reason() -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
     assert closed.value.code == 1008 and closed.value.reason == "tokenIn: unknown_token"
+
+
+def looks_counted() -> tuple[TestClient, list[None]]:
+    """A client whose gateway counts its looks at the launches stream."""
+    client, looks = client_of(), []
+
+    async def fresh() -> None:
+        looks.append(None)
+
+    client.app.state.parts.launches = SimpleNamespace(fresh=fresh)  # type: ignore[attr-defined]
+    return client, looks
+
+
+def test_an_order_of_listed_tokens_is_checked_without_a_look_at_launches() -> None:
+    client, looks = looks_counted()
+    body = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 0.5, "slippage": 5}
+    response = client.post("/orders/execute", json=body)
+    assert response.status_code == 400 and response.json()["error"]["rule"] == "range"
+    assert looks == []
+
+
+def test_an_order_naming_a_token_not_known_looks_at_launches_first() -> None:
+    client, looks = looks_counted()
+    body = {"tokenIn": "SOL", "tokenOut": "NOTLAUNCHED", "amount": 0.5, "slippage": 0.01}
+    response = client.post("/orders/execute", json=body)
+    assert response.status_code == 400 and response.json()["error"]["rule"] == "unknown_token"
+    assert looks == [None]
