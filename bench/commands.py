@@ -37,6 +37,9 @@ def register(commands: Any) -> None:
                        help="API key to submit with (default $OEE_API_KEY; --spawn makes one)")
     bench.add_argument("--warmup", type=int, default=20,
                        help="orders run first and left out of the figures")
+    bench.add_argument("--orders-out", default=None, metavar="FILE",
+                       help="write each measured order's submit, events' times, end and"
+                       " simulated delays to FILE, one JSON line each")
     bench.add_argument("--curve", action="store_true",
                        help="the cost per order at each of --levels and at saturation, each"
                        " on a fresh system (--spawn) with zero delays: one row per load")
@@ -71,7 +74,7 @@ def run_bench(args: argparse.Namespace) -> int:
         executors=args.executors, quote_latency_ms=args.quote_latency_ms,
         execution_latency_ms=args.execution_latency_ms, sample_s=args.sample_every,
         warmup=args.warmup, api_key=args.key, order_type=args.order_type,
-        resting=args.resting,
+        resting=args.resting, orders_out=args.orders_out,
     ), args.url)
 
 

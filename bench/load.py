@@ -137,6 +137,8 @@ class Options(msgspec.Struct, kw_only=True):
     resting: bool = False
     # With --spawn: settings for the services, over the environment's.
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    # A file for each measured order's times, one JSON line each (``OrderTimes``).
+    orders_out: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -148,6 +150,28 @@ class Track(msgspec.Struct):
     events: dict[str, AnyEvent] = msgspec.field(default_factory=dict)
     ended_at: float | None = None
     status: str | None = None
+
+    def simulated_ms(self) -> float | None:
+        """A confirmed market order's simulated delays: the slower venue's quote and the
+        landed attempt's chain time. A fired sniper's route was priced by the trigger: no
+        venue was asked."""
+        routed, confirmed = self.events.get("Routed"), self.events.get("Confirmed")
+        if not (isinstance(routed, Routed) and isinstance(confirmed, Confirmed)):
+            return None
+        return max((q.latency_ms for q in routed.quotes), default=0.0) + confirmed.simulated_ms
+
+
+class OrderTimes(msgspec.Struct, rename="camel"):
+    """One measured order, as ``--orders-out`` writes it: what its figures are made of."""
+
+    order_id: str
+    status: str | None
+    # Seconds since the epoch: the submit, and the terminal event entering the log.
+    submitted_at: float
+    ended_at: float | None
+    # When each of its events was made, the first of each type.
+    events: dict[str, float]
+    simulated_ms: float | None
 
 
 class Bench:
@@ -384,6 +408,8 @@ class Bench:
             sys.stderr.write("\n")
         await store.close()
         result = self.result(began, finished, projected, pending)
+        if self.options.orders_out:
+            self.write_orders(Path(self.options.orders_out))
         result.gateway_sent_within_ms = sent_within(delivery_before, delivery)
         # The engine's and the servers' CPU over the window's wall time: the generator's
         # is the tool's, not the system's.
@@ -394,6 +420,17 @@ class Bench:
                                        for kind, seconds in sorted(used.items())}
             result.redis_commands_per_order = round(commands / result.accepted, 2)
         return result
+
+    def write_orders(self, path: Path) -> None:
+        """Each order of the run: its submit, its events' times, its end, its delays."""
+        encoder = msgspec.json.Encoder()
+        with path.open("wb") as out:
+            for order_id, track in self.tracks.items():
+                out.write(encoder.encode(OrderTimes(
+                    order_id=order_id, status=track.status, submitted_at=track.submitted_at,
+                    ended_at=track.ended_at,
+                    events={kind: event.at.timestamp() for kind, event in track.events.items()},
+                    simulated_ms=track.simulated_ms())) + b"\n")
 
     async def delivery_counts(self) -> dict[str, int]:
         """The gateway's delivery histogram: bound (seconds, as text) -> cumulative count."""
@@ -431,12 +468,9 @@ class Bench:
         sniped: list[float] = []
         for track in ended:
             events = track.events
-            routed, confirmed = events.get("Routed"), events.get("Confirmed")
-            if (isinstance(routed, Routed) and isinstance(confirmed, Confirmed)
-                    and track.ended_at and self.options.order_type == "market"):
-                # A fired sniper's route was priced by the trigger: no venue was asked.
-                simulated = (max((q.latency_ms for q in routed.quotes), default=0.0)
-                             + confirmed.simulated_ms)
+            simulated = track.simulated_ms()
+            if (simulated is not None and track.ended_at
+                    and self.options.order_type == "market"):
                 timed = (track.ended_at - track.submitted_at) * 1000
                 overhead.append(timed - simulated)
                 simulated_sum, timed_sum = simulated_sum + simulated, timed_sum + timed
@@ -583,7 +617,7 @@ def measure(options: Options, url: str | None) -> Result:
             # A sniper run warms up on market orders: a launch is the thing it measures.
             warmup = msgspec.structs.replace(
                 options, orders=options.warmup, duration_s=0, rate=0, as_json=True,
-                in_flight=options.warmup,
+                in_flight=options.warmup, orders_out=None,
                 order_type="market" if options.order_type == "sniper" else options.order_type)
             warmed = asyncio.run(Bench(base_url, ws_url, settings, warmup).run()).accepted
         else:

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,9 +66,12 @@ def assert_run_figures(result: dict[str, Any], orders: int) -> None:
 
 @pytest.mark.parametrize("ws", [False, True], ids=["http", "websocket"])
 def test_bench_follows_every_order_and_reports_figures(
-    running: System, ws: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    running: System, ws: bool, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:
-    options = Options(orders=30, in_flight=10, ws=ws, as_json=True, warmup=5, sample_s=0.2)
+    times = tmp_path / "orders.jsonl"
+    options = Options(orders=30, in_flight=10, ws=ws, as_json=True, warmup=5, sample_s=0.2,
+                      orders_out=str(times))
     result = bench(running, options, monkeypatch, capsys)
     assert (result["accepted"], result["confirmed"], result["failed"], result["refused"]) == (
         30, 30, 0, 0)
@@ -85,6 +89,7 @@ def test_bench_follows_every_order_and_reports_figures(
     stages = result["stages_ms"]
     assert set(stages) == MARKET_STAGES and all(ordered(s) for s in stages.values())
     assert stages["route"]["p50"] >= QUOTE_MS
+    assert_orders_out(times, result)
     if ws:
         delivery = result["ws_delivery_ms"]
         assert ordered(delivery) and delivery["max"] < 10_000
@@ -96,6 +101,25 @@ def test_bench_follows_every_order_and_reports_figures(
         assert list(shares.values()) == sorted(shares.values())
     else:
         assert result["ws_delivery_ms"] == {} and result["ws_subscribers_peak"] == 0
+
+
+def assert_orders_out(times: Path, result: dict[str, Any]) -> None:
+    """The file holds the measured orders, each as the figures took it (the warm-up's
+    left out), its events in the order they were made."""
+    orders = [json.loads(line) for line in times.read_text().splitlines()]
+    assert len(orders) == result["accepted"] == len({o["orderId"] for o in orders})
+    kinds = ["OrderRequested", "Routed", "Built", "Submitted", "Confirmed"]
+    for order in orders:
+        # Its quote's time as the router timed it: the loop's millisecond timer may wake a
+        # sleep up to 1 ms early.
+        assert order["status"] == "confirmed" and order["simulatedMs"] > LEAST_MS - 1
+        made = [order["events"][kind] for kind in kinds]
+        # A stream id counts whole milliseconds: the end may read up to 1 ms early.
+        assert order["submittedAt"] < made[0] and made == sorted(made)
+        assert made[-1] - 0.001 <= order["endedAt"]
+    # The engine's overhead is each order's end to end less its delays.
+    overheads = [(o["endedAt"] - o["submittedAt"]) * 1000 - o["simulatedMs"] for o in orders]
+    assert round(max(overheads), 2) == result["overhead_ms"]["max"]
 
 
 @pytest.mark.parametrize(("order_type", "resting", "ended"), [
