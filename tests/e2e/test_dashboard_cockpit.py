@@ -146,7 +146,9 @@ def test_open_orders_are_listed_live_and_cancelled_from_the_page(
         assert status_of(running, order_id) == "cancelled"
     expect(tab.locator(f'#orders-body tr[data-order-id="{sniper_id}"]')).to_have_attribute(
         "data-status", "cancelled")
-    # The list is every open order, the limit order placed above among them.
+    # The list is every open order, the limit order placed above among them. The API's
+    # list is PostgreSQL's, which records the two cancels a moment after the page hears them.
+    until(lambda: not {before, sniper_id} & set(_open_ids(running)))
     open_now = set(_open_ids(running))
     rows = tab.locator("#open-body tr")
     expect(rows).to_have_count(len(open_now))
