@@ -178,10 +178,12 @@ class Trigger:
             if out is not None and decisions.meets(order, out, watched.least_out()):
                 price = self._price(pair, order.amount_in, out)
                 with tracing.following("fire", order):
-                    await fire.add(tracing.made(decisions.fire(
+                    events = tracing.made(decisions.fire(
                         order, watched.seq, price,
                         f"the market pays {price:.9g} {pair[1]} per {pair[0]}, at least "
-                        f"the order's {watched.price:.9g}")))
+                        f"the order's {watched.price:.9g}"))
+                # Outside the order's span: a full chunk goes to the store from here.
+                await fire.add(events)
         return await fire.done()
 
     async def fire_snipers(self, launch: PoolLaunched) -> int:
@@ -225,9 +227,10 @@ class Trigger:
             price = self._price((order.token_in, launch.symbol), order.amount_in,
                                 route.amount_out)
             with tracing.following("fire", order):
-                await fire.add(tracing.made(decisions.fire(
+                events = tracing.made(decisions.fire(
                     order, watched.seq, price, f"{launch.symbol} launched on {launch.venue}",
-                    ahead=ahead, fill=route if carried else None)))
+                    ahead=ahead, fill=route if carried else None))
+            await fire.add(events)
             if carried:
                 ROUTES.labels(route.kind, route.venues).inc()
             ahead += into_pool(launch, route.legs)
