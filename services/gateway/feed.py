@@ -21,10 +21,9 @@ import msgspec
 
 from services.gateway.read_model import ReadModel
 from services.gateway.subscriptions import History, Tail
-from services.gateway.views import StatusMessage, status_message
+from services.gateway.views import Statuses, StatusMessage
 from shared.accounts import Account
 from shared.events import AnyEvent, OrderRequested
-from shared.order import OrderState, fold
 from shared.stream import Entry, EventStore, Positions
 
 _PAGE = 1000
@@ -59,11 +58,11 @@ class Owners:
 
 
 class Follower:
-    """One client's view: the orders it may see, and each one's state so far."""
+    """One client's view: the orders it may see, and what each one's statuses told so far."""
 
     def __init__(self, account: Account, owners: Owners, history: History) -> None:
         self.account, self.owners, self.history = account, owners, history
-        self.states: dict[str, OrderState] = {}
+        self.states: dict[str, Statuses] = {}
 
     async def message(self, entry: Entry, position: Positions) -> StatusMessage | None:
         event = entry.event
@@ -71,17 +70,16 @@ class Follower:
         if (not self.account.is_operator
                 and await self.owners.of(event.order_id) != self.account.name):
             return None
-        state = self.states.get(event.order_id)
-        if state is None or state.last_seq + 1 != event.seq:
-            # Began before this client's position: the state from the order's history.
-            earlier = [e for e in await self.history(event.order_id) if e.seq < event.seq]
-            state = fold(event.order_id, earlier)
-        state.apply(event)
+        statuses = self.states.get(event.order_id)
+        if statuses is None or statuses.last_seq + 1 != event.seq:
+            # Began before this client's position: what its history told so far.
+            statuses = Statuses.of(
+                [e for e in await self.history(event.order_id) if e.seq < event.seq])
+        message = statuses.message(event)
         if event.is_terminal:
             self.states.pop(event.order_id, None)
         else:
-            self.states[event.order_id] = state
-        message = status_message(state, event)
+            self.states[event.order_id] = statuses
         if message is None:
             return None
         return msgspec.structs.replace(message, position=position.token())

@@ -26,7 +26,7 @@ from services.gateway.queries import is_order_id
 from services.gateway.submit import new_order_id, submit
 from services.gateway.subscriptions import UnknownOrder, follow
 from services.gateway.validation import Invalid, shown, submit_message
-from services.gateway.views import StatusMessage, status_message
+from services.gateway.views import Statuses, StatusMessage
 from shared.accounts import Account
 from shared.metrics import STATUSES_SENT, WS_DELIVERY, WS_SUBSCRIBERS
 from shared.positions import Positions
@@ -84,15 +84,22 @@ async def execute(ws: WebSocket) -> None:
     async def serve(parts: Parts, account: Account, guard: MessageGuard) -> None:
         order_id = ws.query_params.get("orderId")
         if order_id is None:
-            text = await next_message(ws, guard, "send the order as a message")
-            order, key = submit_message(text, new_order_id())
-            order = msgspec.structs.replace(order, account=account.name)
-            order_id = (await submit(parts, account, order, key)).order_id
+            order_id = await submit_next_message(parts, ws, account, guard)
         elif not is_order_id(order_id):
             raise Invalid("orderId", "unknown_order", f"no order {shown(order_id)}")
         await stream_to(parts, ws, send_statuses(parts, ws, order_id, account), guard)
 
     await session(ws, serve)
+
+
+async def submit_next_message(parts: Parts, ws: WebSocket, account: Account,
+                              guard: MessageGuard) -> str:
+    """The id of the order the client's next message submits. Its own function, so that
+    the message and the order are not kept while the order is streamed."""
+    text = await next_message(ws, guard, "send the order as a message")
+    order, key = submit_message(text, new_order_id())
+    order = msgspec.structs.replace(order, account=account.name)
+    return (await submit(parts, account, order, key)).order_id
 
 
 async def stream(ws: WebSocket) -> None:
@@ -215,9 +222,10 @@ async def stream_to(parts: Parts, ws: WebSocket, sending_statuses: Coroutine[Any
 
 
 async def send_statuses(parts: Parts, ws: WebSocket, order_id: str, account: Account) -> None:
+    statuses = Statuses()
     try:
-        async for state, event in follow(parts.tail, order_id, parts.history_for(account)):
-            message = status_message(state, event)
+        async for event in follow(parts.tail, order_id, parts.history_for(account)):
+            message = statuses.message(event)
             if message is not None:
                 await send_status(ws, message, event.at)
     except UnknownOrder:

@@ -22,7 +22,6 @@ from redis.exceptions import ConnectionError
 
 from services.gateway.mailbox import Mailbox
 from shared.events import AnyEvent, decode
-from shared.order import OrderState
 from shared.stream import Entry, EventStore, Positions
 
 log = logging.getLogger("oee.gateway")
@@ -155,28 +154,24 @@ class Tail:
         self.firehose.discard(mailbox)
 
 
-async def follow(
-    tail: Tail, order_id: str, history: History
-) -> AsyncIterator[tuple[OrderState, AnyEvent]]:
-    """Every event of the order once, in seq order, with the state it leads to; ends
-    after the terminal event."""
+async def follow(tail: Tail, order_id: str, history: History) -> AsyncIterator[AnyEvent]:
+    """Every event of the order once, in seq order; ends after the terminal event."""
     mailbox = tail.subscribe(order_id)
     try:
         await tail.ready()
-        events = await history(order_id)
-        if not events:
+        waiting = {e.seq: e for e in await history(order_id)}
+        if not waiting:
             raise UnknownOrder(order_id)
-        waiting = {e.seq: e for e in events}
-        state = OrderState(order_id=order_id)
+        last_seq = 0
         while True:
-            while state.last_seq + 1 in waiting:
-                event = waiting.pop(state.last_seq + 1)
-                state.apply(event)
-                yield state, event
+            while last_seq + 1 in waiting:
+                event = waiting.pop(last_seq + 1)
+                last_seq = event.seq
+                yield event
                 if event.is_terminal:
                     return
             for event in await mailbox.take():
-                if event.seq > state.last_seq:
+                if event.seq > last_seq:
                     waiting[event.seq] = event
     finally:
         tail.unsubscribe(order_id, mailbox)

@@ -8,7 +8,16 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from starlette.responses import Response
 
-from shared.events import AnyEvent, AttemptFailed, Event, OrderRequested, Status
+from shared.events import (
+    AnyEvent,
+    AttemptFailed,
+    Confirmed,
+    Failed,
+    OrderRequested,
+    Routed,
+    Status,
+    Submitted,
+)
 from shared.order import OrderState
 from shared.route import Candidate
 from shared.routing import Decision
@@ -76,30 +85,66 @@ class StatusMessage(msgspec.Struct, omit_defaults=True, rename="camel"):
     position: str | None = None
 
 
-def status_message(state: OrderState, event: Event) -> StatusMessage | None:
-    """The message a subscriber gets for ``event``, once ``state`` includes it; None for
-    events that do not change the status."""
-    if event.status is None:
-        return None
-    req, routed = state.requested, state.routed
-    token_in = req.token_in if req else None
-    token_out = req.token_out if req else None
-    confirmed = event.status == "confirmed"
-    return StatusMessage(
-        order_id=event.order_id,
-        status=event.status,
-        timestamp=event.at,
-        seq=event.seq,
-        routed_dex=routed.dex if routed else None,
-        tx_hash=state.tx_hash if event.status in ("submitted", "confirmed") else None,
-        executed_price=state.executed_price if confirmed else None,
-        amount_in=decimal_text(token_in, req.amount_in if req else None) if confirmed else None,
-        amount_out=decimal_text(token_out, state.amount_out) if confirmed else None,
-        min_amount_out=(
-            decimal_text(token_out, routed.min_amount_out) if confirmed and routed else None
-        ),
-        error=state.error if event.status == "failed" else None,
-    )
+class Statuses(msgspec.Struct, gc=False):
+    """What an order's status messages tell, folded from its events in seq order: a
+    subscriber keeps this for each order it follows, not the events. A gateway holds
+    thousands (the routes' candidates and quotes alone are kilobytes an order), and none
+    holds a container, so the collector need not track them."""
+
+    token_in: str | None = None
+    token_out: str | None = None
+    amount_in: int | None = None
+    routed_dex: str | None = None
+    min_amount_out: int | None = None
+    tx_hash: str | None = None
+    amount_out: int | None = None
+    executed_price: float | None = None
+    error: str | None = None
+    last_seq: int = 0
+
+    def message(self, event: AnyEvent) -> StatusMessage | None:
+        """Takes in ``event``, the order's next; the message a subscriber gets for it, or
+        None for an event that does not change the status."""
+        self.last_seq = event.seq
+        match event:
+            case OrderRequested():
+                self.token_in, self.token_out = event.token_in, event.token_out
+                self.amount_in = event.amount_in
+            case Routed():  # and Rerouted
+                self.routed_dex, self.min_amount_out = event.dex, event.min_amount_out
+            case Submitted():
+                self.tx_hash = event.tx_hash
+            case Confirmed():
+                self.tx_hash, self.amount_out = event.tx_hash, event.amount_out
+                self.executed_price = event.executed_price
+            case Failed():
+                self.error = event.error
+        status = event.status
+        if status is None:
+            return None
+        confirmed = status == "confirmed"
+        return StatusMessage(
+            order_id=event.order_id,
+            status=status,
+            timestamp=event.at,
+            seq=event.seq,
+            routed_dex=self.routed_dex,
+            tx_hash=self.tx_hash if status in ("submitted", "confirmed") else None,
+            executed_price=self.executed_price if confirmed else None,
+            amount_in=decimal_text(self.token_in, self.amount_in) if confirmed else None,
+            amount_out=decimal_text(self.token_out, self.amount_out) if confirmed else None,
+            min_amount_out=(decimal_text(self.token_out, self.min_amount_out)
+                            if confirmed else None),
+            error=self.error if status == "failed" else None,
+        )
+
+    @classmethod
+    def of(cls, events: list[AnyEvent]) -> Statuses:
+        """Taken in ``events``, an order's first ones in seq order."""
+        statuses = cls()
+        for event in events:
+            statuses.message(event)
+        return statuses
 
 
 class QuoteLeg(msgspec.Struct, rename="camel"):

@@ -147,7 +147,7 @@ async def test_followers_waking_a_paused_tail_get_every_status_once_in_order(
     async def seqs(tail: Tail, order_id: str, begun: asyncio.Event) -> list[int]:
         await begun.wait()  # an order without events is unknown
         await yields(8)
-        return [event.seq async for _, event in follow(tail, order_id, store.history)]
+        return [event.seq async for event in follow(tail, order_id, store.history)]
 
     async with noise(store), tailing(store) as tail:
         for _ in range(WAVES):

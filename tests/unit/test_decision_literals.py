@@ -34,10 +34,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "the command's exit code, as SPEC gives it: 0 confirmed, 1 otherwise",
     # A status message carries the fields of the status it reports (SPEC: txHash from
     # submitted on, executedPrice at confirmed, error at failed): a view, not a decision.
-    ("services/gateway/views.py", 'confirmed = event.status == "confirmed"'): "a view",
-    ("services/gateway/views.py", 'tx_hash=state.tx_hash if event.status in ("submitted", '
+    ("services/gateway/views.py", 'confirmed = status == "confirmed"'): "a view",
+    ("services/gateway/views.py", 'tx_hash=self.tx_hash if status in ("submitted", '
                                   '"confirmed") else None,'): "a view",
-    ("services/gateway/views.py", 'error=state.error if event.status == "failed" else None,'):
+    ("services/gateway/views.py", 'error=self.error if status == "failed" else None,'):
         "a view",
 }
 
