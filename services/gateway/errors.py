@@ -122,6 +122,15 @@ async def websocket_bug(ws: WebSocket, problem: BaseException) -> None:
     await close(ws, INTERNAL_ERROR, f"unexpected error {error_id}")
 
 
+async def answer(ws: WebSocket, problem: Exception) -> None:
+    """What the handlers answer for ``problem`` over a WebSocket, for a task of the
+    endpoint's own, whose exceptions do not reach them: the refusal, or the 1011 of a bug."""
+    if isinstance(problem, ANSWERED):
+        await refused(ws, problem)
+    else:
+        await websocket_bug(ws, problem)
+
+
 async def refuse(ws: WebSocket, invalid: Invalid, code: int = POLICY_VIOLATION) -> None:
     ORDERS_REJECTED.labels(invalid.rule).inc()
     if ws.application_state == WebSocketState.CONNECTED:

@@ -18,7 +18,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.auth import HEADER, key_in_message, unauthorized
-from services.gateway.errors import UNAVAILABLE, close
+from services.gateway.errors import UNAVAILABLE, answer, close
 from services.gateway.feed import Follower, follow_all
 from services.gateway.guard import MessageGuard
 from services.gateway.parts import Parts, parts_of
@@ -187,47 +187,55 @@ async def next_message(ws: WebSocket, guard: MessageGuard, what: str,
 
 async def stream_to(parts: Parts, ws: WebSocket, sending_statuses: Coroutine[Any, Any, None],
                     guard: MessageGuard) -> None:
-    """Run ``sending_statuses`` until it ends (then close 1000), the client leaves or
-    breaks a rule, or the gateway goes away (then 1001: the client reconnects elsewhere
-    and gets the full history). Two tasks besides the handler's own, one sending and one
-    listening: a gateway holds thousands of subscriptions."""
+    """Send the statuses from a task while this one listens to the client, until the
+    connection closes: the task closes it once the statuses end (1000), when they cannot be
+    sent (the error, then 1008 or 1011), or when the gateway goes away (1001: the client
+    reconnects elsewhere and gets the full history); the client closes it when it leaves.
+    A client that breaks a rule stops the sending, and is answered as every refusal is.
+    One task besides the handler's own: a gateway holds thousands of subscriptions."""
     if parts.going_away.is_set():
         sending_statuses.close()
         await close(ws, 1001)
         return
     handler = asyncio.current_task()
     assert handler is not None
-    sending = asyncio.create_task(sending_statuses)
-    listening = asyncio.create_task(_listen(ws, guard))
+    sending = asyncio.create_task(_send_then_close(ws, sending_statuses, parts.going_away))
     parts.subscriptions[handler] = sending
     WS_SUBSCRIBERS.inc()
     try:
-        done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+        await _listen(ws, guard)
     finally:
         WS_SUBSCRIBERS.dec()
         parts.subscriptions.pop(handler, None)
-        for task in (sending, listening):
-            task.cancel()
-        await asyncio.gather(sending, listening, return_exceptions=True)
-    for task in (listening, sending):
-        problem = (task.exception() if task in done and not task.cancelled() else None)
-        # A client gone is no error; anything else is answered by the exception handlers.
-        if problem is not None and not isinstance(problem, WebSocketDisconnect | ConnectionError):
-            raise problem
-    if sending in done:
-        if sending.cancelled():  # by ``go_away``: the handler's own cancellation ends above
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+
+
+async def _send_then_close(ws: WebSocket, sending_statuses: Coroutine[Any, Any, None],
+                           going_away: asyncio.Event) -> None:
+    try:
+        await sending_statuses
+    except asyncio.CancelledError:
+        # By ``go_away``, or by the handler once the client has left or broken a rule.
+        if going_away.is_set():
             await close(ws, 1001)
-        elif sending.exception() is None:
-            await close(ws, 1000)
+        raise
+    except (WebSocketDisconnect, ConnectionError):
+        return  # the client left: the handler hears it
+    except Exception as problem:
+        await answer(ws, problem)
+        return
+    await close(ws, 1000)
 
 
 async def send_statuses(parts: Parts, ws: WebSocket, order_id: str, account: Account) -> None:
     statuses = Statuses()
     try:
         async for event in follow(parts.tail, order_id, parts.history_for(account)):
-            message = statuses.message(event)
-            if message is not None:
+            if (message := statuses.message(event)) is not None:
                 await send_status(ws, message, event.at)
+            # Not kept while the next event is awaited, maybe for minutes.
+            del event, message
     except UnknownOrder:
         raise Invalid("orderId", "unknown_order", f"no order {order_id!r}") from None
 
@@ -255,7 +263,7 @@ async def go_away(parts: Parts, timeout_s: float = 5.0) -> None:
 
 
 async def _listen(ws: WebSocket, guard: MessageGuard) -> None:
-    """Read what the client sends while it is streamed to, until it leaves; raises
-    Invalid for a binary, oversized or flooding message."""
+    """Read what the client sends while it is streamed to, until the connection closes;
+    raises Invalid for a binary, oversized or flooding message."""
     while (message := await ws.receive())["type"] != "websocket.disconnect":
         guard.check(message)

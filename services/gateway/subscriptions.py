@@ -164,14 +164,15 @@ async def follow(tail: Tail, order_id: str, history: History) -> AsyncIterator[A
             raise UnknownOrder(order_id)
         last_seq = 0
         while True:
-            while last_seq + 1 in waiting:
-                event = waiting.pop(last_seq + 1)
+            # Ends with ``event`` None: no event is kept while the next is awaited.
+            while (event := waiting.pop(last_seq + 1, None)) is not None:
                 last_seq = event.seq
                 yield event
                 if event.is_terminal:
                     return
-            for event in await mailbox.take():
-                if event.seq > last_seq:
-                    waiting[event.seq] = event
+            for taken in await mailbox.take():
+                if taken.seq > last_seq:
+                    waiting[taken.seq] = taken
+            del taken
     finally:
         tail.unsubscribe(order_id, mailbox)

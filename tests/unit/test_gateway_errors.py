@@ -4,8 +4,11 @@ with an error id that the log line, with its traceback, carries too."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import cast
 
 import psycopg
 import pytest
@@ -19,6 +22,9 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.gateway.errors import HANDLERS, guarded, refusal
+from services.gateway.guard import MessageGuard
+from services.gateway.parts import Parts
+from services.gateway.session import stream_to
 from services.gateway.validation import Invalid
 
 
@@ -30,15 +36,32 @@ def app_raising(problem: Exception) -> TestClient:
         await ws.accept()
         raise problem
 
-    app = Starlette(routes=[Route("/", endpoint), WebSocketRoute("/ws", guarded(socket))],
+    async def streaming(ws: WebSocket) -> None:
+        """Raises while statuses are sent, in the task that sends them."""
+        await ws.accept()
+
+        async def statuses() -> None:
+            raise problem
+
+        parts = SimpleNamespace(going_away=asyncio.Event(), subscriptions={})
+        await stream_to(cast(Parts, parts), ws, statuses(), MessageGuard())
+
+    app = Starlette(routes=[Route("/", endpoint), WebSocketRoute("/ws", guarded(socket)),
+                            WebSocketRoute("/streaming", guarded(streaming))],
                     exception_handlers=HANDLERS)
     return TestClient(app, raise_server_exceptions=False)
 
 
-def closed(client: TestClient) -> tuple[list[object], int, str]:
+@pytest.fixture(params=["/ws", "/streaming"])
+def path(request: pytest.FixtureRequest) -> str:
+    """Raised by the endpoint itself, or while it streams statuses."""
+    return str(request.param)
+
+
+def closed(client: TestClient, path: str) -> tuple[list[object], int, str]:
     """What the WebSocket sent before it closed, its close code and reason."""
     sent: list[object] = []
-    with client.websocket_connect("/ws") as ws, pytest.raises(WebSocketDisconnect) as end:
+    with client.websocket_connect(path) as ws, pytest.raises(WebSocketDisconnect) as end:
         while True:
             sent.append(ws.receive_json())
     return sent, end.value.code, end.value.reason
@@ -51,7 +74,7 @@ def closed(client: TestClient) -> tuple[list[object], int, str]:
      "rate_limited"),
 ])
 def test_a_refusal_is_its_status_and_error_body(problem: Exception, status: int,
-                                                rule: str) -> None:
+                                                rule: str, path: str) -> None:
     client = app_raising(problem)
     response = client.get("/")
     assert response.status_code == status
@@ -59,7 +82,7 @@ def test_a_refusal_is_its_status_and_error_body(problem: Exception, status: int,
     assert set(response.json()["error"]) == {"field", "rule", "message"}
     if status == 429:
         assert response.headers["retry-after"] == "3"
-    sent, code, reason = closed(client)
+    sent, code, reason = closed(client, path)
     assert (sent, code) == ([response.json()], 1008)
     assert reason.endswith(rule)
 
@@ -78,14 +101,15 @@ DOWN: list[Callable[[], Exception]] = [
 
 
 @pytest.mark.parametrize("make", DOWN)
-def test_a_dependency_down_is_503_by_its_type(make: Callable[[], Exception]) -> None:
+def test_a_dependency_down_is_503_by_its_type(make: Callable[[], Exception],
+                                              path: str) -> None:
     client = app_raising(make())
     response = client.get("/")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     error = response.json()["error"]
     assert (error["field"], error["rule"]) == ("service", "unavailable")
-    sent, code, _ = closed(client)
+    sent, code, _ = closed(client, path)
     assert (sent, code) == ([response.json()], 1011)
 
 
@@ -97,7 +121,7 @@ def test_a_dependency_down_is_503_by_its_type(make: Callable[[], Exception]) -> 
     lambda: psycopg.errors.UndefinedTable("no table"),
 ])
 def test_a_bug_is_500_with_the_error_id_of_its_log_line(
-    make: Callable[[], Exception], caplog: pytest.LogCaptureFixture
+    make: Callable[[], Exception], caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     client = app_raising(make())
     with caplog.at_level(logging.ERROR, logger="oee.gateway"):
@@ -111,7 +135,7 @@ def test_a_bug_is_500_with_the_error_id_of_its_log_line(
 
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="oee.gateway"):
-        sent, code, reason = closed(client)
+        sent, code, reason = closed(client, path)
     assert (sent, code) == ([], 1011)
     [record] = [r for r in caplog.records if r.name == "oee.gateway"]
     error_id = reason.rsplit(" ", 1)[-1]
