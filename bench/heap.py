@@ -68,7 +68,7 @@ def owner(traceback: tracemalloc.Traceback) -> str:
         if name.startswith(str(ROOT)):
             return str(Path(name).relative_to(ROOT))
         if not name.startswith(STDLIB):
-            return name
+            return Path(name).name  # this tool's own module, in a temporary folder
     return "python (the standard library and the loop's C code)"
 
 

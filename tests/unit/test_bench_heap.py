@@ -4,7 +4,9 @@ subscriber, by the code that allocated it."""
 from __future__ import annotations
 
 import sysconfig
+import tempfile
 import tracemalloc
+from pathlib import Path
 
 from bench.heap import DEPTH, ROOT, SITE, owner, per_subscriber
 
@@ -23,6 +25,9 @@ def test_the_owner_is_the_innermost_code_that_is_not_the_standard_library() -> N
     [through_asyncio] = snapshot((64, (ASYNCIO, UVICORN, SESSION))).traces
     [ours] = snapshot((64, (SESSION, UVICORN))).traces
     [python_only] = snapshot((64, (ASYNCIO,))).traces
+    site = str(Path(tempfile.gettempdir(), "oee-heap-x", "site", "sitecustomize.py"))
+    [own] = snapshot((64, ((site, 9),))).traces
+    assert owner(own.traceback) == "sitecustomize.py"  # no folder of this machine's
     assert owner(through_asyncio.traceback) == "uvicorn"
     assert owner(ours.traceback) == "services/gateway/session.py"
     assert owner(python_only.traceback).startswith("python")
