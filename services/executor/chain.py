@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -29,7 +28,6 @@ from shared.partitions import Layout
 from shared.redis_client import pipelined
 from shared.route import Leg
 from shared.routing import PoolOf, run_route
-from shared.scripts import run_each
 from shared.seeded import rng
 
 
@@ -65,22 +63,6 @@ SEND_SHARE = 0.25
 # must find it), and only a short while once the order is confirmed.
 LEDGER_TTL_S = 7 * 24 * 3600
 
-# Lands each transaction once: answers, per transaction, the landing already recorded under
-# its signature, or records this one and answers false.
-_LAND = """
-local found = {}
-for i = 1, #KEYS do
-  local existing = redis.call('GET', KEYS[i])
-  if existing then
-    found[i] = existing
-  else
-    redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1])
-    found[i] = false
-  end
-end
-return found
-"""
-
 
 def execute_route(routed: Routed, amount_in: int, pool_of: PoolOf) -> tuple[list[Leg], int]:
     """The route run against the pools as ``pool_of`` gives them; a sniper's launched pool
@@ -103,17 +85,12 @@ class Landing(msgspec.Struct, frozen=True, kw_only=True):
     confirms_at: float
 
 
-def _order_of(landing: Landing) -> str:
-    return landing.order_id
-
-
 class SimulatedChain:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.market = Market.from_settings(settings)
         self.layout = Layout(settings.namespace, settings.partitions)
-        self._land = redis.register_script(_LAND)
         # Transactions landing at the same moment share one script call.
         self._lands = Batcher(self._land_all)
         # No order waits on a settlement: those of a moment share one round trip.
@@ -180,24 +157,16 @@ class SimulatedChain:
         return landed
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
-        """One script call per partition (its keys share a slot), all in one round trip."""
-        parts = list(self.layout.split(landings, _order_of).values())
-        calls = []
-        for indexes in parts:
-            keys = [self.layout.ledger(landings[i].order_id, landings[i].signature)
-                    for i in indexes]
-            args: list[Any] = [LEDGER_TTL_S,
-                               *(msgspec.json.encode(landings[i]) for i in indexes)]
-            calls.append((keys, args))
-        landed = list(landings)
-        for indexes, found in zip(parts, await run_each(self.redis, self._land, calls),
-                                  strict=True):
-            for index, existing in zip(indexes, found, strict=True):
-                # Where another executor landed the same transaction first, its record is
-                # the truth.
-                if existing:
-                    landed[index] = msgspec.json.decode(existing, type=Landing)
-        return landed
+        """Lands each transaction once: records it under its signature unless a landing is
+        recorded there already, and answers that one then (``SET NX GET``, one command a
+        transaction, all in one round trip)."""
+        found = await pipelined(self.redis, [
+            ("SET", self.layout.ledger(landing.order_id, landing.signature),
+             msgspec.json.encode(landing), "NX", "GET", "EX", LEDGER_TTL_S)
+            for landing in landings])
+        # Where another executor landed the same transaction first, its record is the truth.
+        return [msgspec.json.decode(existing, type=Landing) if existing else landing
+                for landing, existing in zip(landings, found, strict=True)]
 
     async def settle(self, landing: Landing) -> None:
         """The order is confirmed: its landing need not outlive the order's index."""

@@ -35,9 +35,12 @@ now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local order, interval, burst = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_open, max_age_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - max_age_ms)
+-- Orders counted longer than max_age_ms are dropped only when they would refuse this one.
 if redis.call('ZCARD', KEYS[2]) >= max_open then
-  return {2, 0, 1000}
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - max_age_ms)
+  if redis.call('ZCARD', KEYS[2]) >= max_open then
+    return {2, 0, 1000}
+  end
 end
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local allowed_at = tat - (burst - 1) * interval

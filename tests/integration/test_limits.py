@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 import pytest
@@ -65,6 +66,23 @@ async def test_unfinished_orders_are_capped_until_one_ends(store: EventStore) ->
     assert admitted.admitted and admitted.rate.remaining == 60 - 4
     await limit.forget_open_order("dave", "d")
     assert (await limit.admit("dave", "e")).admitted
+
+
+async def test_an_unfinished_order_counts_for_its_maximum_age_at_most(store: EventStore) -> None:
+    limit = limits(store, max_open=2)
+    limit.open_order_max_age_ms = 300
+    # Open for good: only their age can let a third in.
+    await store.append([builders.requested(order_id) for order_id in "fghi"])
+    for order_id in "fg":
+        assert (await limit.admit("erin", order_id)).admitted
+    assert not (await limit.admit("erin", "h")).open_orders_ok
+    deadline = time.monotonic() + 5
+    while not (admitted := await limit.admit("erin", "h")).admitted:
+        assert not admitted.open_orders_ok and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    # Both aged out together; "h" alone counts now.
+    assert (await limit.admit("erin", "i")).admitted
+    assert not (await limit.admit("erin", "j")).open_orders_ok
 
 
 async def test_an_idempotency_key_is_claimed_once_and_replays_its_answer(
