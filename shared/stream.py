@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shared.appending import OPEN_ORDER_TTL_S, Appending
 from shared.config import Settings
@@ -34,6 +34,18 @@ __all__ = ["OPEN_ORDER_TTL_S", "QUEUES", "ConsumerGroup", "Entry", "EventStore",
 
 # Checked once per process for each (Redis, namespace, count).
 _CHECKED: set[tuple[str, str, int]] = set()
+
+
+class RedisTooOld(RuntimeError):
+    """The server at REDIS_URL is older than Redis 7.0, which the engine needs."""
+
+
+def _refuse_an_old_redis(error: ResponseError) -> None:
+    # SET with both NX and GET, which the engine uses here and for the simulated chain's
+    # landings, came with Redis 7.0; an older server calls it a syntax error.
+    if "syntax error" in str(error).lower():
+        raise RedisTooOld("the engine needs Redis 7.0 or newer (or Valkey): the server at "
+                          f"REDIS_URL refused SET with NX and GET ({error})") from error
 
 
 class EventStore(Appending, Reading, GroupUpkeep):
@@ -52,16 +64,25 @@ class EventStore(Appending, Reading, GroupUpkeep):
         try:
             self._compare(client.set(self.layout.count_key, self.layout.count, nx=True,
                                      get=True))
+        except ResponseError as error:
+            _refuse_an_old_redis(error)
+            return
         except RedisError:
             return
         finally:
             client.close()
 
     async def check_partitions(self) -> None:
-        """As at construction; raises ``PartitionMismatch`` for another count."""
+        """As at construction; raises ``PartitionMismatch`` for another count, and
+        ``RedisTooOld`` for a server before Redis 7.0."""
         if not self._checked:
-            self._compare(await self.redis.set(self.layout.count_key, self.layout.count,
-                                               nx=True, get=True))
+            try:
+                recorded = await self.redis.set(self.layout.count_key, self.layout.count,
+                                                nx=True, get=True)
+            except ResponseError as error:
+                _refuse_an_old_redis(error)
+                raise
+            self._compare(recorded)
 
     @property
     def _checked(self) -> bool:

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError, ResponseError
 
 from shared.config import Settings
 from shared.partitions import PartitionMismatch
-from shared.stream import EventStore
+from shared.stream import EventStore, RedisTooOld
 from tests.conftest import cleanup
 from tests.helpers import order
 
@@ -29,6 +29,42 @@ async def test_another_partition_count_is_refused_naming_both(settings: Settings
         assert f"oee repartition {settings.partitions * 2}" in str(refused.value)
     finally:
         await cleanup(store.redis, settings.namespace)
+        await store.close()
+
+
+class RedisBefore7:
+    """A server before Redis 7.0 as redis-py sees it: SET with both NX and GET is a syntax
+    error to it (no such server here to run against)."""
+
+    def set(self, *args: Any, **kwargs: Any) -> Any:
+        raise ResponseError("syntax error")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_redis_before_7_is_refused_by_name_at_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared.stream.connect_sync", lambda *_: RedisBefore7())
+    with pytest.raises(RedisTooOld, match=r"Redis 7\.0 or newer"):
+        EventStore(settings)
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ResponseError("ERR syntax error")
+
+    class Away(RedisBefore7):
+        def set(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("Connection refused")
+
+    # Away at construction: the check at start, which every service awaits, refuses it.
+    monkeypatch.setattr("shared.stream.connect_sync", lambda *_: Away())
+    store = EventStore(settings)
+    try:
+        monkeypatch.setattr(store.redis, "set", refused)
+        with pytest.raises(RedisTooOld, match=r"Redis 7\.0 or newer"):
+            await store.check_partitions()
+    finally:
         await store.close()
 
 
