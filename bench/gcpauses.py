@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+
+from bench.harness import bench_with_site
 
 # Each process of a service appends one JSON line per collection to its own file.
 SITE = '''
@@ -69,18 +68,13 @@ def main() -> int:
     parser.add_argument("bench", nargs=argparse.REMAINDER,
                         help="-- then the arguments of oee bench (with --spawn)")
     args = parser.parse_args()
-    bench_args = [a for a in args.bench if a != "--"]
     with tempfile.TemporaryDirectory(prefix="oee-gc-") as scratch:
-        site, folder = Path(scratch, "site"), Path(scratch, "pauses")
-        site.mkdir()
+        folder = Path(scratch, "pauses")
         folder.mkdir()
-        (site / "sitecustomize.py").write_text(SITE.format(SERVICES=set(SERVICES)))
-        env = dict(os.environ, OEE_BENCH_GC_FOLDER=str(folder), PYTHONPATH=os.pathsep.join(
-            [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        ran = subprocess.run([sys.executable, "-m", "services.cli", "bench", *bench_args],
-                             env=env, check=False)
+        code = bench_with_site(SITE.format(SERVICES=set(SERVICES)),
+                               {"OEE_BENCH_GC_FOLDER": str(folder)}, args.bench, Path(scratch))
         print(json.dumps({"gc_pauses": summary(folder)}, indent=1))
-    return ran.returncode
+    return code
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from services.cli.launcher import SERVICES, System
 from shared.config import Settings, load
 from shared.redis_client import connect_sync, is_cluster
 
-__all__ = ["FAST", "SERVICES", "System", "forget", "system"]
+__all__ = ["FAST", "SERVICES", "System", "bench_with_site", "forget", "system"]
 
 log = logging.getLogger("oee.harness")
 
@@ -84,3 +84,19 @@ def forget(settings: Settings) -> None:
             client.close()
     except (RedisError, RedisClusterException) as error:
         log.warning("could not delete the keys of %s: %s", settings.namespace, error)
+
+
+def bench_with_site(site: str, env: dict[str, str], bench_args: list[str],
+                    scratch: Path) -> int:
+    """Runs ``oee bench`` with ``bench_args``, every Python process it starts importing
+    ``site`` first (as ``sitecustomize``, from a folder in ``scratch`` put first on
+    ``PYTHONPATH``), with ``env`` added to this process's environment; its exit code. The
+    measuring tools reach into the spawned services this way."""
+    folder = scratch / "site"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(site)
+    path = os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])
+    ran = subprocess.run(
+        [sys.executable, "-m", "services.cli", "bench", *[a for a in bench_args if a != "--"]],
+        env={**os.environ, **env, "PYTHONPATH": path}, check=False)
+    return ran.returncode

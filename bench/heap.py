@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import tracemalloc
 from collections import Counter
 from pathlib import Path
+
+from bench.harness import bench_with_site
 
 # The gateway's process takes a snapshot each time its subscribers first reach the next
 # count: from a thread, as the event loop is busy serving them.
@@ -111,32 +111,27 @@ def main() -> int:
     counts = sorted(int(n) for n in args.at.split(","))
     if len(counts) < 2 or counts[0] < 0:
         parser.error("--at needs two subscriber counts or more")
-    bench_args = [a for a in args.bench if a != "--"]
     with tempfile.TemporaryDirectory(prefix="oee-heap-") as scratch:
-        site, folder = Path(scratch, "site"), Path(scratch, "heap")
-        site.mkdir()
+        folder = Path(scratch, "heap")
         folder.mkdir()
-        (site / "sitecustomize.py").write_text(SITE.format(DEPTH=DEPTH))
-        env = dict(os.environ, OEE_BENCH_HEAP_FOLDER=str(folder),
-                   OEE_BENCH_HEAP_AT=",".join(map(str, counts)),
-                   PYTHONPATH=os.pathsep.join(
-                       [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        ran = subprocess.run([sys.executable, "-m", "services.cli", "bench", *bench_args],
-                             env=env, check=False)
+        code = bench_with_site(SITE.format(DEPTH=DEPTH),
+                               {"OEE_BENCH_HEAP_FOLDER": str(folder),
+                                "OEE_BENCH_HEAP_AT": ",".join(map(str, counts))},
+                               args.bench, Path(scratch))
         taken = sorted(folder.glob("*.heap"))
         if len(taken) < 2:
             print(f"bench.heap: the gateway reached {len(taken)} of the counts {args.at}",
                   file=sys.stderr)
-            return ran.returncode or 1
+            return code or 1
         came = int(taken[-1].stem.rsplit("-", 1)[1]) - int(taken[0].stem.rsplit("-", 1)[1])
         if came <= 0:
             print(f"bench.heap: no subscriber came between the snapshots ({args.at})",
                   file=sys.stderr)
-            return ran.returncode or 1
+            return code or 1
         grown = per_subscriber(tracemalloc.Snapshot.load(str(taken[0])),
                                tracemalloc.Snapshot.load(str(taken[-1])), came)
         print(json.dumps({"heap_per_subscriber": grown}, indent=1))
-    return ran.returncode
+    return code
 
 
 if __name__ == "__main__":
