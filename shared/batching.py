@@ -33,15 +33,21 @@ class Batcher(Generic[T, R]):
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def __call__(self, items: Sequence[T]) -> list[R]:
-        if not items:
-            return []
+        return await self.soon(items)
+
+    def soon(self, items: Sequence[T]) -> asyncio.Future[list[R]]:
+        """The answers for ``items``, to be awaited: they are sent with the calls of this
+        turn of the loop, so a caller can start more round trips to go with them."""
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result([])
+            return future
         self._waiting.append((items, future))
         if len(self._waiting) == 1:
             task = asyncio.create_task(self._flush())
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
-        return await future
+        return future
 
     async def _flush(self) -> None:
         if self._linger_s:

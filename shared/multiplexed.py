@@ -50,6 +50,8 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
         self.watchdog: asyncio.TimerHandle | None = None
+        # What the calls of this turn of the loop wrote, sent together at its end.
+        self.outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport's subclasses, but have its methods.
@@ -76,6 +78,18 @@ class _Protocol(asyncio.Protocol):
                 calls.popleft()
                 if not call.future.done():
                     call.future.set_result(call.replies)
+
+    def write(self, loop: asyncio.AbstractEventLoop, packed: bytes) -> None:
+        """``packed`` goes out with whatever else is written in this turn of the loop: one
+        write, and one wake of Redis, for the round trips that tasks start together."""
+        if not self.outgoing:
+            loop.call_soon(self._write_out)
+        self.outgoing.append(packed)
+
+    def _write_out(self) -> None:
+        outgoing, self.outgoing = self.outgoing, []
+        if self.lost is None and self.transport is not None:
+            self.transport.writelines(outgoing)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionError(f"Redis connection lost: {exc or 'closed'}"))
@@ -130,7 +144,7 @@ class MultiplexedConnection:
         assert loop is not None and protocol.transport is not None
         future: asyncio.Future[list[Any]] = loop.create_future()
         protocol.calls.append(_Call(future, count, loop.time()))
-        protocol.transport.write(packed)
+        protocol.write(loop, packed)
         if protocol.watchdog is None and self.socket_timeout is not None:
             protocol.watchdog = loop.call_later(self.socket_timeout, self._check_late, protocol)
         return future

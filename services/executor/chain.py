@@ -133,6 +133,9 @@ class SimulatedChain:
         return msgspec.json.decode(found[0], type=Landing) if found else None
 
     async def send(self, order: OrderRequested, routed: Routed, attempt: int) -> Landing:
+        """Signs and sends attempt ``attempt``: the transaction as it reaches the chain, to
+        be recorded there (``land``). Raises why it does not: a transient failure, or the
+        route giving less than minAmountOut on the pools as they are now."""
         tx_hash = signature(self.settings.seed, order.order_id, attempt)
         latency = self._latency_s(order.order_id, attempt)
         # The transaction confirms its latency after it was sent: however late the sleep
@@ -153,8 +156,12 @@ class SimulatedChain:
             latency_ms=round(latency * 1000, 3),
             confirms_at=sent_at + latency,
         )
-        [landed] = await self._lands([landing])
-        return landed
+        return landing
+
+    def land(self, landing: Landing) -> asyncio.Future[list[Landing]]:
+        """The chain records the transaction (once: see ``_land_all``) with the round trips
+        of this turn of the loop; the future gives ``[the landing the chain holds]``."""
+        return self._lands.soon([landing])
 
     async def _land_all(self, landings: list[Landing]) -> list[Landing]:
         """Lands each transaction once: records it under its signature unless a landing is

@@ -121,8 +121,14 @@ class Execution:
             with tracing.following("submit", self.last_step):
                 sent = await self.send(attempt)
                 if not isinstance(sent, Failure):
-                    await self.append(decisions.land(self.state, sent))
-                    return sent
+                    # Submitted says only what the transaction says of itself (its
+                    # signature and attempt), so it goes in the write that lands it.
+                    landing = self.chain.land(sent)
+                    try:
+                        await self.append(decisions.land(self.state, sent))
+                    finally:
+                        [landed] = await landing
+                    return landed
                 log.warning("order %s attempt %d failed: %s", self.order_id, attempt,
                             sent.error)
                 await self.append(decisions.fail_attempt(
@@ -136,7 +142,7 @@ class Execution:
             attempt += 1
 
     async def send(self, attempt: int) -> Landing | Failure:
-        """Attempt ``attempt``: where it landed, or why it did not."""
+        """Attempt ``attempt``: the transaction as it reaches the chain, or why it did not."""
         try:
             self.check_quote_age()
             return await self.chain.send(self.order, self.routed, attempt)

@@ -194,7 +194,8 @@ async def test_an_executor_taking_over_converges_on_what_already_landed(
     executor confirms that transaction and never executes the swap again."""
     requested = order(new_id())
     chain = SimulatedChain(store.redis, settings)
-    landing = await chain.send(requested, routed(requested, settings), attempt=1)
+    [landing] = await chain.land(await chain.send(requested, routed(requested, settings),
+                                                  attempt=1))
     history: list[Any] = [requested, routed(requested, settings), Built(
         order_id=requested.order_id, seq=3, dex="meteora", instructions=[],
         wraps_sol=True, unwraps_sol=False)]

@@ -86,3 +86,35 @@ async def test_no_server_is_a_connection_error() -> None:
     await listening.wait_closed()
     with pytest.raises(ConnectionError):
         await MultiplexedConnection("127.0.0.1", port).round_trip([("PING",)])
+
+
+async def test_round_trips_started_in_one_turn_of_the_loop_go_out_in_one_write(
+    server: tuple[int, list[Reply]],
+) -> None:
+    port, replies = server
+    replies.append(lambda chunk: b"+PONG\r\n" * chunk.count(b"PING"))
+    connection = MultiplexedConnection("127.0.0.1", port)
+    assert await connection.round_trip([("PING",)]) == [b"PONG"]  # connected
+    protocol = connection._protocol
+    assert protocol is not None and protocol.transport is not None
+    writes: list[bytes] = []
+    transport = protocol.transport
+
+    class Counted:
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+            transport.write(data)
+
+        def writelines(self, lines: list[bytes]) -> None:
+            self.write(b"".join(lines))
+
+    protocol.transport = Counted()  # type: ignore[assignment]
+    answers = await asyncio.wait_for(asyncio.gather(
+        connection.round_trip([("PING",)]),
+        connection.round_trip([("PING",), ("PING",)]),
+        connection.round_trip([("PING",)]),
+    ), 5)
+    assert answers == [[b"PONG"], [b"PONG", b"PONG"], [b"PONG"]]
+    assert writes == [b"*1\r\n$4\r\nPING\r\n" * 4]
+    protocol.transport = transport
+    await connection.aclose()
