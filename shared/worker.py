@@ -68,10 +68,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliveries: int = 5
     shutdown_timeout_s: float = 30.0
     handling_timeout_s: float = 300.0
-    # After a read that did not fill its free slots, wait this long before the next, so
-    # the events arriving meanwhile are read, handled and acknowledged as one batch: a
-    # first event after a quiet spell is read at once, the ones that follow it wait at
-    # most this long.
+    # After a read that did not fill its free slots, and came back within this long (the
+    # events come at least that often), wait this long before the next, so the events
+    # arriving meanwhile are read, handled and acknowledged as one batch. A first event
+    # after a quiet spell is read at once, and a worker whose events come further apart
+    # than this never waits: a linger pays only where there is company to wait for.
     linger_s: float = 0.0
 
 
@@ -184,9 +185,13 @@ class Worker:
 
     def _read_loop(self, partitions: list[int]) -> Callable[[asyncio.Event], Awaitable[bool]]:
         lingering = False
+        loop = asyncio.get_running_loop()
+        # Since when the worker has been asking for entries and getting none: reads that
+        # come back empty (their block timing out) do not start the wait anew.
+        waiting_since: float | None = None
 
         async def step(stop: asyncio.Event) -> bool:
-            nonlocal lingering
+            nonlocal lingering, waiting_since
             if lingering:  # once: a wait for a free slot that follows is wait enough
                 lingering = False
                 await _wait(stop, self.settings.linger_s)
@@ -195,6 +200,8 @@ class Worker:
                 await self._wait_for_slot(stop)
                 return False
             acks, self._finished = self._finished, []
+            if waiting_since is None:
+                waiting_since = loop.time()
             try:
                 entries = await self.group.read(self.settings.consumer, free, partitions,
                                                 block_ms=self.store.longest_block_ms,
@@ -204,7 +211,9 @@ class Worker:
                 self._acknowledge_soon(acks)
                 raise
             self._held.difference_update(e.ref for e in acks)
-            lingering = self.settings.linger_s > 0 and 0 < len(entries) < free
+            if entries:
+                waited, waiting_since = loop.time() - waiting_since, None
+                lingering = len(entries) < free and waited < self.settings.linger_s
             await self._dispatch(entries)
             return False
         return step

@@ -26,6 +26,11 @@ from shared.worker import Worker, worker_settings
 
 log = logging.getLogger("oee.router")
 
+# While orders come at least this often, the ones that come within this long of a read are
+# routed together: their routes go in one append, and the executor takes them up together,
+# so every step after shares its round trips. Bounded so that the latency targets hold.
+ROUTE_LINGER_S = 0.01
+
 
 class Router:
     def __init__(self, settings: Settings, store: EventStore) -> None:
@@ -119,6 +124,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
             settings, "router", (OrderRequested, AttemptFailed, Triggered),
             # Routing mostly waits on the venues: many batches may wait at once.
             batch_size=settings.batch_size, chunk_size=settings.batch_size, concurrency=64,
+            linger_s=ROUTE_LINGER_S,
         ),
         router.handle,
     )

@@ -108,6 +108,43 @@ async def test_a_lingering_worker_reads_a_first_event_at_once_and_those_after_it
     assert chunks == [[first.order_id], [each.order_id for each in later]]
 
 
+async def test_a_worker_whose_events_come_further_apart_than_its_linger_never_waits(
+        store: EventStore) -> None:
+    """A first event after a quiet spell longer than the linger is read at once, and so
+    is the next one: a linger that could bring no company is not waited out."""
+    linger_s = 2.0
+    loop = asyncio.get_running_loop()
+    handled_at: dict[str, float] = {}
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        handled_at.update((e.event.order_id, loop.time()) for e in entries)
+
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,),
+                              linger_s=linger_s)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+    # The quiet spell: no event for longer than the linger, its reads coming back empty.
+    await asyncio.sleep(linger_s + 0.3)
+    # One partition: on a cluster each partition's reads linger on their own.
+    first = order(new_id())
+    while store.partition_of((second := order(new_id())).order_id) != store.partition_of(
+            first.order_id):
+        pass
+    await store.append([first])
+
+    async def was_handled(order_id: str) -> bool | None:
+        return True if order_id in handled_at else None
+
+    await eventually(lambda: was_handled(first.order_id), 5, every_s=0.005)
+    appended_at = loop.time()
+    await store.append([second])
+    await eventually(lambda: was_handled(second.order_id), 5, every_s=0.005)
+    stop.set()
+    await task
+    # Had the worker lingered after the first, the second would have waited 2 s.
+    assert handled_at[second.order_id] - appended_at < linger_s / 2
+
+
 async def test_a_busy_worker_acknowledges_with_its_next_read(
         store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Entries handled one after another, each soon after the last: each one's
