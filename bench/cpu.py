@@ -104,20 +104,49 @@ def process_cpu(processes: Mapping[str, Iterable[int]],
     return groups
 
 
+def pid_syscalls(pids: Iterable[int]) -> dict[str, tuple[int, int]]:
+    """The read and write system calls each process has made so far, by pid (the kernel's
+    ``syscr`` and ``syscw``): for a service, its socket reads and writes, so its round
+    trips and the wakes that bring their replies."""
+    made = {}
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+        except OSError:
+            continue
+        counters = dict(line.split(": ") for line in lines)
+        made[str(pid)] = (int(counters["syscr"]), int(counters["syscw"]))
+    return made
+
+
 @dataclass(frozen=True)
 class Snapshot:
     at: float
     nodes: dict[str, NodeCounters]
     cpu: dict[str, dict[str, float]]
+    syscalls: dict[str, dict[str, tuple[int, int]]]
 
 
 def snapshot(processes: Mapping[str, Iterable[int]], nodes: Mapping[str, redis.Redis],
              postgres_excluded: Sequence[int] = ()) -> Snapshot:
     return Snapshot(time.monotonic(), {name: node_counters(n) for name, n in nodes.items()},
-                    process_cpu(processes, postgres_excluded))
+                    process_cpu(processes, postgres_excluded),
+                    {service: pid_syscalls(pids) for service, pids in processes.items()})
 
 
 def cpu_used(before: Snapshot, after: Snapshot) -> dict[str, float]:
     """CPU seconds each group of processes used between the snapshots."""
     return {group: sum(grown(before.cpu.get(group, {}), pids).values())
             for group, pids in after.cpu.items()}
+
+
+def syscalls_made(before: Snapshot, after: Snapshot) -> dict[str, tuple[int, int]]:
+    """The read and write system calls each group of processes made between the
+    snapshots (a process started in between counts from 0)."""
+    made = {}
+    for group, pids in after.syscalls.items():
+        earlier = before.syscalls.get(group, {})
+        made[group] = (
+            sum(max(0, r - earlier.get(pid, (0, 0))[0]) for pid, (r, _) in pids.items()),
+            sum(max(0, w - earlier.get(pid, (0, 0))[1]) for pid, (_, w) in pids.items()))
+    return made

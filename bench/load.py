@@ -59,7 +59,7 @@ import msgspec
 import psycopg
 import websockets
 
-from bench.cpu import cpu_used, primaries, snapshot
+from bench.cpu import cpu_used, primaries, snapshot, syscalls_made
 from bench.harness import System, forget
 from bench.postgres import PgCounters, clients, grown_by, pg_counters, read_once_gone
 from bench.report import (
@@ -419,6 +419,10 @@ class Bench:
             result.cpu_ms_per_order = {kind: round(seconds / result.accepted * 1000, 4)
                                        for kind, seconds in sorted(used.items())}
             result.redis_commands_per_order = round(commands / result.accepted, 2)
+            result.syscalls_per_order = {
+                kind: {"reads": round(reads / result.accepted, 2),
+                       "writes": round(writes / result.accepted, 2)}
+                for kind, (reads, writes) in sorted(syscalls_made(counted, counts).items())}
         return result
 
     def write_orders(self, path: Path) -> None:

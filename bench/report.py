@@ -52,6 +52,9 @@ class Result(msgspec.Struct):
     # Every command Redis ran in the window (scripts' inner ones too, and the bench's own
     # reads of the log), per accepted order.
     redis_commands_per_order: float | None = None
+    # The read and write system calls of each kind of process that --spawn started, per
+    # accepted order: a service's socket reads and writes, so its round trips and wakes.
+    syscalls_per_order: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
     # PostgreSQL's own counters for the database under test over the window (the bench's
     # few reads too), per accepted order: transactions committed or rolled back, and rows
     # inserted, updated or deleted. None unless --spawn: read before
@@ -139,6 +142,10 @@ def render(result: Result) -> str:
         lines.append("CPU ms per order: " + ", ".join(
             f"{kind} {ms}" for kind, ms in result.cpu_ms_per_order.items())
             + f"; Redis commands per order: {result.redis_commands_per_order}")
+    if result.syscalls_per_order:
+        lines.append("system calls per order (reads/writes): " + ", ".join(
+            f"{kind} {calls['reads']}/{calls['writes']}"
+            for kind, calls in result.syscalls_per_order.items()))
     if result.postgres_transactions_per_order is not None:
         lines.append(f"PostgreSQL per order: {result.postgres_transactions_per_order}"
                      f" transactions, {result.postgres_rows_written_per_order} rows written")
