@@ -31,8 +31,10 @@ from shared.worker import Worker, worker_settings
 log = logging.getLogger("oee.persister")
 
 # How long the events that follow a first one wait to be recorded with it, in one
-# transaction: clients follow orders through the log, not through PostgreSQL.
-PERSIST_LINGER_S = 0.2
+# transaction: clients follow orders through the log, not through PostgreSQL, so the
+# projection may trail the log by this much. A transaction's own cost, here and in
+# PostgreSQL, was most of what the persister spent at light load.
+PERSIST_LINGER_S = 1.0
 
 
 class Recorder:
