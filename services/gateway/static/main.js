@@ -16,6 +16,11 @@ import { Tokens } from "./tokens.js";
 // Offered until GET /tokens answers: the tokens every engine lists.
 const SEED_TOKENS = ["SOL", "USDC", "USDT", "BONK", "JUP", "RAY"];
 const POLL_EVERY_MS = 2000;
+// The order lists come from PostgreSQL's projection, which trails the log by up to a second
+// (the persister records a second's events in one transaction): they are read again once
+// that has passed, so what changed just before the page opened is in them too, and the
+// feed brings what changed since.
+const PROJECTION_LAG_MS = 1500;
 const OPEN_PAGE = 100;
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +33,7 @@ const detail = new Detail($("order-detail"), tokens);
 const cancelling = new Set();
 let feed = null;
 let pollTimer = null;
+let catchUpTimer = null;
 // The order this page submitted last: its statuses are shown under the form.
 let watched = null;
 
@@ -332,15 +338,27 @@ function start(page) {
   feed.start();
   loadTokens();
   loadOpen();
+  catchUpTimer = setTimeout(catchUp, PROJECTION_LAG_MS);
   poll();
   pollTimer = setInterval(poll, POLL_EVERY_MS);
   followHash();
+}
+
+async function catchUp() {
+  try {
+    for (const row of (await getJson("/orders?limit=50")).orders) orders.fromRow(row);
+    redraw();
+  } catch {
+    // The feed goes on; the next page load reads the lists again.
+  }
+  loadOpen();
 }
 
 function stop() {
   if (feed) feed.stop();
   feed = null;
   clearInterval(pollTimer);
+  clearTimeout(catchUpTimer);
 }
 
 async function boot() {
