@@ -91,7 +91,7 @@ class SimulatedChain:
         self.settings = settings
         self.market = Market.from_settings(settings)
         self.layout = Layout(settings.namespace, settings.partitions)
-        # Transactions landing at the same moment share one script call.
+        # Transactions landing at the same moment share one round trip.
         self._lands = Batcher(self._land_all)
         # No order waits on a settlement: those of a moment share one round trip.
         self._settles = Batcher(self._settle_all, linger_s=LINGER_S)
