@@ -74,7 +74,6 @@ from bench.report import (
 )
 from shared import lifecycle
 from shared.accounts import create_key
-from shared.batching import LINGER_S
 from shared.config import Settings, load
 from shared.events import AnyEvent, Confirmed, Routed, Submitted
 from shared.launches import Launches, PoolLaunched
@@ -384,11 +383,11 @@ class Bench:
         finished = time.time()
         projected = await self.projected_after(began)
         pending = await store.backlog()
-        # Acknowledgements linger a moment after the work they acknowledge (LINGER_S):
-        # what is still pending a second later is real.
+        # Acknowledgements linger a moment after the work they acknowledge: what is still
+        # pending a second later is real.
         deadline = time.monotonic() + 1
         while any(pending.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(LINGER_S)
+            await asyncio.sleep(FOLLOW_EVERY_S)
             pending = await store.backlog()
         generator_s = time.process_time() - generated
         counts = snapshot(self.pids, nodes)

@@ -7,18 +7,16 @@ has had its turn, and each caller gets back the answers for its own items.
 Bookkeeping that no order waits on (a landing's expiry) may linger: the flush waits
 ``linger_s`` first, so calls spread over that moment share the round trip too. Under light
 load that is the difference: a round trip costs the caller's process about 0.1 ms of CPU,
-and one per order per step added up to most of an idle service's time.
+and one per order per step added up to most of an idle service's time. ``drain`` sends what
+lingers at once, for a process that is stopping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
-
-# How long bookkeeping lingers for company: a landing's record stays long-lived that much
-# longer, which only a crash in between would notice (the work is done again, idempotently).
-LINGER_S = 0.02
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,6 +29,7 @@ class Batcher(Generic[T, R]):
         self._linger_s = linger_s
         self._waiting: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
+        self._draining = asyncio.Event()
 
     async def __call__(self, items: Sequence[T]) -> list[R]:
         return await self.soon(items)
@@ -49,9 +48,16 @@ class Batcher(Generic[T, R]):
             task.add_done_callback(self._flushes.discard)
         return future
 
+    async def drain(self) -> None:
+        """Sends what lingers now, and returns once every send under way is over; calls
+        made from now on are sent without lingering."""
+        self._draining.set()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
+
     async def _flush(self) -> None:
-        if self._linger_s:
-            await asyncio.sleep(self._linger_s)
+        if self._linger_s and not self._draining.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._draining.wait(), self._linger_s)
         waiting, self._waiting = self._waiting, []
         try:
             answers = await self._send([item for items, _ in waiting for item in items])

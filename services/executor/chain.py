@@ -12,6 +12,7 @@ standing in for the outside world that every executor talks to.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 
@@ -19,7 +20,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from services.executor.execution import executed_price, signature
-from shared.batching import LINGER_S, Batcher
+from shared.batching import Batcher
 from shared.config import Settings
 from shared.events import OrderRequested, Routed
 from shared.launches import pushed
@@ -29,6 +30,8 @@ from shared.redis_client import pipelined
 from shared.route import Leg
 from shared.routing import PoolOf, run_route
 from shared.seeded import rng
+
+log = logging.getLogger("oee.executor")
 
 
 class TransientError(Exception):
@@ -62,6 +65,10 @@ SEND_SHARE = 0.25
 # A landing is kept while its order may still be open (an executor that takes the order over
 # must find it), and only a short while once the order is confirmed.
 LEDGER_TTL_S = 7 * 24 * 3600
+# No order waits on its landing's expiry: the settlements of a second share one round trip,
+# sent when the executor stops at the latest. A crash in between leaves a landing kept for
+# LEDGER_TTL_S, which is harmless.
+SETTLE_LINGER_S = 1.0
 
 
 def execute_route(routed: Routed, amount_in: int, pool_of: PoolOf) -> tuple[list[Leg], int]:
@@ -93,8 +100,7 @@ class SimulatedChain:
         self.layout = Layout(settings.namespace, settings.partitions)
         # Transactions landing at the same moment share one round trip.
         self._lands = Batcher(self._land_all)
-        # No order waits on a settlement: those of a moment share one round trip.
-        self._settles = Batcher(self._settle_all, linger_s=LINGER_S)
+        self._settles = Batcher(self._settle_all, linger_s=SETTLE_LINGER_S)
 
     def ledger_key(self, order_id: str, attempt: int) -> str:
         return self.layout.ledger(order_id, signature(self.settings.seed, order_id, attempt))
@@ -175,9 +181,14 @@ class SimulatedChain:
         return [msgspec.json.decode(existing, type=Landing) if existing else landing
                 for landing, existing in zip(landings, found, strict=True)]
 
-    async def settle(self, landing: Landing) -> None:
-        """The order is confirmed: its landing need not outlive the order's index."""
-        await self._settles([landing])
+    def settle(self, landing: Landing) -> None:
+        """The order is confirmed: its landing need not outlive the order's index. Sent
+        with the other settlements of its second; nothing waits for it."""
+        self._settles.soon([landing]).add_done_callback(_settled)
+
+    async def close(self) -> None:
+        """Sends the settlements still lingering."""
+        await self._settles.drain()
 
     async def _settle_all(self, landings: list[Landing]) -> list[None]:
         ttl = self.settings.finished_order_ttl_s
@@ -191,3 +202,8 @@ class SimulatedChain:
         if wait > 0:
             await asyncio.sleep(wait)
         return landing
+
+
+def _settled(done: asyncio.Future[list[None]]) -> None:
+    if not done.cancelled() and (error := done.exception()) is not None:
+        log.warning("landings keep their long expiry: settling them failed: %s", error)

@@ -111,7 +111,7 @@ class Execution:
         with tracing.following("confirm", self.last_step):
             landing = await self.chain.confirmation(landing)
             await self.append(decisions.confirm(self.state, landing))
-        await self.chain.settle(landing)
+        self.chain.settle(landing)
 
     async def submit_with_retries(self, attempt: int) -> Landing | None:
         """Sends until one attempt lands (its ``Submitted`` in); None when this executor is
@@ -232,4 +232,5 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await worker.run(stop)
     finally:
+        await chain.close()
         await store.close()

@@ -72,6 +72,22 @@ async def test_a_lingering_batcher_gathers_calls_spread_over_its_linger() -> Non
     assert sends == [[1, 2]]
 
 
+async def test_draining_sends_what_lingers_at_once_and_later_calls_without_linger() -> None:
+    sends: list[list[int]] = []
+
+    async def record(items: list[int]) -> list[int]:
+        sends.append(items)
+        return items
+
+    batch = Batcher(record, linger_s=3600)
+    lingering = batch.soon([1])
+    await _turns(5)
+    assert sends == []  # its hour has not passed
+    await batch.drain()
+    assert sends == [[1]] and await lingering == [1]
+    assert await asyncio.wait_for(batch([2]), 5) == [2]  # no hour's linger now
+
+
 async def test_a_batcher_without_linger_sends_calls_of_different_turns_apart() -> None:
     sends: list[list[int]] = []
 
