@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from tenacity import (
     AsyncRetrying,
@@ -50,7 +51,7 @@ from shared.events import Event, encode
 from shared.positions import StreamId
 from shared.queues import QUEUES
 from shared.redis_client import connect
-from shared.scripts import run_all, run_each
+from shared.scripts import Call, run_all, run_each
 from shared.store_base import StoreBase
 
 # An order keeps its index this long at most, in case it never finishes or PostgreSQL never
@@ -105,11 +106,12 @@ local function type_of(data)
 end
 """
 
-# KEYS: the partition's log, then its queues in QUEUES order, then each event's order hash.
-# ARGV: the index TTL, then per event its seq, its order id and its JSON. Answers each
-# event's stream id; false where it was refused; '0-0' where the same event is in already
-# (a repeated call whose first reply was lost): it is in.
-_APPEND = MOVE_OF + """
+# append(KEYS, ARGV), a Lua function, so that another script can append as this one does
+# (the gateway's admission). KEYS: the partition's log, then its queues in QUEUES order,
+# then each event's order hash. ARGV: the index TTL, then per event its seq, its order id
+# and its JSON. Answers each event's stream id; false where it was refused; '0-0' where the
+# same event is in already (a repeated call whose first reply was lost): it is in.
+APPEND_FUNCTION = MOVE_OF + """
 -- The order's events before seq, as one JSON array (nil for the first event, or where the
 -- hash lacks one of them): a queue entry carries them, so the service it hands the order
 -- to need not read the hash back.
@@ -127,38 +129,41 @@ end
 local allowed = __ALLOWED__
 local target = __TARGET__
 local queue = __QUEUE__
-local ids = {}
-local first = 2 + __QUEUES__
-for i = first, #KEYS do
-  local a = (i - first) * __ARGS_PER_EVENT__ + 2
-  local seq, order, data = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local kind = type_of(data)
-  local move = kind and move_of(kind, data)
-  -- The order's state and whatever it holds at this seq, in one read.
-  local held = redis.call('HMGET', KEYS[i], 'st', seq)
-  if held[2] then
-    ids[#ids + 1] = held[2] == data and '0-0'
-  elseif move and allowed[(held[1] or '') .. '|' .. move] then
-    ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
-    local q = queue[move]
-    if q then
-      local before = story_before(KEYS[i], tonumber(seq))
-      if before then
-        redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data,
-                   'h', before)
-      else
-        redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+
+local function append(KEYS, ARGV)
+  local ids = {}
+  local first = 2 + __QUEUES__
+  for i = first, #KEYS do
+    local a = (i - first) * __ARGS_PER_EVENT__ + 2
+    local seq, order, data = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    local kind = type_of(data)
+    local move = kind and move_of(kind, data)
+    -- The order's state and whatever it holds at this seq, in one read.
+    local held = redis.call('HMGET', KEYS[i], 'st', seq)
+    if held[2] then
+      ids[#ids + 1] = held[2] == data and '0-0'
+    elseif move and allowed[(held[1] or '') .. '|' .. move] then
+      ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+      local q = queue[move]
+      if q then
+        local before = story_before(KEYS[i], tonumber(seq))
+        if before then
+          redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data,
+                     'h', before)
+        else
+          redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data)
+        end
       end
+      redis.call('HSET', KEYS[i], seq, data, 'st', target[move])
+      if seq == '1' then
+        redis.call('EXPIRE', KEYS[i], ARGV[1])
+      end
+    else
+      ids[#ids + 1] = false
     end
-    redis.call('HSET', KEYS[i], seq, data, 'st', target[move])
-    if seq == '1' then
-      redis.call('EXPIRE', KEYS[i], ARGV[1])
-    end
-  else
-    ids[#ids + 1] = false
   end
+  return ids
 end
-return ids
 """
 
 
@@ -197,7 +202,7 @@ def script(text: str) -> str:
     return text
 
 
-APPEND_SCRIPT = script(_APPEND)
+APPEND_SCRIPT = script(APPEND_FUNCTION + "return append(KEYS, ARGV)")
 
 
 def _order_id(event: Event) -> str:
@@ -240,16 +245,28 @@ class Appending(StoreBase):
                     ) -> list[Any]:
         """The script calls of one batch, in one round trip: a pipeline on a single Redis;
         on a cluster each call goes to its slot's node, concurrently."""
-        wait = self.settings.redis_wait_replicas
         pairs = [(keys, args) for _, keys, args in calls]
-        if not wait:
+        if not self.cluster:
+            return await self.run_appending(self._append, pairs)
+        if not self.settings.redis_wait_replicas:
             return await run_each(self.redis, self._append, pairs)
-        if self.cluster:
-            return list(await asyncio.gather(*(self._append_waiting(k, a) for k, a in pairs)))
+        return list(await asyncio.gather(*(self._append_waiting(k, a) for k, a in pairs)))
+
+    async def run_appending(self, script: AsyncScript, calls: Sequence[Call]) -> list[Any]:
+        """Each reply of ``calls`` of a script that appends (``APPEND_FUNCTION``), on a
+        single Redis: one round trip, with ``WAIT`` in it when replicas must have the
+        events before they count as written."""
+        wait = self.settings.redis_wait_replicas
+        if not wait:
+            return await run_all(self.redis, script, calls)
         # On the connection that wrote: WAIT counts that connection's writes.
-        replies = await run_all(self.redis, self._append, pairs,
-                                ("WAIT", wait, _WAIT_TIMEOUT_MS))
+        replies = await run_all(self.redis, script, calls, ("WAIT", wait, _WAIT_TIMEOUT_MS))
         return replies[: len(calls)]
+
+    def append_call(self, event: Event) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``append`` (the script's function) for ``event``
+        alone."""
+        return self._append_call(self.layout.of(event.order_id), [event])
 
     def _append_call(self, partition: int, events: Sequence[Event]) -> tuple[list[str], list[Any]]:
         keys = [self.log_key(partition), *(self.queue_key(q, partition) for q in QUEUES)]

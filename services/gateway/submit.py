@@ -1,6 +1,6 @@
 """Submitting an order: the body read and validated, then admitted once per idempotency key
-within the account's limits, then ``OrderRequested`` appended. The WebSocket's submit
-message takes the same way from ``submit`` on."""
+within the account's limits, with ``OrderRequested`` appended in the same script call (on a
+single Redis). The WebSocket's submit message takes the same way from ``submit`` on."""
 
 from __future__ import annotations
 
@@ -114,7 +114,9 @@ async def submit(parts: Parts, account: Account, order: OrderRequested,
 
 async def admit(parts: Parts, account: Account, order: OrderRequested) -> Acceptance:
     bind(order_id=order.order_id)  # this request's log lines name its order
-    admission = await parts.limits.admit(account.name, order.order_id)
+    with tracing.accepting(order):  # the order's trace starts here, if it is traced
+        [requested] = tracing.made([order])
+        admission = await parts.limits.accept(account.name, requested)
     if not admission.rate.allowed:
         raise refusal(429, "x-api-key", "rate_limited",
                       f"more than {admission.rate.limit} orders a minute; retry in "
@@ -123,12 +125,5 @@ async def admit(parts: Parts, account: Account, order: OrderRequested) -> Accept
         raise refusal(429, "x-api-key", "open_orders",
                       f"{parts.settings.max_open_orders} orders are unfinished already; submit "
                       "more once some are confirmed or failed", {"Retry-After": "1"})
-    try:
-        with tracing.accepting(order):  # the order's trace starts here, if it is traced
-            await parts.store.append(tracing.made([order]))
-    except RedisError:
-        with contextlib.suppress(RedisError):
-            await parts.limits.forget_open_order(account.name, order.order_id)
-        raise
     ORDERS_ACCEPTED.inc()
     return Acceptance(order.order_id, accepted_body(order.order_id), admission.rate.headers())

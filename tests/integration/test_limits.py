@@ -68,6 +68,39 @@ async def test_unfinished_orders_are_capped_until_one_ends(store: EventStore) ->
     assert (await limit.admit("dave", "e")).admitted
 
 
+async def test_an_admitted_order_is_appended_in_the_call_that_admits_it(
+        store: EventStore) -> None:
+    limit = limits(store, per_minute=1, max_open=2)
+    first, second = builders.requested("j"), builders.requested("k")
+    # Redis loads the script on its first call, answered NOSCRIPT and sent again.
+    assert (await limit.accept("warm", builders.requested("i"))).admitted
+    calls_before = await _script_calls(store)
+    assert (await limit.accept("frank", first)).admitted
+    if not store.cluster:  # a cluster's admission and append are in different slots
+        assert await _script_calls(store) - calls_before == 1
+    assert [e.type for e in await store.history("j")] == ["OrderRequested"]
+    # Over the rate: refused, and nothing appended.
+    refused = await limit.accept("frank", second)
+    assert not refused.rate.allowed and not refused.admitted
+    assert await store.history("k") == []
+
+
+async def test_an_order_accepted_once_another_ended_is_appended(store: EventStore) -> None:
+    limit = limits(store, max_open=1)
+    assert (await limit.accept("gina", builders.requested("l"))).admitted
+    assert not (await limit.accept("gina", builders.requested("m"))).admitted
+    assert await store.history("m") == []
+    await store.append([builders.failed("l", seq=2, reason="no_route")])
+    assert (await limit.accept("gina", builders.requested("m"))).admitted
+    assert [e.type for e in await store.history("m")] == ["OrderRequested"]
+
+
+async def _script_calls(store: EventStore) -> int:
+    """The script calls Redis has run (on a single Redis)."""
+    stats = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) if not store.cluster else 0
+
+
 async def test_an_unfinished_order_counts_for_its_maximum_age_at_most(store: EventStore) -> None:
     limit = limits(store, max_open=2)
     limit.open_order_max_age_ms = 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -123,6 +124,17 @@ async def test_a_worker_whose_events_come_further_apart_than_its_linger_never_wa
                               linger_s=linger_s)
     stop = asyncio.Event()
     task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+
+    async def reading() -> bool | None:
+        # The consumer exists once the worker's first read has been made: its start-up
+        # (slow on a cluster) is over, and its read loops are about to wait.
+        stream = store.group("g").streams[0]
+        with contextlib.suppress(ResponseError):
+            if await store.redis.xinfo_consumers(stream, "g"):
+                return True
+        return None
+
+    await eventually(reading, 10, every_s=0.01)
     # The quiet spell: no event for longer than the linger, its reads coming back empty.
     await asyncio.sleep(linger_s + 0.3)
     # One partition: on a cluster each partition's reads linger on their own.
