@@ -63,7 +63,10 @@ async def launch_once(url: str, store: EventStore, namespace: str, snipers: int,
         ids = [await one(n) for n in range(snipers)]
     registry = Registry(store.redis, namespace)
     # Another process's progress, seen only in Redis: polled.
-    while await registry.count() < snipers:  # noqa: ASYNC110
+    watched_by = time.monotonic() + 60
+    while (watched := await registry.count()) < snipers:
+        if time.monotonic() > watched_by:
+            raise TimeoutError(f"the trigger watches {watched} of {snipers} snipers after 60 s")
         await asyncio.sleep(0.05)
     launches = Launches(store.redis, namespace)
     launch = PoolLaunched(mint=mint, symbol=symbol, decimals=6, venue=venue,

@@ -52,12 +52,18 @@ def _unused_port(usable: Callable[[int], bool], span: int = 0) -> int:
     rng = random.Random()
     for _ in range(1000):
         port = rng.randrange(_LOWEST_PORT, low)
-        if usable(port):
+        ports = {port, port + span}
+        # Free now, and not handed out before: two services of one system given the same
+        # port before either bound it would leave one of them unable to start.
+        if not ports & _HANDED_OUT and usable(port):
+            _HANDED_OUT.update(ports)
             return port
     raise EmbeddedError("no free port")
 
 
 _LOWEST_PORT = 10_000
+# The ports this process has handed out.
+_HANDED_OUT: set[int] = set()
 
 
 def _source_ports_start() -> int:

@@ -7,7 +7,9 @@ them all gracefully: the gateways first, so no order arrives while the workers f
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,15 +97,19 @@ class System:
         return restarted
 
     def is_ready(self) -> bool:
+        """The gateway answers /readyz, and every other process listens on its /metrics
+        port: each has started."""
         try:
             with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
+                if response.status != 200:
+                    return False
         except OSError:
             return False
+        return all(_listening(port) for port in self.metrics_ports.values())
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
-        """Until the gateway answers /readyz; raises StartFailed as soon as any process has
-        exited, TimeoutError at the deadline."""
+        """Until the system is ready (``is_ready``); raises StartFailed as soon as any
+        process has exited, TimeoutError at the deadline."""
         deadline = time.monotonic() + timeout_s
         while not self.is_ready():
             for service, processes in self.processes.items():
@@ -136,3 +142,9 @@ class System:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False

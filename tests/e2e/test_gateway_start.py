@@ -20,6 +20,7 @@ import pytest
 
 from bench.harness import forget
 from services.cli.embedded import free_port
+from services.cli.launcher import StartFailed, System
 from shared.config import load
 
 pytestmark = pytest.mark.e2e
@@ -175,3 +176,22 @@ def test_sigterm_while_the_gateway_waits_on_a_hung_redis_stops_it_within_10_s(
     time.sleep(0.5)  # the moment of the signal: the check of Redis is waiting for an answer
     assert gateway.poll() is None, (tmp_path / "gateway.log").read_text()
     assert stopped_within(gateway, signal.SIGTERM) < STOP_S
+
+
+def test_a_system_is_not_ready_while_a_service_behind_the_gateway_could_not_start(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """The gateway ready, the trigger gone at start (its metrics port taken): the launcher
+    says so at once, rather than a caller waiting on a trigger that never comes."""
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    running = System(env, tmp_path)
+    with socket.socket() as holder:  # bound, not listening: nothing answers there
+        holder.bind(("127.0.0.1", free_port()))
+        running.metrics_ports[("trigger", 0)] = holder.getsockname()[1]
+        try:
+            running.start_all({})
+            with pytest.raises(StartFailed) as failed:
+                running.wait_ready()
+        finally:
+            running.stop()
+    assert failed.value.service == "trigger"

@@ -26,3 +26,12 @@ def test_a_cluster_node_port_and_its_bus_port_are_below_the_source_ports() -> No
         port = cluster_port()
         assert port >= 10_000
         assert port + CLUSTER_BUS_OFFSET < _source_ports_start()
+
+
+def test_a_port_is_handed_out_once() -> None:
+    """Two services of one system given the same port, neither bound yet, and one of them
+    could not start."""
+    ports = [free_port() for _ in range(3000)]
+    nodes = [cluster_port() for _ in range(100)]
+    handed = [*ports, *nodes, *(node + CLUSTER_BUS_OFFSET for node in nodes)]
+    assert len(set(handed)) == len(handed)
