@@ -6,9 +6,10 @@ while it keeps dying), so ``kill -9`` of any one of them is something the system
 from by itself.
 
 Start-up fails loudly: a taken port, a server that does not answer or a service that exits
-before the gateway is ready stops everything with the reason and a non-zero status, and
-"API on" is printed only once the gateway answers. SIGTERM is taken as Ctrl-C: either
-stops everything within ``STOP_S`` (and the embedded servers after), whatever the state.
+before the system is ready stops everything with the reason and a non-zero status, and
+"API on" is printed only once the gateway answers and every other service listens. SIGTERM
+is taken as Ctrl-C: either stops everything within ``STOP_S`` (and the embedded servers
+after), whatever the state.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from shared.process import setup_logging
 
 # How often the supervisor looks at its processes.
 POLL_S = 0.2
-# Until the gateway answers /readyz: the services' imports and connections, on a busy machine.
+# Until the system is ready (the gateway's /readyz, every service's /metrics port): the
+# services' imports and connections, on a busy machine.
 READY_S = 60.0
 # What has not stopped by then is killed; the embedded servers stop after it.
 STOP_S = 7.0
