@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -58,12 +59,7 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
 
 
 async def test_a_lingering_batcher_gathers_calls_spread_over_its_linger() -> None:
-    sends: list[list[int]] = []
-
-    async def record(items: list[int]) -> list[int]:
-        sends.append(items)
-        return items
-
+    sends, record = recorder()
     batch = Batcher(record, linger_s=0.2)
     first = asyncio.create_task(batch([1]))
     await _turns(5)  # the first call's flush is lingering by now
@@ -73,12 +69,7 @@ async def test_a_lingering_batcher_gathers_calls_spread_over_its_linger() -> Non
 
 
 async def test_draining_sends_what_lingers_at_once_and_later_calls_without_linger() -> None:
-    sends: list[list[int]] = []
-
-    async def record(items: list[int]) -> list[int]:
-        sends.append(items)
-        return items
-
+    sends, record = recorder()
     batch = Batcher(record, linger_s=3600)
     lingering = batch.soon([1])
     await _turns(5)
@@ -89,18 +80,24 @@ async def test_draining_sends_what_lingers_at_once_and_later_calls_without_linge
 
 
 async def test_a_batcher_without_linger_sends_calls_of_different_turns_apart() -> None:
-    sends: list[list[int]] = []
-
-    async def record(items: list[int]) -> list[int]:
-        sends.append(items)
-        return items
-
+    sends, record = recorder()
     batch = Batcher(record)
     first = asyncio.create_task(batch([1]))
     await _turns(5)
     second = asyncio.create_task(batch([2]))
     await asyncio.gather(first, second)
     assert sends == [[1], [2]]
+
+
+def recorder() -> tuple[list[list[int]], Callable[[list[int]], Awaitable[list[int]]]]:
+    """What a batcher sends, each send in order, and the send that records it."""
+    sends: list[list[int]] = []
+
+    async def record(items: list[int]) -> list[int]:
+        sends.append(items)
+        return items
+
+    return sends, record
 
 
 async def _turns(count: int) -> None:

@@ -21,6 +21,8 @@ const POLL_EVERY_MS = 2000;
 // that has passed, so what changed just before the page opened is in them too, and the
 // feed brings what changed since.
 const PROJECTION_LAG_MS = 1500;
+// The recent orders the page lists.
+const RECENT = "/orders?limit=50";
 const OPEN_PAGE = 100;
 
 const $ = (id) => document.getElementById(id);
@@ -101,7 +103,7 @@ $("key-form").addEventListener("submit", async (event) => {
   const key = $("key-input").value.trim();
   if (!key) return;
   try {
-    const page = await getJson("/orders?limit=50", key);
+    const page = await getJson(RECENT, key);
     auth.key = key;
     $("key-dialog").close();
     start(page);
@@ -346,7 +348,7 @@ function start(page) {
 
 async function catchUp() {
   try {
-    for (const row of (await getJson("/orders?limit=50")).orders) orders.fromRow(row);
+    for (const row of (await getJson(RECENT)).orders) orders.fromRow(row);
     redraw();
   } catch {
     // The feed goes on; the next page load reads the lists again.
@@ -367,7 +369,7 @@ async function boot() {
   redraw();
   // Keys on or off? A stored key says on; else an answer without a key says off.
   try {
-    start(await getJson("/orders?limit=50"));
+    start(await getJson(RECENT));
   } catch (problem) {
     if (problem instanceof Unauthorized) askForKey("");
     else $("feed-error").textContent = `The gateway did not answer: ${problem.message}`;
