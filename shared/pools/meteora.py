@@ -73,12 +73,21 @@ def nearest_bin_id(price: float, bin_step: int) -> int:
     """The id of the bin whose price is closest to ``price`` (quote per base, base units)."""
     if not (math.isfinite(price) and price > 0):
         raise ValueError(f"price must be positive and finite, got {price}")
-    guess = round(math.log(price) / math.log1p(bin_step / BPS))
-    # The log is a float; settle the neighbours by the exact prices. Ties go to the lower id.
-    return min(
-        (guess - 1, guess, guess + 1),
-        key=lambda i: abs(bin_price(bin_step, i) - Fraction(price)),
-    )
+    growth = math.log1p(bin_step / BPS)
+    guess = round(math.log(price) / growth)
+    neighbours = (guess - 1, guess, guess + 1)
+    # Floats settle the neighbours where the nearest is nearer by far more than their error
+    # (bins are bin_step apart, floats err by about 1e-15 of the price). Otherwise the exact
+    # prices do, whose big powers cost a thousand times more. Ties go to the lower id.
+    try:
+        (near, nearest), (next_near, _) = sorted(
+            (abs(math.exp(i * growth) - price), i) for i in neighbours)[:2]
+    except OverflowError:
+        pass
+    else:
+        if next_near - near > 1e-9 * price:
+            return nearest
+    return min(neighbours, key=lambda i: abs(bin_price(bin_step, i) - Fraction(price)))
 
 
 def _sells_base(pool: DlmmPool, token_in: str) -> bool:

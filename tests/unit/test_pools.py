@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Literal
 
 import msgspec
@@ -21,7 +22,7 @@ from shared.pools import (
     spot_price,
     swap,
 )
-from shared.pools.meteora import bin_price
+from shared.pools.meteora import bin_price, nearest_bin_id
 
 Venue = Literal["raydium", "meteora"]
 Side = Literal["base", "quote"]
@@ -447,3 +448,26 @@ def test_swap_properties(venue: Venue, side: Side, data: st.DataObject) -> None:
     fees_are_always_charged(pool, side, a)
     swaps_conserve_tokens(pool, side, a)
     price_impact_grows_with_size(pool, side, a)
+
+
+def _nearest_exactly(price: float, bin_step: int) -> int:
+    """The rule itself: the bin whose exact price is closest to ``price``, ties to the lower."""
+    guess = round(math.log(price) / math.log1p(bin_step / 10_000))
+    return min((guess - 1, guess, guess + 1),
+               key=lambda i: abs(bin_price(bin_step, i) - Fraction(price)))
+
+
+@settings(derandomize=True, max_examples=100, deadline=None, database=None)
+@given(price=st.floats(min_value=1e-2, max_value=1e2), bin_step=st.sampled_from([10, 100]))
+def test_the_nearest_bin_is_the_one_whose_exact_price_is_closest(price: float,
+                                                                 bin_step: int) -> None:
+    assert nearest_bin_id(price, bin_step) == _nearest_exactly(price, bin_step)
+
+
+@pytest.mark.parametrize("bin_step", [10, 100])
+def test_a_price_halfway_between_two_bins_goes_where_the_exact_prices_say(bin_step: int) -> None:
+    # Halfway is where the floats cannot tell the two bins apart: the exact prices decide.
+    for i in range(-200, 200, 9):
+        halfway = float((bin_price(bin_step, i) + bin_price(bin_step, i + 1)) / 2)
+        for price in (halfway, math.nextafter(halfway, 0), math.nextafter(halfway, math.inf)):
+            assert nearest_bin_id(price, bin_step) == _nearest_exactly(price, bin_step)
