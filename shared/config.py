@@ -127,7 +127,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     )] = 100
     block_ms: Annotated[int, Meta(ge=1, le=60_000), Env(
         "OEE_BLOCK_MS", "how long a blocking read waits"
-    )] = 1000
+    )] = 5000
     claim_idle_ms: Annotated[int, Meta(ge=1, le=86_400_000), Env(
         "OEE_CLAIM_IDLE_MS",
         "idle time after which another consumer's pending entry is claimed",
