@@ -142,3 +142,18 @@ def test_the_curve_measures_each_load_on_a_fresh_system(
         # Zero delays: the defaults would take 2 s or more an order.
         e2e = row["end_to_end_ms"]
         assert 0 < e2e["p50"] <= e2e["p99"] < 2000
+
+
+def test_the_idle_measure_counts_every_process_kind_and_finds_an_idle_engine_near_rest(
+        redis_url: str, database_url: str) -> None:
+    result = measured(redis_url, database_url, "bench.idle", "--seconds", "3", "--settle",
+                      "1", "--json")
+    cpu = result["cpu_ms_per_s"]
+    assert set(cpu) == {"gateway", "router", "executor", "persister", "trigger", "postgres",
+                        "redis"}
+    # Counted in nanoseconds: a process that runs at all shows; the gateway's loop wakes
+    # every second.
+    assert cpu["gateway"] > 0 and all(ms >= 0 for ms in cpu.values())
+    # A loop that polled instead of blocking would spend tens of ms a second, or more.
+    assert sum(cpu.values()) < 100, cpu
+    assert 2.5 < result["seconds"] < 10
