@@ -6,7 +6,9 @@ of identical orders decides once a second). Not a test (it only measures):
 
 It prints one JSON document: microseconds of CPU per decision (``shared.routing.decide``
 against the seeded market), the median of five rounds of 200, for a few pairs and sizes:
-direct, split and two-hop candidates, on both venues.
+direct, split and two-hop candidates, on both venues; and what the router and the
+executor each pay once a tick for the pools they trade on: every pool of the market built
+at a new tick, the median of five rounds of 20 ticks.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import statistics
 import time
 
 from shared.config import Settings
-from shared.market import Market
+from shared.market import Market, keys
 from shared.routing import decide
 from shared.tokens import get
 
 # tokenIn, tokenOut, amount in decimal units of tokenIn.
 ORDERS = (("SOL", "USDC", 0.5), ("SOL", "USDC", 500.0), ("USDC", "SOL", 50.0),
           ("SOL", "BONK", 0.5))
-ROUNDS, DECISIONS = 5, 200
+ROUNDS, DECISIONS, TICKS = 5, 200, 20
 
 
 def microseconds_per_decision(token_in: str, token_out: str, amount: float) -> float:
@@ -39,10 +41,27 @@ def microseconds_per_decision(token_in: str, token_out: str, amount: float) -> f
     return round(statistics.median(rounds), 1)
 
 
+def microseconds_per_tick() -> float:
+    market = Market.from_settings(Settings(seed="measure"))
+    pools = keys()
+    moment = time.time()
+    rounds = []
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(TICKS):
+            moment += market.tick_s
+            for key in pools:
+                market.pool(key, moment)
+        rounds.append((time.process_time() - started) / TICKS * 1e6)
+    return round(statistics.median(rounds), 1)
+
+
 def main() -> None:
-    print(json.dumps({f"{token_in}->{token_out} {amount:g}":
-                      microseconds_per_decision(token_in, token_out, amount)
-                      for token_in, token_out, amount in ORDERS}, indent=1))
+    figures = {f"{token_in}->{token_out} {amount:g}":
+               microseconds_per_decision(token_in, token_out, amount)
+               for token_in, token_out, amount in ORDERS}
+    figures[f"every pool ({len(keys())}) at a new tick"] = microseconds_per_tick()
+    print(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
