@@ -83,9 +83,18 @@ from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
 CONNECTIONS = 32
-# Following the log: entries per read, and at a steady rate how often it is read at most.
+# Following the log: entries per read; at a steady rate it is read once the orders of
+# FOLLOW_ORDERS have come, every FOLLOW_EVERY_S[0] at most and FOLLOW_EVERY_S[1] at least.
 FOLLOW_PAGE = 2000
-FOLLOW_EVERY_S = 0.1
+FOLLOW_ORDERS = 5
+FOLLOW_EVERY_S = (0.02, 0.1)
+
+
+def follow_every_s(rate: float) -> float:
+    """How long the bench waits between reads of the log at a steady ``rate``."""
+    often, seldom = FOLLOW_EVERY_S
+    return min(seldom, max(often, FOLLOW_ORDERS / rate))
+
 STAGES = (
     ("accept", "OrderRequested", None),
     ("route", "OrderRequested", "Routed"),
@@ -288,13 +297,15 @@ class Bench:
 
     async def follow(self, store: EventStore, start: Positions) -> None:
         """Every event of the log after ``start``. At a steady rate (open loop) the log is
-        read at most every ``FOLLOW_EVERY_S``: the load generator's own reads count in
-        Redis's CPU and commands as if the engine's (read every 20 ms, 2.1 ``XREAD`` an
-        order at 20 orders/s). An
-        order ends when its terminal event entered the log (its stream id's time), however
-        late this reads it."""
+        read once a few orders have come (``follow_every_s``): the load generator's own
+        reads count in Redis's CPU and commands as if the engine's (read every 20 ms, 2.1
+        ``XREAD`` an order at 20 orders/s), and a read of 100 ms of events at 1,000/s
+        holds Redis up long enough to add to the engine's p99. An order ends when its
+        terminal event entered the log (its stream id's time), however late this reads
+        it."""
         position = start
         lingers = self.options.rate > 0
+        every_s = follow_every_s(self.options.rate) if lingers else 0.0
         while True:
             entries = await store.tail(position, FOLLOW_PAGE)
             for entry in entries:
@@ -311,7 +322,7 @@ class Bench:
                 if event.is_terminal and not self.options.ws:
                     self.finish(track, event.status or "", entry.id.ms / 1000)
             if lingers and len(entries) < FOLLOW_PAGE:
-                await asyncio.sleep(FOLLOW_EVERY_S)
+                await asyncio.sleep(every_s)
 
     async def cancel(self) -> None:
         """Cancels each resting order as soon as it is open."""
@@ -388,7 +399,7 @@ class Bench:
         # pending a second later is real.
         deadline = time.monotonic() + 1
         while any(pending.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(FOLLOW_EVERY_S)
+            await asyncio.sleep(FOLLOW_EVERY_S[0])
             pending = await store.backlog()
         generator_s = time.process_time() - generated
         counts = snapshot(self.pids, nodes)
