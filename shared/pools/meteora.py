@@ -77,8 +77,9 @@ def nearest_bin_id(price: float, bin_step: int) -> int:
     guess = round(math.log(price) / growth)
     neighbours = (guess - 1, guess, guess + 1)
     # Floats settle the neighbours where the nearest is nearer by far more than their error
-    # (bins are bin_step apart, floats err by about 1e-15 of the price). Otherwise the exact
-    # prices do, whose big powers cost a thousand times more. Ties go to the lower id.
+    # (bins are bin_step bps apart; exp errs by under 1e-13 of the price over the floats'
+    # whole range). Otherwise the exact prices do, whose big powers cost a thousand times
+    # more. Ties go to the lower id.
     try:
         (near, nearest), (next_near, _) = sorted(
             (abs(math.exp(i * growth) - price), i) for i in neighbours)[:2]
