@@ -83,8 +83,9 @@ from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
 CONNECTIONS = 32
-# Following the log: entries per read; at a steady rate it is read once the orders of
-# FOLLOW_ORDERS have come, every FOLLOW_EVERY_S[0] at most and FOLLOW_EVERY_S[1] at least.
+# Following the log: entries per read; at a steady rate it is read once FOLLOW_ORDERS
+# orders have come, but no more often than every FOLLOW_EVERY_S[0] seconds and no less
+# often than every FOLLOW_EVERY_S[1].
 FOLLOW_PAGE = 2000
 FOLLOW_ORDERS = 5
 FOLLOW_EVERY_S = (0.02, 0.1)
