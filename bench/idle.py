@@ -17,8 +17,9 @@ from pathlib import Path
 
 import msgspec
 
-from bench.cpu import node_counters, postgres_pids, primaries
+from bench.cpu import postgres_pids, primaries, snapshot
 from bench.load import Options, spawned
+from bench.report import redis_commands, redis_cpu_s
 from shared.redis_client import is_cluster
 
 
@@ -50,20 +51,16 @@ def measure(seconds: float, settle_s: float) -> Idle:
         time.sleep(settle_s)  # past the start's own work: migrations, groups, first reads
         groups = {**groups, "postgres": postgres_pids()}
         before = {kind: cpu_ns(pids) for kind, pids in groups.items()}
-        redis_before = [node_counters(node) for node in nodes.values()]
-        began = time.monotonic()
+        redis_before = snapshot({}, nodes)
         time.sleep(seconds)
-        elapsed = time.monotonic() - began
         after = {kind: cpu_ns(pids) for kind, pids in groups.items()}
-        redis_after = [node_counters(node) for node in nodes.values()]
+        redis_after = snapshot({}, nodes)
         for node in nodes.values():
             node.close()
+    elapsed = redis_after.at - redis_before.at
     cpu = {kind: (after[kind] - before[kind]) / 1e6 / elapsed for kind in groups}
-    cpu["redis"] = sum(b.cpu_s - a.cpu_s for a, b in zip(redis_before, redis_after,
-                                                          strict=True)) * 1000 / elapsed
-    commands = sum(calls - a.calls.get(command, 0.0)
-                   for a, b in zip(redis_before, redis_after, strict=True)
-                   for command, calls in b.calls.items())
+    cpu["redis"] = redis_cpu_s(redis_before, redis_after) * 1000 / elapsed
+    commands = redis_commands(redis_before, redis_after)
     return Idle(seconds=round(elapsed, 1),
                 cpu_ms_per_s={kind: round(ms, 2) for kind, ms in sorted(cpu.items())},
                 redis_commands_per_s=round(commands / elapsed, 2))

@@ -96,6 +96,7 @@ def follow_every_s(rate: float) -> float:
     often, seldom = FOLLOW_EVERY_S
     return min(seldom, max(often, FOLLOW_ORDERS / rate))
 
+
 STAGES = (
     ("accept", "OrderRequested", None),
     ("route", "OrderRequested", "Routed"),

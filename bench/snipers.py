@@ -30,6 +30,9 @@ from shared.launches import Launches, PoolLaunched
 from shared.route import Dex
 from shared.stream import EventStore
 
+# How long the trigger may take to watch every sniper of a launch before the measure gives up.
+WATCHED_WITHIN_S = 60.0
+
 
 async def measure(url: str, redis_url: str, namespace: str, snipers: int, launches: int,
                   pids: dict[str, list[int]], venue: Dex = "raydium") -> dict[str, object]:
@@ -63,10 +66,11 @@ async def launch_once(url: str, store: EventStore, namespace: str, snipers: int,
         ids = [await one(n) for n in range(snipers)]
     registry = Registry(store.redis, namespace)
     # Another process's progress, seen only in Redis: polled.
-    watched_by = time.monotonic() + 60
+    watched_by = time.monotonic() + WATCHED_WITHIN_S
     while (watched := await registry.count()) < snipers:
         if time.monotonic() > watched_by:
-            raise TimeoutError(f"the trigger watches {watched} of {snipers} snipers after 60 s")
+            raise TimeoutError(f"the trigger watches {watched} of {snipers} snipers after "
+                               f"{WATCHED_WITHIN_S:.0f} s")
         await asyncio.sleep(0.05)
     launches = Launches(store.redis, namespace)
     launch = PoolLaunched(mint=mint, symbol=symbol, decimals=6, venue=venue,
