@@ -171,3 +171,11 @@ async def method_not_allowed(request: Request, problem: Exception) -> Response:
 # For Starlette(exception_handlers=...): Exception is Starlette's last resort, for HTTP.
 HANDLERS: dict[Any, Any] = {**dict.fromkeys(ANSWERED, refused), 405: method_not_allowed,
                             Exception: server_error}
+
+
+async def handled(request: Request, problem: Exception) -> Response:
+    """What ``HANDLERS`` answer for ``problem`` raised by a request's endpoint, as
+    Starlette looks them up: by the nearest class the exception is an instance of."""
+    handler = next(HANDLERS[kind] for kind in type(problem).__mro__ if kind in HANDLERS)
+    response: Response = await handler(request, problem)
+    return response

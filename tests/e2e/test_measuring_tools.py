@@ -159,3 +159,16 @@ def test_the_idle_measure_counts_every_process_kind_and_finds_an_idle_engine_nea
     # A loop that polled instead of blocking would spend tens of ms a second, or more.
     assert sum(cpu.values()) < 100, cpu
     assert 2.5 < result["seconds"] < 10
+
+
+def test_the_overheads_measure_prices_every_way(redis_url: str, database_url: str) -> None:
+    result = measured(redis_url, database_url, "bench.overheads")
+    ways = {kind: set(figures) for kind, figures in result.items()}
+    assert ways == {
+        "workerPerEntry": {"oneAtATime", "hundredAtATime"},
+        "pipelinePerCommand": {"redisPyPipeline", "pipelined"},
+        "roundTrip": {"redisPyClient", "pipelinedOwnConnection", "pipelinedShared"},
+        "submit": {"submitStraight", "submitThroughStarlette"},
+    }
+    # CPU microseconds: each way does some work, and none takes a tenth of a second.
+    assert all(0 < used < 100_000 for figures in result.values() for used in figures.values())
