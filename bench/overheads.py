@@ -15,7 +15,7 @@ process (user and system):
   client (``ping()``), through ``pipelined`` on a connection of its own from the pool, and
   through ``pipelined`` on the connection every task shares;
 * ``submit``: POST /orders/execute through the gateway's app (auth off, the limits out of
-  the way), its answer waited for, 2,000 times a round, 5 rounds: straight to its endpoint
+  the way), its answer waited for, 1,000 times a round, 10 rounds: straight to its endpoint
   (``submitStraight``, as the gateway serves it) and through Starlette's middleware and
   route matching (``submitThroughStarlette``), the rounds of each way in turn; each way's
   median round. Real Redis calls: the difference is the layers'.
@@ -47,8 +47,8 @@ from shared.worker import Worker, WorkerSettings
 ENTRIES = 10_000
 BATCHES = 200
 ROUND_TRIPS = 5_000
-SUBMITS = 2_000
-SUBMIT_ROUNDS = 5
+SUBMITS = 1_000
+SUBMIT_ROUNDS = 10
 SUBMIT_BODY = b'{"tokenIn":"SOL","tokenOut":"USDC","amount":0.5,"slippage":0.01}'
 
 
