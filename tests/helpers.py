@@ -136,6 +136,11 @@ class Outage:
         host = str(self.target.get("host") or "127.0.0.1")
         up_reader, up_writer = await asyncio.open_connection(
             host, int(self.target.get("port") or 5432))
+        if self.server is None or not self.server.is_serving():
+            # Cut while this link was being made: the cut did not see it, so it goes here.
+            up_writer.close()
+            writer.close()
+            return
         self.links |= {writer, up_writer}
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

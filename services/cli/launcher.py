@@ -44,9 +44,11 @@ class System:
         # process keeps its slot's port.
         self.metrics_ports: dict[tuple[str, int], int] = {}
 
-    def _output(self, service: str, index: int) -> IO[bytes] | None:
+    def _output(self, service: str,
+                index: int) -> contextlib.AbstractContextManager[IO[bytes] | None]:
+        """The process's log file, to be closed once the process has it."""
         if self.logs is None:
-            return None
+            return contextlib.nullcontext()
         return (self.logs / f"{service}-{index}.log").open("ab")
 
     def start(self, service: str, index: int | None = None) -> subprocess.Popen[bytes]:
@@ -57,10 +59,11 @@ class System:
         if service != "gateway":
             port = self.metrics_ports.setdefault((service, slot), free_port())
             env = {**env, "OEE_METRICS_PORT": str(port)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", service],
-            env=env, stdout=self._output(service, slot), stderr=subprocess.STDOUT,
-        )
+        with self._output(service, slot) as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", service],
+                env=env, stdout=output, stderr=subprocess.STDOUT,
+            )
         if index is None:
             processes.append(process)
         else:

@@ -61,9 +61,9 @@ def test_up_runs_everything_with_embedded_servers_and_stops_them(server_dir: Pat
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update({"PORT": str(port), "OEE_DATA_DIR": str(server_dir), "OEE_QUOTE_LATENCY_MS": "10",
                 "OEE_EXECUTION_LATENCY_MS": "20-40"})
-    log = (server_dir / "up.log").open("wb")
-    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env,
-                          stdout=log, stderr=subprocess.STDOUT)
+    with (server_dir / "up.log").open("wb") as log:
+        up = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
