@@ -11,9 +11,10 @@ process (user and system):
   yield once, handed over one at a time (as the executor takes orders) and 100 at a time;
 * ``pipelinePerCommand``: 100 HGETALLs of 600-byte hashes in one round trip, through
   redis-py's pipeline and through ``pipelined``;
-* ``roundTrip``: one PING waited for, 5,000 times one after another: through redis-py's
-  client (``ping()``), through ``pipelined`` on a connection of its own from the pool, and
-  through ``pipelined`` on the connection every task shares;
+* ``roundTrip``: one PING waited for, 5,000 times one after another: on a blocking socket
+  and through a bare protocol on the event loop (what the machine and the loop cost, with
+  no client), through redis-py's client (``ping()``), through ``pipelined`` on a connection
+  of its own from the pool, and through ``pipelined`` on the connection every task shares;
 * ``submit``: POST /orders/execute through the gateway's app (auth off, the limits out of
   the way), its answer waited for, 1,000 times a round, 10 rounds: straight to its endpoint
   (``submitStraight``, as the gateway serves it) and through Starlette's middleware and
@@ -27,6 +28,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import statistics
 import time
 import uuid
@@ -110,9 +112,46 @@ async def pipeline_per_command(redis_url: str) -> dict[str, float]:
         await forget(store)
 
 
+PING = b"*1\r\n$4\r\nPING\r\n"
+
+
+class _Pinging(asyncio.Protocol):
+    """A bare protocol on the event loop: what a round trip costs below any client."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.answer: asyncio.Future[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(data)
+
+    async def ping(self) -> bytes:
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(PING)
+        return await self.answer
+
+
 async def round_trip(redis_url: str) -> dict[str, float]:
     redis = connect(redis_url, cluster=False)
+    kwargs = redis.connection_pool.connection_kwargs
+    address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
+    blocking = socket.create_connection(address)
+    blocking.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def ping_blocking() -> bytes:
+        blocking.sendall(PING)
+        return blocking.recv(64)
+
+    transport, bare = await asyncio.get_running_loop().create_connection(
+        _Pinging, *address)
     ways: dict[str, Callable[[], Awaitable[Any]]] = {
+        # The machine's share: a blocking socket, then the event loop's, with no client.
+        "socketBlocking": ping_blocking,
+        "bareProtocol": bare.ping,
         "redisPyClient": redis.ping,
         "pipelinedOwnConnection": lambda: pipelined(redis, [("PING",)], own_connection=True),
         "pipelinedShared": lambda: pipelined(redis, [("PING",)]),
@@ -127,6 +166,8 @@ async def round_trip(redis_url: str) -> dict[str, float]:
             used[name] = round((time.process_time() - started) / ROUND_TRIPS * 1e6, 1)
         return used
     finally:
+        blocking.close()
+        transport.close()
         await redis.aclose()
 
 

@@ -167,7 +167,8 @@ def test_the_overheads_measure_prices_every_way(redis_url: str, database_url: st
     assert ways == {
         "workerPerEntry": {"oneAtATime", "hundredAtATime"},
         "pipelinePerCommand": {"redisPyPipeline", "pipelined"},
-        "roundTrip": {"redisPyClient", "pipelinedOwnConnection", "pipelinedShared"},
+        "roundTrip": {"socketBlocking", "bareProtocol", "redisPyClient",
+                      "pipelinedOwnConnection", "pipelinedShared"},
         "submit": {"submitStraight", "submitThroughStarlette"},
     }
     # CPU microseconds: each way does some work, and none takes a tenth of a second.

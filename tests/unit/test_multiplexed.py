@@ -18,8 +18,10 @@ async def server() -> AsyncIterator[tuple[int, list[Reply]]]:
     """A server that answers each chunk it reads with ``replies[0](chunk)``; an empty
     answer sends nothing back; HELLO, the connection's first command, gets +OK."""
     replies: list[Reply] = []
+    writers: list[asyncio.StreamWriter] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         while data := await reader.read(65536):
             if data.startswith(b"*2\r\n$5\r\nHELLO"):
                 writer.write(b"+OK\r\n")
@@ -32,6 +34,10 @@ async def server() -> AsyncIterator[tuple[int, list[Reply]]]:
     port = listening.sockets[0].getsockname()[1]
     yield port, replies
     listening.close()
+    # A connection the test left open is closed here, not when the loop is gone.
+    for writer in writers:
+        writer.close()
+    await listening.wait_closed()
 
 
 async def test_a_reply_later_than_the_timeout_fails_the_waiting_calls(
