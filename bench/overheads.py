@@ -4,7 +4,7 @@ measures):
 
     python -m bench.overheads
 
-with REDIS_URL set (a single Redis). It prints one JSON document, CPU microseconds of this
+with REDIS_URL set (a single Redis, over TCP or a Unix socket). It prints one JSON document, CPU microseconds of this
 process (user and system):
 
 * ``workerPerEntry``: 10,000 entries through a ``Worker`` whose handler does nothing but
@@ -42,7 +42,7 @@ from bench.events import order
 from services.gateway.app import create_app
 from shared.config import Settings
 from shared.events import OrderRequested
-from shared.redis_client import connect, pipelined
+from shared.redis_client import Client, connect, pipelined
 from shared.stream import Entry, EventStore
 from shared.worker import Worker, WorkerSettings
 
@@ -137,17 +137,22 @@ class _Pinging(asyncio.Protocol):
 
 async def round_trip(redis_url: str) -> dict[str, float]:
     redis = connect(redis_url, cluster=False)
-    kwargs = redis.connection_pool.connection_kwargs
-    address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
-    blocking = socket.create_connection(address)
-    blocking.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assert isinstance(redis, Client), "a single Redis, over TCP or a Unix socket"
+    address = redis.multiplexed.address
+    loop = asyncio.get_running_loop()
+    if isinstance(address, str):
+        blocking = socket.socket(socket.AF_UNIX)
+        blocking.connect(address)
+        transport, bare = await loop.create_unix_connection(_Pinging, address)
+    else:
+        blocking = socket.create_connection(address)
+        blocking.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport, bare = await loop.create_connection(_Pinging, *address)
 
     async def ping_blocking() -> bytes:
         blocking.sendall(PING)
         return blocking.recv(64)
 
-    transport, bare = await asyncio.get_running_loop().create_connection(
-        _Pinging, *address)
     ways: dict[str, Callable[[], Awaitable[Any]]] = {
         # The machine's share: a blocking socket, then the event loop's, with no client.
         "socketBlocking": ping_blocking,

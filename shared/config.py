@@ -81,7 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "a worker's `/metrics` port, on `OEE_HOST` (0: none; the gateway serves it on `PORT`)",
     )] = 0
     redis_url: Annotated[str, Env(
-        "REDIS_URL", "Redis", shown="embedded with `oee up`; else {default}"
+        "REDIS_URL", "Redis: `redis://`, `unix://` and a socket's path, or `rediss://` (TLS)",
+        shown="embedded with `oee up`; else {default}"
     )] = "redis://127.0.0.1:6379/0"
     database_url: Annotated[str, Env(
         "DATABASE_URL", "PostgreSQL", shown="embedded with `oee up`; else {default}"

@@ -112,12 +112,14 @@ class _Protocol(asyncio.Protocol):
 
 
 class MultiplexedConnection:
-    """``round_trip(commands)``: their replies, sent in one write over the shared connection."""
+    """``round_trip(commands)``: their replies, sent in one write over the shared connection.
+    ``address``: a (host, port) pair, or the path of a Unix socket."""
 
-    def __init__(self, host: str, port: int, *, db: int = 0, username: str | None = None,
-                 password: str | None = None, socket_timeout: float | None = 5.0,
-                 connect_timeout: float = 2.0) -> None:
-        self.host, self.port, self.db = host, port, db
+    def __init__(self, address: tuple[str, int] | str, *, db: int = 0,
+                 username: str | None = None, password: str | None = None,
+                 socket_timeout: float | None = 5.0, connect_timeout: float = 2.0) -> None:
+        self.address, self.db = address, db
+        self.where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
         self.username, self.password = username, password
         self.socket_timeout, self.connect_timeout = socket_timeout, connect_timeout
         self._protocol: _Protocol | None = None
@@ -158,7 +160,7 @@ class MultiplexedConnection:
         assert self._loop is not None and self.socket_timeout is not None
         due = protocol.calls[0].sent_at + self.socket_timeout
         if due <= self._loop.time():
-            protocol.abort(TimeoutError(f"Timeout reading from {self.host}:{self.port}"))
+            protocol.abort(TimeoutError(f"Timeout reading from {self.where}"))
             return
         protocol.watchdog = self._loop.call_at(due, self._check_late, protocol)
 
@@ -180,10 +182,12 @@ class MultiplexedConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                if isinstance(self.address, str):
+                    _, protocol = await loop.create_unix_connection(_Protocol, self.address)
+                else:
+                    _, protocol = await loop.create_connection(_Protocol, *self.address)
         except (OSError, builtins.TimeoutError) as error:
-            raise ConnectionError(f"Error connecting to {self.host}:{self.port}: {error}") \
-                from error
+            raise ConnectionError(f"Error connecting to {self.where}: {error}") from error
         # RESP3, as redis-py's own connections speak it: the same reply shapes either way.
         hello: tuple[Any, ...] = ("HELLO", 3)
         if self.password is not None:

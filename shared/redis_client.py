@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Sequence
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import hiredis
 import redis
@@ -43,7 +44,7 @@ RETRIES = 3
 _HEALING = (ConnectionError, TimeoutError)
 
 
-class Connection(aioredis.Connection):
+class _PackedByHiredis:
     """Packs commands with hiredis, as redis-py's blocking client does. Its asyncio client
     packs them in Python (redis-py issue #4176), which cost the executor a tenth of its
     time: an append carries eight arguments per event. Unlike redis-py's hiredis packer it
@@ -61,6 +62,20 @@ class Connection(aioredis.Connection):
             raise DataError(error) from error
 
 
+class Connection(_PackedByHiredis, aioredis.Connection):
+    """A pool's connection over TCP (``redis://``)."""
+
+
+class UnixConnection(_PackedByHiredis, aioredis.UnixDomainSocketConnection):
+    """A pool's connection over a Unix socket (``unix://``)."""
+
+
+# The URL schemes whose connections the engine makes lean (``Client``). ``rediss://`` (TLS)
+# keeps redis-py's own client and connections.
+_LEAN: dict[str, type[aioredis.Connection | aioredis.UnixDomainSocketConnection]] = {
+    "redis": Connection, "unix": UnixConnection}
+
+
 class Client(aioredis.Redis):
     """redis-py's client for a single Redis, with lean connections beside its pool
     (``shared.multiplexed``): one that every task shares for ``pipelined`` round trips,
@@ -69,10 +84,12 @@ class Client(aioredis.Redis):
     def __init__(self, *, connection_pool: aioredis.ConnectionPool) -> None:
         super().__init__(connection_pool=connection_pool)
         kwargs = connection_pool.connection_kwargs
+        address = kwargs.get("path") or (kwargs.get("host", "localhost"),
+                                         int(kwargs.get("port", 6379)))
         self._connection_of = functools.partial(
-            MultiplexedConnection, kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)),
-            db=int(kwargs.get("db", 0)), username=kwargs.get("username"),
-            password=kwargs.get("password"), socket_timeout=kwargs.get("socket_timeout"),
+            MultiplexedConnection, address, db=int(kwargs.get("db", 0)),
+            username=kwargs.get("username"), password=kwargs.get("password"),
+            socket_timeout=kwargs.get("socket_timeout"),
             connect_timeout=kwargs.get("socket_connect_timeout") or 2.0)
         self.multiplexed = self._connection_of()
         # Connections for blocking reads: one per read in progress, kept for the next.
@@ -169,11 +186,10 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         )
         _parse_stream_reads_locally(client)
         return cast(aioredis.Redis, client)
+    lean = _LEAN.get(urlsplit(url).scheme)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=64,
-        # A redis:// URL's; rediss:// and unix:// keep redis-py's own classes.
-        connection_class=Connection,
         timeout=read_timeout_s,
         socket_timeout=read_timeout_s,
         socket_connect_timeout=2.0,
@@ -183,8 +199,9 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         # One for every connection: left out, each new connection looks up redis-py's
         # version in the installed packages' metadata, which a burst of them pays for.
         driver_info=DriverInfo(),
+        **({"connection_class": lean} if lean else {}),
     )
-    if pool.connection_class is Connection:
+    if lean:
         return Client(connection_pool=pool)
     return aioredis.Redis(connection_pool=pool)
 
@@ -260,8 +277,7 @@ async def _round_trip(connection: aioredis.Connection,
                 except ResponseError as error:
                     replies.append(error)
     except builtins.TimeoutError as error:
-        raise TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") \
-            from error
+        raise TimeoutError(f"Timeout reading from {connection._host_error()}") from error
     return replies
 
 

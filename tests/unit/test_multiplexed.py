@@ -45,7 +45,7 @@ async def test_a_reply_later_than_the_timeout_fails_the_waiting_calls(
 ) -> None:
     port, replies = server
     replies.append(lambda _: b"")  # never answers
-    connection = MultiplexedConnection("127.0.0.1", port, socket_timeout=0.2)
+    connection = MultiplexedConnection(("127.0.0.1", port), socket_timeout=0.2)
     first = asyncio.ensure_future(connection.round_trip([("PING",)]))
     second = asyncio.ensure_future(connection.round_trip([("PING",)]))
     for call in (first, second):
@@ -60,7 +60,7 @@ async def test_a_reply_later_than_the_timeout_fails_the_waiting_calls(
 async def test_error_replies_stand_in_their_place(server: tuple[int, list[Reply]]) -> None:
     port, replies = server
     replies.append(lambda _: b"+OK\r\n-NOSCRIPT No matching script.\r\n-ERR no\r\n:1\r\n")
-    connection = MultiplexedConnection("127.0.0.1", port)
+    connection = MultiplexedConnection(("127.0.0.1", port))
     ok, missing, refused, one = await connection.round_trip(
         [("SET", "k", "v"), ("EVALSHA", "x", 0), ("GET", "k"), ("DEL", "k")])
     assert (ok, one) == (b"OK", 1)
@@ -73,7 +73,7 @@ async def test_a_reply_nobody_asked_for_closes_the_connection(
 ) -> None:
     port, replies = server
     replies.append(lambda _: b"+PONG\r\n+PONG\r\n")
-    connection = MultiplexedConnection("127.0.0.1", port)
+    connection = MultiplexedConnection(("127.0.0.1", port))
     assert await connection.round_trip([("PING",)]) == [b"PONG"]
     first = connection._protocol
     assert first is not None and isinstance(first.lost, ConnectionError)
@@ -91,7 +91,7 @@ async def test_no_server_is_a_connection_error() -> None:
     listening.close()
     await listening.wait_closed()
     with pytest.raises(ConnectionError):
-        await MultiplexedConnection("127.0.0.1", port).round_trip([("PING",)])
+        await MultiplexedConnection(("127.0.0.1", port)).round_trip([("PING",)])
 
 
 async def test_round_trips_started_in_one_turn_of_the_loop_go_out_in_one_write(
@@ -99,7 +99,7 @@ async def test_round_trips_started_in_one_turn_of_the_loop_go_out_in_one_write(
 ) -> None:
     port, replies = server
     replies.append(lambda chunk: b"+PONG\r\n" * chunk.count(b"PING"))
-    connection = MultiplexedConnection("127.0.0.1", port)
+    connection = MultiplexedConnection(("127.0.0.1", port))
     assert await connection.round_trip([("PING",)]) == [b"PONG"]  # connected
     protocol = connection._protocol
     assert protocol is not None and protocol.transport is not None

@@ -1,5 +1,5 @@
-"""shared/redis_client.py: the connection's command packing, and finding out whether a URL
-names a cluster while Redis does not answer yet."""
+"""shared/redis_client.py: the connection's command packing, the client each URL scheme
+gets, and finding out whether a URL names a cluster while Redis does not answer yet."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import time
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from redis.connection import HiredisRespSerializer, PythonRespSerializer
 from redis.exceptions import ConnectionError, DataError
 
 from shared import redis_client
-from shared.redis_client import Connection, is_cluster
+from shared.redis_client import Client, Connection, UnixConnection, connect, is_cluster
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("PING",),
@@ -35,6 +36,35 @@ def test_packs_as_redis_py_does(command: tuple[Any, ...]) -> None:
 def test_an_argument_redis_cannot_take_is_a_data_error() -> None:
     with pytest.raises(DataError):
         Connection().pack_command("SET", "key", object())
+
+
+async def test_a_tcp_url_gets_the_lean_client_on_its_host_and_port() -> None:
+    client = connect("redis://10.1.2.3:6380/2", cluster=False)
+    assert isinstance(client, Client)
+    assert client.connection_pool.connection_class is Connection
+    assert (client.multiplexed.address, client.multiplexed.db) == (("10.1.2.3", 6380), 2)
+    await client.aclose()
+
+
+async def test_a_unix_url_gets_the_lean_client_on_its_socket() -> None:
+    """A ``unix://`` URL's path is where every connection goes, the shared one too (it went
+    to localhost:6379 once, and the pool's connections failed to be made)."""
+    client = connect("unix:///run/valkey/valkey.sock?db=3", cluster=False)
+    assert isinstance(client, Client)
+    assert client.connection_pool.connection_class is UnixConnection
+    assert (client.multiplexed.address, client.multiplexed.db) == (
+        "/run/valkey/valkey.sock", 3)
+    assert Connection().pack_command("PING") == UnixConnection().pack_command("PING")
+    await client.aclose()
+
+
+async def test_a_tls_url_keeps_redis_py_s_own_connections() -> None:
+    """The lean connections speak plain TCP: a ``rediss://`` URL is left to redis-py's TLS
+    connections (it once got a plain one)."""
+    client = connect("rediss://10.1.2.3:6380/0", cluster=False)
+    assert not isinstance(client, Client)
+    assert client.connection_pool.connection_class is aioredis.SSLConnection
+    await client.aclose()
 
 
 def test_a_redis_that_answers_late_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
