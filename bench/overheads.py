@@ -4,8 +4,8 @@ measures):
 
     python -m bench.overheads
 
-with REDIS_URL set (a single Redis, over TCP or a Unix socket). It prints one JSON document, CPU microseconds of this
-process (user and system):
+with REDIS_URL set (a single Redis, over TCP or a Unix socket). It prints one JSON document,
+CPU microseconds of this process (user and system):
 
 * ``workerPerEntry``: 10,000 entries through a ``Worker`` whose handler does nothing but
   yield once, handed over one at a time (as the executor takes orders) and 100 at a time;

@@ -72,7 +72,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     # events come at least that often), wait this long before the next, so the events
     # arriving meanwhile are read, handled and acknowledged as one batch. A first event
     # after a quiet spell is read at once, and a worker whose events come further apart
-    # than this never waits: a linger pays only where there is company to wait for.
+    # than this never waits: a linger pays only where there is company to wait for. Where
+    # a full read's worth came sooner last time, the wait is that much (``Linger``).
     linger_s: float = 0.0
 
 
@@ -185,6 +186,7 @@ class Worker:
 
     def _read_loop(self, partitions: list[int]) -> Callable[[asyncio.Event], Awaitable[bool]]:
         lingering = False
+        linger = Linger(self.settings.linger_s, self._full_read())
         loop = asyncio.get_running_loop()
         # Since when the worker has been asking for entries and getting none: reads that
         # come back empty (their block timing out) do not start the wait anew.
@@ -194,7 +196,7 @@ class Worker:
             nonlocal lingering, waiting_since
             if lingering:  # once: a wait for a free slot that follows is wait enough
                 lingering = False
-                await _wait(stop, self.settings.linger_s)
+                await _wait(stop, linger.begin(loop.time()))
             free = self._free_events()
             if free <= 0:
                 await self._wait_for_slot(stop)
@@ -212,6 +214,7 @@ class Worker:
                 raise
             self._held.difference_update(e.ref for e in acks)
             if entries:
+                linger.count(len(entries))
                 waited, waiting_since = loop.time() - waiting_since, None
                 lingering = len(entries) < free and waited < self.settings.linger_s
             await self._dispatch(entries)
@@ -238,6 +241,11 @@ class Worker:
                 await self._dispatch(claimed, redelivered=True)
                 free = self._free_events()
         return False
+
+    def _full_read(self) -> int:
+        """The most one read takes: its batch, or what every slot can start."""
+        s = self.settings
+        return min(s.batch_size, s.concurrency * s.chunk_size)
 
     def _free_events(self) -> int:
         """How many entries to read now: what free slots can start at once. Reading more
@@ -394,6 +402,31 @@ class Worker:
         if unfinished:
             await asyncio.wait(unfinished)
             log.warning("%s handed back %d unfinished tasks", self.settings.group, len(unfinished))
+
+
+class Linger:
+    """How long a worker's linger lasts: ``most_s``, or less where the entries of the last
+    round (from the start of the last linger to the read that ended it) came fast enough
+    to fill a read sooner. Under a high rate a worker then handles a read's worth at a
+    time, evenly, rather than every entry of ``most_s`` in one burst: at 1,000 orders/s
+    the persister's second of events took both cores for about half a second."""
+
+    def __init__(self, most_s: float, full_read: int) -> None:
+        self.most_s, self.full_read = most_s, full_read
+        self._began: float | None = None
+        self._read = 0
+
+    def count(self, entries: int) -> None:
+        self._read += entries
+
+    def begin(self, now: float) -> float:
+        """The linger that begins ``now``, in seconds; a round begins with it."""
+        wait = self.most_s
+        if self._began is not None and self._read:
+            per_s = self._read / max(now - self._began, 1e-6)
+            wait = min(wait, self.full_read / per_s)
+        self._began, self._read = now, 0
+        return wait
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

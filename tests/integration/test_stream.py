@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
 import pytest
 from redis.exceptions import ResponseError
 
+from shared.config import Settings
 from shared.events import Built, Confirmed, Failed, OrderRequested
 from shared.groups import ConsumerGroup
 from shared.stream import Entry, EventStore, Positions, StreamId
 from shared.worker import Worker, WorkerSettings
+from tests.conftest import cleanup
 from tests.helpers import eventually, order, route_now
 
 
@@ -155,6 +157,55 @@ async def test_a_worker_whose_events_come_further_apart_than_its_linger_never_wa
     await task
     # Had the worker lingered after the first, the second would have waited 2 s.
     assert handled_at[second.order_id] - appended_at < linger_s / 2
+
+
+@pytest.fixture
+async def one_partition(settings: Settings) -> AsyncIterator[EventStore]:
+    """A store of one partition: a read's count is spread over the partitions it reads."""
+    store = EventStore(msgspec.structs.replace(
+        settings, partitions=1, namespace=f"{settings.namespace}-one"))
+    yield store
+    await cleanup(store.redis, store.settings.namespace)
+    await store.close()
+
+
+async def test_a_worker_whose_entries_come_fast_lingers_until_a_full_read_has_come(
+        one_partition: EventStore) -> None:
+    """After a round in which entries came fast, the linger lasts as long as a full read's
+    worth took to come, not ``linger_s``: the work is spread, not gathered into one burst."""
+    store, linger_s = one_partition, 2.0
+    loop = asyncio.get_running_loop()
+    handled_at: dict[str, float] = {}
+
+    async def handle(entries: Sequence[Entry]) -> None:
+        handled_at.update((e.event.order_id, loop.time()) for e in entries)
+
+    first, *burst, one_more, last = [order(new_id()) for _ in range(43)]
+    settings = WorkerSettings(group="g", consumer="c", types=(OrderRequested,), batch_size=10,
+                              chunk_size=10, concurrency=1, linger_s=linger_s)
+    stop = asyncio.Event()
+    task = asyncio.create_task(Worker(store, settings, handle).run(stop))
+
+    async def handled(*orders: OrderRequested) -> bool | None:
+        return True if all(o.order_id in handled_at for o in orders) else None
+
+    try:
+        await store.append([first])
+        await eventually(lambda: handled(first), 10, every_s=0.005)
+        # The worker lingers the whole linger_s now (nothing known of the rate): 41 entries
+        # come within this round, read 10 at a time once it is over.
+        await store.append(burst)
+        await eventually(lambda: handled(*burst), 10, every_s=0.005)
+        await store.append([one_more])
+        await eventually(lambda: handled(one_more), 10, every_s=0.005)
+        appended_at = loop.time()
+        await store.append([last])
+        await eventually(lambda: handled(last), 10, every_s=0.005)
+    finally:
+        stop.set()
+        await task
+    # 41 entries in a round of about 2 s: 10 came in about half a second.
+    assert handled_at[last.order_id] - appended_at < linger_s / 2
 
 
 async def test_a_busy_worker_acknowledges_with_its_next_read(

@@ -1,4 +1,5 @@
-"""shared/worker.py: the loops of a worker wait out a Redis outage, and stop when told."""
+"""shared/worker.py: the loops of a worker wait out a Redis outage, and stop when told; how
+long a linger lasts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from shared.events import OrderRequested
-from shared.worker import Worker, WorkerSettings
+from shared.worker import Linger, Worker, WorkerSettings
 
 SETTINGS = WorkerSettings(group="g", consumer="c", types=(OrderRequested,))
 
@@ -71,3 +72,14 @@ async def test_a_stop_ends_the_wait_for_redis_at_once() -> None:
     await asyncio.wait_for(worker()._retrying(stop, step), 5)
     assert loop.time() - started < 0.15
     assert steps == 1
+
+
+def test_a_linger_lasts_its_most_until_a_round_shows_a_full_read_comes_sooner() -> None:
+    linger = Linger(most_s=1.0, full_read=500)
+    assert linger.begin(now=10.0) == 1.0  # nothing known yet
+    for entries in (500, 500, 20):  # 1,020 entries in the round: 2,000 a second
+        linger.count(entries)
+    assert linger.begin(now=10.51) == pytest.approx(0.25)  # 500 of them come in 0.25 s
+    linger.count(50)  # 50 a second: 500 would take 10 s
+    assert linger.begin(now=11.51) == 1.0
+    assert linger.begin(now=12.0) == 1.0  # a round that read nothing
