@@ -277,7 +277,8 @@ async def _round_trip(connection: aioredis.Connection,
                 except ResponseError as error:
                     replies.append(error)
     except builtins.TimeoutError as error:
-        raise TimeoutError(f"Timeout reading from {connection._host_error()}") from error
+        where = getattr(connection, "path", "") or f"{connection.host}:{connection.port}"
+        raise TimeoutError(f"Timeout reading from {where}") from error
     return replies
 
 
