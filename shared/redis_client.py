@@ -201,9 +201,10 @@ def connect(url: str, *, read_timeout_s: float | None = 5.0,
         driver_info=DriverInfo(),
         **({"connection_class": lean} if lean else {}),
     )
+    # The client owns its pool: closing it closes the pool's connections too.
     if lean:
-        return Client(connection_pool=pool)
-    return aioredis.Redis(connection_pool=pool)
+        return Client.from_pool(pool)
+    return aioredis.Redis.from_pool(pool)
 
 
 async def pipelined(redis: aioredis.Redis, commands: Sequence[Sequence[Any]], *,

@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 from shared.reading import streams_read
 from shared.redis_client import connect, pipelined, read_blocking
 from shared.stream import EventStore
+from tests.helpers import eventually
 
 
 async def test_replies_come_in_order_and_an_error_is_raised_after_every_command_ran(
@@ -45,6 +46,22 @@ async def test_a_batch_on_a_connection_the_server_closed_is_sent_again(
     finally:
         await client.aclose()
         await store.redis.delete(key)
+
+
+async def test_closing_a_client_closes_the_connections_of_its_pool(store: EventStore) -> None:
+    """A store's clients own their pools: a pool's connection left open after ``aclose``
+    lingered until collected (an unclosed-socket warning in some later test)."""
+    if store.cluster:
+        pytest.skip("the single Redis path: the cluster client closes its nodes' connections")
+    client = connect(store.settings.redis_url, cluster=False)
+    pooled = await client.execute_command("CLIENT", "ID")  # a connection from the pool
+    await client.aclose()
+
+    async def gone() -> bool | None:
+        listed = await store.redis.execute_command("CLIENT", "LIST", "ID", pooled)
+        return True if not listed else None
+
+    await eventually(gone, 5, every_s=0.01)
 
 
 async def test_nothing_to_send_sends_nothing(store: EventStore) -> None:
