@@ -54,20 +54,31 @@ def test_the_launch_measure_follows_every_sniper_to_submitted(
 
 def test_the_trigger_scale_measure_accounts_for_every_order(
         redis_url: str, database_url: str) -> None:
-    # How many the market crosses depends on the moment (the market is a function of
-    # time): each order is fired, still open, or was marketable at once, and no other.
+    # The tool's own seed, whatever OEE_SEED says: the documented window crosses limits.
     result = measured(redis_url, database_url, "bench.limits", "--orders", "300",
-                      "--ticks", "12", "--band", "0", OEE_SEED="scale")
-    assert (result["orders"], result["ticks"], result["band"]) == (300, 11, 0)
+                      "--ticks", "120", "--band", "0.012", OEE_SEED="not-the-tools")
+    assert (result["orders"], result["ticks"], result["band"]) == (300, 119, 0.012)
+    # Each order is fired, still open, or was marketable at once, and no other.
     assert result["fired"] + result["stillOpen"] + result["marketableAtOnce"] == 300
-    assert 0 <= result["maxFiredInOneTick"] <= result["fired"]
+    assert 0 < result["maxFiredInOneTick"] <= result["fired"] < 300
     # A watched order is a few hundred bytes, not nothing and not a page.
     assert 100 < result["bytesPerOpenOrder"] < 100_000
     tick = result["tickToTriggeredMs"]
-    if result["fired"]:
-        assert 0 < tick["p50"] <= tick["p99"] <= tick["max"] < 60_000
-    else:
-        assert tick == {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    assert 0 < tick["p50"] <= tick["p99"] <= tick["max"] < 60_000
+
+
+def test_the_trigger_scale_measure_says_when_nothing_crossed(
+        redis_url: str, database_url: str) -> None:
+    """A window the market crosses no limit in has nothing to time: no p99 of 0 ms that
+    reads as a target met."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.limits", "--orders", "300", "--ticks", "120",
+         "--band", "0.012", "--seed", "market"],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert json.loads(done.stdout)["fired"] == 0
+    assert "no limit crossed in the window (seed 'market'" in done.stderr
 
 
 def test_the_capacity_measure_prints_its_model(redis_url: str, database_url: str) -> None:
