@@ -133,22 +133,30 @@ class Outage:
             await self.server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host = str(self.target.get("host") or "127.0.0.1")
-        up_reader, up_writer = await asyncio.open_connection(
-            host, int(self.target.get("port") or 5432))
-        if self.server is None or not self.server.is_serving():
-            # Cut while this link was being made: the cut did not see it, so it goes here.
-            up_writer.close()
+        # Both ends are closed however the link ends: cut, refused upstream, or cancelled
+        # with the test's event loop.
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            host = str(self.target.get("host") or "127.0.0.1")
+            up_reader, up_writer = await asyncio.open_connection(
+                host, int(self.target.get("port") or 5432))
+            if self.server is None or not self.server.is_serving():
+                return  # cut while this link was being made: the cut did not see it
+            self.links |= {writer, up_writer}
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self.links.discard(writer)
             writer.close()
-            return
-        self.links |= {writer, up_writer}
+            if up_writer is not None:
+                self.links.discard(up_writer)
+                up_writer.close()
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.links -= {writer, up_writer}
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+    finally:
+        sink.close()
