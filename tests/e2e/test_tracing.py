@@ -94,6 +94,7 @@ def receiver() -> Iterator[Receiver]:
     yield server
     server.shutdown()
     thread.join()
+    server.server_close()  # shutdown stops the loop; the listening socket stays open
 
 
 @pytest.fixture(scope="module")
