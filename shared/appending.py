@@ -112,18 +112,27 @@ end
 # and its JSON. Answers each event's stream id; false where it was refused; '0-0' where the
 # same event is in already (a repeated call whose first reply was lost): it is in.
 APPEND_FUNCTION = MOVE_OF + """
--- The order's events before seq, as one JSON array (nil for the first event, or where the
--- hash lacks one of them): a queue entry carries them, so the service it hands the order
--- to need not read the hash back.
-local function story_before(key, seq)
-  if seq < 2 or seq > __STORY_MAX__ then return nil end
-  local fields = {}
-  for n = 1, seq - 1 do fields[n] = n end
-  local events = redis.call('HMGET', key, unpack(fields))
-  for n = 1, seq - 1 do
-    if not events[n] then return nil end
+-- The fields one read takes of an order's hash: its state and whatever it holds at seq,
+-- then, for an event that hands the order over, its events before seq, which the queue
+-- entry carries so that the service it hands the order to need not read the hash back.
+local function fields_of(seq, handing_over)
+  local fields = {'st', seq}
+  local n = tonumber(seq)
+  if handing_over and n and n >= 2 and n <= __STORY_MAX__ then
+    for before = 1, n - 1 do fields[before + 2] = before end
   end
-  return '[' .. table.concat(events, ',') .. ']'
+  return fields
+end
+
+-- The events before seq as one JSON array, from that read; nil for a first event, or
+-- where the hash lacks one of them (the queue entry goes without, and its reader reads
+-- the hash).
+local function story_of(held)
+  if #held < 3 then return nil end
+  for n = 3, #held do
+    if not held[n] then return nil end
+  end
+  return '[' .. table.concat(held, ',', 3) .. ']'
 end
 
 local allowed = __ALLOWED__
@@ -138,15 +147,14 @@ local function append(KEYS, ARGV)
     local seq, order, data = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     local kind = type_of(data)
     local move = kind and move_of(kind, data)
-    -- The order's state and whatever it holds at this seq, in one read.
-    local held = redis.call('HMGET', KEYS[i], 'st', seq)
+    local q = move and queue[move]
+    local held = redis.call('HMGET', KEYS[i], unpack(fields_of(seq, q)))
     if held[2] then
       ids[#ids + 1] = held[2] == data and '0-0'
     elseif move and allowed[(held[1] or '') .. '|' .. move] then
       ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'o', order, 's', seq, 't', kind, 'd', data)
-      local q = queue[move]
       if q then
-        local before = story_before(KEYS[i], tonumber(seq))
+        local before = story_of(held)
         if before then
           redis.call('XADD', KEYS[q], '*', 'o', order, 's', seq, 't', kind, 'd', data,
                      'h', before)

@@ -46,6 +46,27 @@ async def test_a_queue_entry_carries_the_orders_events_before_it(
     assert await store.history_of(entry) == entry.history
 
 
+async def _hash_reads(store: EventStore) -> int:
+    """The HMGETs Redis has run, the append script's own counted."""
+    stats = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+
+async def test_an_event_that_hands_its_order_over_reads_the_hash_once(
+        store: EventStore, settings: Settings) -> None:
+    """The story a queue entry carries comes with the read that checks the order's state:
+    one HMGET an event, whether it goes to a queue or not."""
+    if store.cluster:
+        pytest.skip("commandstats are per node on a cluster")
+    requested = order(str(uuid.uuid4()))
+    await store.append([requested])
+    before = await _hash_reads(store)
+    await store.append([route_now(requested, settings)])
+    assert await _hash_reads(store) - before == 1
+    [entry] = await _entries(store, "executor", requested.order_id)
+    assert entry.history == await store.history(requested.order_id)
+
+
 async def test_the_executor_begins_on_the_history_its_entry_carries(
         store: EventStore, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     requested = order(str(uuid.uuid4()))
