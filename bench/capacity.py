@@ -39,7 +39,7 @@ import psycopg
 import redis
 
 from bench.cpu import Snapshot, cpu_used, grown, primaries, snapshot
-from bench.harness import System, system
+from bench.harness import System, collections_paused, system
 from bench.load import ENDS, Bench, Options
 from shared.config import Settings, load
 from shared.redis_client import is_cluster
@@ -333,7 +333,8 @@ def main() -> None:
     cluster = is_cluster(redis_url)
     namespace = f"capacity-{secrets.token_hex(3)}"
     logs = Path(tempfile.mkdtemp(prefix="oee-capacity-"))
-    with system(redis_url, database_url, namespace, logs, 1, **SYSTEM) as running:
+    with system(redis_url, database_url, namespace, logs, 1, **SYSTEM) as running, \
+            collections_paused():
         result = asyncio.run(measure(running, args, cluster))
     print(json.dumps(result, indent=1))
 

@@ -40,7 +40,6 @@ one class; what it reports, and the table of it, is ``bench.report``.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import secrets
@@ -61,7 +60,7 @@ import psycopg
 import websockets
 
 from bench.cpu import cpu_used, primaries, snapshot, syscalls_made
-from bench.harness import System, forget
+from bench.harness import System, collections_paused, forget
 from bench.postgres import PgCounters, clients, grown_by, pg_counters, read_once_gone
 from bench.report import (
     Result,
@@ -616,23 +615,6 @@ def run(options: Options, url: str | None) -> int:
     else:
         print(render(result))
     return 0
-
-
-@contextmanager
-def collections_paused() -> Iterator[None]:
-    """The load generator's cyclic garbage collector off while it measures. Its collections
-    stopped it, submits and the reading of the log alike, and an open loop then submits
-    what it owes at once: at 2,500 orders/s a young collection of its 100,000 newest
-    objects every second or so took 13-87 ms and a middle one every ~26 s about 600 ms,
-    which showed in the engine's figures as latency, and in a service that times its
-    reads by the rate orders come (``shared.worker.Linger``) as a lull. Reference counting
-    still frees everything outside cycles; the cycles wait for the end of the run."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def measure(options: Options, url: str | None) -> Result:

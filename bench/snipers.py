@@ -22,7 +22,7 @@ import httpx
 import msgspec
 
 from bench.cpu import cpu_seconds, postgres_pids, redis_cpu
-from bench.harness import system
+from bench.harness import collections_paused, system
 from bench.limits import percentile
 from services.trigger.registry import Registry
 from shared.config import Settings
@@ -148,8 +148,9 @@ def main() -> None:
                 OEE_RATE_LIMIT_PER_MIN="1000000",
                 OEE_MAX_OPEN_ORDERS="1000000") as running:
         pids = {name: [p.pid for p in group] for name, group in running.processes.items()}
-        result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
-                                     args.launches, pids, args.venue))
+        with collections_paused():
+            result = asyncio.run(measure(running.url, redis_url, namespace, args.snipers,
+                                         args.launches, pids, args.venue))
     print(json.dumps(result, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""bench/load.py: the load generator measures with its cyclic garbage collector off."""
+"""bench/harness.py: a load generator measures with its cyclic garbage collector off."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from bench.load import collections_paused
+from bench.harness import collections_paused
 
 
 def test_the_collector_is_off_while_measuring_and_on_again_after() -> None:
