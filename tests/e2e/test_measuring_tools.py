@@ -185,3 +185,29 @@ def test_the_overheads_measure_prices_every_way(redis_url: str, database_url: st
     }
     # CPU microseconds: each way does some work, and none takes a tenth of a second.
     assert all(0 < used < 100_000 for figures in result.values() for used in figures.values())
+
+
+def test_two_versions_are_measured_in_turn_each_on_its_own_code(
+        redis_url: str, database_url: str, tmp_path: Any) -> None:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    out = tmp_path / "pairs.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", "--before", "HEAD", "--pairs", "1", "--out",
+         str(out), "--", "--spawn", "--orders", "20", "--warmup", "0",
+         "--quote-latency-ms", "0", "--execution-latency-ms", "0"],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [run["side"] for run in runs] == ["before", "after"]
+    assert all(head.stdout.startswith(run["commit"].removesuffix("+changes")) for run in runs)
+    assert all(run["pair"] == 1 and run["result"]["confirmed"] == 20 for run in runs)
+    assert runs[0]["command"] == ("oee bench --spawn --orders 20 --warmup 0"
+                                  " --quote-latency-ms 0 --execution-latency-ms 0")
+    assert "before: medians of 1: CPU ms/order" in done.stdout
+    assert "after: medians of 1: CPU ms/order" in done.stdout
+

@@ -1,0 +1,63 @@
+"""bench/ab.py: two versions measured in turn, each importing its own tree's code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import ab
+
+
+def test_the_sides_take_turns_first() -> None:
+    assert list(ab.turns(3)) == [(1, "before"), (1, "after"), (2, "after"), (2, "before"),
+                                 (3, "before"), (3, "after")]
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ab.CHECKOUT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_revision_is_exported_whole_and_imports_its_own_code(tmp_path: Path) -> None:
+    try:
+        head = _git("rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    side = ab.export("HEAD", tmp_path)
+    assert head.startswith(side.commit)
+    assert (tmp_path / "bench" / "load.py").is_file()
+    assert (tmp_path / "shared" / "appending.py").read_text() == _git(
+        "show", "HEAD:shared/appending.py") + "\n"
+    ab.check_imports(side)
+
+
+def test_a_side_that_would_import_another_tree_is_refused(tmp_path: Path) -> None:
+    # An empty folder: its processes would import an installed copy, or nothing.
+    with pytest.raises(SystemExit, match=r"would import|cannot import"):
+        ab.check_imports(ab.Side("before", tmp_path, "0" * 12))
+
+
+def _run(side: str, pair: int, load: str, cpu: float, p50: float) -> dict[str, object]:
+    result = {"accepted": 10, "confirmed": 10, "failed": 0, "refused": 0, "seconds": 1.0,
+              "orders_per_s": 10.0, "end_to_end_ms": {"p50": p50, "p99": 2 * p50},
+              "overhead_ms": {}, "stages_ms": {}, "projected_in_postgres_s": None,
+              "pending_entries": {}, "load": load,
+              "cpu_ms_per_order": {"gateway": cpu, "redis": cpu, "generator": 9.0}}
+    return json.loads(ab.record(ab.Side(side, ab.CHECKOUT, "abc"), pair, ["--rate", "10"],
+                                result))
+
+
+def test_the_report_gives_each_run_and_each_sides_medians() -> None:
+    lines = [_run("before", 1, "20/s", 1.0, 3.0), _run("after", 1, "20/s", 0.5, 2.0),
+             _run("after", 2, "20/s", 0.75, 4.0), _run("before", 2, "20/s", 2.0, 5.0),
+             _run("before", 1, "burst 10", 0.25, 9.0)]
+    assert lines[0]["command"] == "oee bench --rate 10"
+    text = ab.report(lines)
+    assert text.count("| 1 | before |") == 2
+    # The load generator's CPU is left out of the engine's.
+    assert "before: medians of 2: CPU ms/order 3, end to end p50 4 ms, p99 8 ms" in text
+    assert "after: medians of 2: CPU ms/order 1.25, end to end p50 3 ms, p99 6 ms" in text
+    assert text.index("burst 10:") > text.index("after: medians")
