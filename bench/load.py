@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import secrets
 import sys
@@ -82,6 +83,10 @@ from shared.redis_client import is_cluster
 from shared.stream import EventStore, Positions
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippage": 0.05}
+# Market and limit orders come in this many sizes, taken in turn: as traders' orders do, they
+# differ, so the router decides each one's route (it remembers a decision per order terms
+# and market tick: a run of identical orders would decide once a tick).
+SIZES = 1000
 CONNECTIONS = 32
 # Following the log: entries per read; at a steady rate it is read once FOLLOW_ORDERS
 # orders have come, but no more often than every FOLLOW_EVERY_S[0] seconds and no less
@@ -205,7 +210,8 @@ class Bench:
         self.deliveries: list[float] = []
         self.subscribers = self.subscribers_peak = 0
         self.mint = base58.b58encode(secrets.token_bytes(32)).decode()
-        self.body = msgspec.json.encode(order_body(options, self.mint))
+        self.bodies = [msgspec.json.encode(body) for body in order_bodies(options, self.mint)]
+        self.submits = 0
         self.opened = 0
         self.all_open = asyncio.Event()
         self.expect_open = sys.maxsize
@@ -214,10 +220,15 @@ class Bench:
 
     # --- submitting -------------------------------------------------------------------
 
+    def next_body(self) -> bytes:
+        body = self.bodies[self.submits % len(self.bodies)]
+        self.submits += 1
+        return body
+
     async def submit_http(self, client: aiohttp.ClientSession) -> None:
         started = time.time()
         try:
-            async with client.post(self.submit_url, data=self.body) as response:
+            async with client.post(self.submit_url, data=self.next_body()) as response:
                 status, body = response.status, await response.read()
         except (aiohttp.ClientError, OSError):
             # Never sent again: a POST that may have reached the gateway is not repeated.
@@ -234,7 +245,7 @@ class Bench:
         async with websockets.connect(f"{self.ws_url}/orders/execute", open_timeout=30,
                                       compression=None,
                                       additional_headers=self.options.headers) as ws:
-            await ws.send(self.body.decode())
+            await ws.send(self.next_body().decode())
             track: Track | None = None
             self.subscribers += 1
             self.subscribers_peak = max(self.subscribers_peak, self.subscribers)
@@ -543,15 +554,26 @@ def http_client(headers: dict[str, str]) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=30), cookie_jar=aiohttp.DummyCookieJar())
 
 
-def order_body(options: Options, mint: str) -> dict[str, object]:
-    """What the run submits, by ``--type``."""
-    if options.order_type == "limit":
-        return {**ORDER, "type": "limit", "ttlSeconds": 3600,
-                "limitPrice": RESTING if options.resting else MARKETABLE}
+def amounts(count: int = SIZES) -> list[str]:
+    """``count`` different amounts of SOL, from 0.01 to 10 (spread evenly on a log scale, so
+    small orders are as common as large ones), in a fixed order that mixes them: a stride
+    prime to the count visits every size once."""
+    sizes = [f"{0.01 * 1000 ** (n / (count - 1)):.6f}" for n in range(count)]
+    stride = next(step for step in range(count // 3 + 1, count) if math.gcd(step, count) == 1)
+    return [sizes[n * stride % count] for n in range(count)]
+
+
+def order_bodies(options: Options, mint: str) -> list[dict[str, object]]:
+    """What the run submits, by ``--type``, in turn: market and limit orders in ``SIZES``
+    sizes; snipers all alike (a launch's snipers share their terms)."""
     if options.order_type == "sniper":
-        return {"type": "sniper", "tokenIn": "SOL", "tokenOut": mint,
-                "amount": SNIPER_AMOUNT, "slippage": 0.05, "ttlSeconds": 3600}
-    return ORDER
+        return [{"type": "sniper", "tokenIn": "SOL", "tokenOut": mint,
+                 "amount": SNIPER_AMOUNT, "slippage": 0.05, "ttlSeconds": 3600}]
+    kind: dict[str, object] = {}
+    if options.order_type == "limit":
+        kind = {"type": "limit", "ttlSeconds": 3600,
+                "limitPrice": RESTING if options.resting else MARKETABLE}
+    return [{**ORDER, "amount": amount, **kind} for amount in amounts()]
 
 
 def postgres_per_order(result: Result, written: PgCounters, orders: int) -> None:
