@@ -84,16 +84,25 @@ def _candidate(kind: Literal["direct", "split", "two_hop"], path: list[str],
     return Candidate(kind, path, hops, legs, out, round(1 - kept, 8))
 
 
+def direct(token_in: str, token_out: str, share: Share, amount_in: int,
+           pool_of: PoolOf) -> Candidate | None:
+    """The whole input through one pool (None where it cannot fill)."""
+    return _candidate("direct", [token_in, token_out], [[share]], amount_in, pool_of)
+
+
 def _share(key: PoolKey, bps: int = FULL) -> Share:
     return Share(key.dex, key.base, key.quote, bps)
 
 
 def best_split(token_in: str, token_out: str, first: Share, second: Share, amount_in: int,
-               pool_of: PoolOf) -> Candidate | None:
+               pool_of: PoolOf, directs: tuple[Candidate | None, Candidate | None]
+               ) -> Candidate | None:
     """The best share for ``first`` (the rest to ``second``), or None when no split beats
-    both venues alone. A coarse grid finds where both parts can fill; a ternary search
+    both venues alone (``directs``: each one's direct candidate, the split's two ends, which
+    run the same swap). A coarse grid finds where both parts can fill; a ternary search
     refines it there, where the total output of two concave pools is concave in the share."""
     found: dict[int, Candidate | None] = {}
+    ends = {FULL: directs[0], 0: directs[1]}
 
     def at(bps: int) -> Candidate | None:
         if bps not in found:
@@ -103,7 +112,7 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
         return found[bps]
 
     def output(bps: int) -> int:
-        candidate = at(bps)
+        candidate = ends[bps] if bps in ends else at(bps)
         return candidate.amount_out if candidate else -1
 
     # Concavity again: when the better venue alone beats moving one basis point of the
@@ -134,13 +143,15 @@ def _with(share: Share, bps: int) -> Share:
 def candidates(token_in: str, token_out: str, amount_in: int, pools_between: PoolsBetween,
                pool_of: PoolOf) -> list[Candidate]:
     found: list[Candidate | None] = []
-    direct = [_share(k) for k in pools_between(token_in, token_out)]
-    for share in direct:
-        found.append(_candidate("direct", [token_in, token_out], [[share]], amount_in, pool_of))
-    venues = {s.dex: s for s in direct}
+    shares = [_share(k) for k in pools_between(token_in, token_out)]
+    for share in shares:
+        found.append(direct(token_in, token_out, share, amount_in, pool_of))
+    venues = {s.dex: (s, candidate) for s, candidate in zip(shares, found, strict=True)}
     if len(venues) == 2:
-        found.append(best_split(token_in, token_out, venues["raydium"], venues["meteora"],
-                                amount_in, pool_of))
+        (raydium, raydium_alone), (meteora, meteora_alone) = (venues["raydium"],
+                                                              venues["meteora"])
+        found.append(best_split(token_in, token_out, raydium, meteora, amount_in, pool_of,
+                                (raydium_alone, meteora_alone)))
     for hub in HUBS:
         if hub in (token_in, token_out):
             continue
@@ -157,7 +168,7 @@ def candidates(token_in: str, token_out: str, amount_in: int, pools_between: Poo
 
 def _best_leg(token_in: str, token_out: str, amount_in: int,
               pools_between: PoolsBetween, pool_of: PoolOf) -> Candidate | None:
-    legs = [_candidate("direct", [token_in, token_out], [[_share(k)]], amount_in, pool_of)
+    legs = [direct(token_in, token_out, _share(k), amount_in, pool_of)
             for k in pools_between(token_in, token_out)]
     return max((c for c in legs if c is not None), key=lambda c: c.amount_out, default=None)
 

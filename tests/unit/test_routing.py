@@ -20,6 +20,7 @@ from shared.routing import (
     best_split,
     candidates,
     decide,
+    direct,
     min_amount_out,
     run_route,
 )
@@ -220,8 +221,10 @@ def test_a_huge_order_still_finds_the_split() -> None:
 def test_best_split_is_none_when_one_venue_alone_is_best() -> None:
     raydium, meteora = (Share(k.dex, k.base, k.quote, FULL)
                         for k in MARKET.pools_between("SOL", "USDC"))
+    alone = (direct("SOL", "USDC", raydium, SOL, POOL_OF),
+             direct("SOL", "USDC", meteora, SOL, POOL_OF))
     # A small order does best on one venue: nothing to split.
-    assert best_split("SOL", "USDC", raydium, meteora, SOL, POOL_OF) is None
+    assert best_split("SOL", "USDC", raydium, meteora, SOL, POOL_OF, alone) is None
 
 
 # --- ordering, NoRoute ---------------------------------------------------------------------
