@@ -6,7 +6,8 @@ of identical orders decides once a second). Not a test (it only measures):
 
 It prints one JSON document: microseconds of CPU per decision (``shared.routing.decide``
 against the seeded market), the median of five rounds of 200, for a few pairs and sizes:
-direct, split and two-hop candidates, on both venues; and what the router and the
+direct, split and two-hop candidates, on both venues; for SOL to USDC in the first 200 of
+the sizes ``oee bench`` submits; and what the router and the
 executor each pay once a tick for the pools they trade on: every pool of the market built
 at a new tick, the median of five rounds of 20 ticks.
 """
@@ -17,6 +18,7 @@ import json
 import statistics
 import time
 
+from bench.load import amounts
 from shared.config import Settings
 from shared.market import Market, keys
 from shared.routing import decide
@@ -28,16 +30,17 @@ ORDERS = (("SOL", "USDC", 0.5), ("SOL", "USDC", 500.0), ("USDC", "SOL", 50.0),
 ROUNDS, DECISIONS, TICKS = 5, 200, 20
 
 
-def microseconds_per_decision(token_in: str, token_out: str, amount: float) -> float:
+def microseconds_per_decision(token_in: str, token_out: str, amounts: list[float]) -> float:
+    """Each round decides each of ``amounts`` in turn."""
     market = Market.from_settings(Settings(seed="measure"))
-    amount_in = int(amount * get(token_in).unit)
+    amounts_in = [int(amount * get(token_in).unit) for amount in amounts]
     pool_of = market.pool_at(time.time())
     rounds = []
     for _ in range(ROUNDS):
         started = time.process_time()
-        for _ in range(DECISIONS):
+        for amount_in in amounts_in:
             decide(token_in, token_out, amount_in, 0.01, market.pools_between, pool_of)
-        rounds.append((time.process_time() - started) / DECISIONS * 1e6)
+        rounds.append((time.process_time() - started) / len(amounts_in) * 1e6)
     return round(statistics.median(rounds), 1)
 
 
@@ -58,8 +61,10 @@ def microseconds_per_tick() -> float:
 
 def main() -> None:
     figures = {f"{token_in}->{token_out} {amount:g}":
-               microseconds_per_decision(token_in, token_out, amount)
+               microseconds_per_decision(token_in, token_out, [amount] * DECISIONS)
                for token_in, token_out, amount in ORDERS}
+    sizes = [float(amount) for amount in amounts()[:DECISIONS]]
+    figures["SOL->USDC in oee bench's sizes"] = microseconds_per_decision("SOL", "USDC", sizes)
     figures[f"every pool ({len(keys())}) at a new tick"] = microseconds_per_tick()
     print(json.dumps(figures, indent=1))
 

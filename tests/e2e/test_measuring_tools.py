@@ -118,7 +118,7 @@ def test_the_routing_measure_prices_every_order_shape(
         redis_url: str, database_url: str) -> None:
     result = measured(redis_url, database_url, "bench.routing")
     assert set(result) == {"SOL->USDC 0.5", "SOL->USDC 500", "USDC->SOL 50", "SOL->BONK 0.5",
-                           "every pool (12) at a new tick"}
+                           "SOL->USDC in oee bench's sizes", "every pool (12) at a new tick"}
     # A decision, or a tick's pools, is CPU work of microseconds to milliseconds, not
     # nothing and not seconds.
     assert all(0 < microseconds < 1_000_000 for microseconds in result.values())
