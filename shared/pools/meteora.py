@@ -69,6 +69,54 @@ def bin_price(bin_step: int, bin_id: int) -> Fraction:
     return Fraction(BPS + bin_step, BPS) ** bin_id
 
 
+@lru_cache(maxsize=4096)
+def _rates(bin_step: int, bin_id: int) -> tuple[float, float]:
+    """Bin ``bin_id``'s price and its inverse as floats, each correctly rounded (inf where
+    one is beyond a float's range)."""
+    price = bin_price(bin_step, bin_id)
+    return _float(price), _float(1 / price)
+
+
+def _float(value: Fraction) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+# A float product settles floor(amount * p / q) where no integer lies within its error of
+# it: the amount, the ratio and their product are each rounded once, by 2**-53 of the value
+# at most, and 2**-48 leaves room for the rounding of the bounds themselves. Only where the
+# ratio is a normal float (a subnormal one is coarser) and the product is below 2**52 (above
+# it the bounds are more than an integer apart anyway).
+_SLACK = 2.0**-48
+_SMALLEST, _LARGEST = 2.0**-1000, 2.0**52
+
+
+def floor_times(amount: int, p: int, q: int, ratio: float) -> int:
+    """floor(amount * p / q) for amount >= 0, where ``ratio`` is p / q as a float: by floats
+    where they settle it, else by the exact integers, whose bin prices run to thousands of
+    digits."""
+    x = amount * ratio
+    if ratio > _SMALLEST and x < _LARGEST:
+        slack = x * _SLACK
+        low = math.floor(x - slack)
+        if low == math.floor(x + slack):
+            return low
+    return amount * p // q
+
+
+def ceil_times(amount: int, p: int, q: int, ratio: float) -> int:
+    """ceil(amount * p / q), as ``floor_times``."""
+    x = amount * ratio
+    if ratio > _SMALLEST and x < _LARGEST:
+        slack = x * _SLACK
+        high = math.ceil(x + slack)
+        if high == math.ceil(x - slack):
+            return high
+    return ceil_div(amount * p, q)
+
+
 def nearest_bin_id(price: float, bin_step: int) -> int:
     """The id of the bin whose price is closest to ``price`` (quote per base, base units)."""
     if not (math.isfinite(price) and price > 0):
@@ -153,11 +201,13 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
         # price = p / q; the output per net input is price selling base, 1 / price buying it.
         price = bin_price(pool.bin_step, b.id)
         p, q = price.numerator, price.denominator
+        forward, backward = _rates(pool.bin_step, b.id)
         rate = min(
             pool.max_fee_bps,
             pool.base_fee_bps + pool.variable_fee_bps_per_bin * abs(b.id - pool.active_id),
         )
-        drain_net = ceil_div(held * q, p) if sells_base else ceil_div(held * p, q)
+        drain_net = (ceil_times(held, q, p, backward) if sells_base
+                     else ceil_times(held, p, q, forward))
         # The least gross g with g - ceil(g * rate / BPS) >= drain_net.
         drain_gross = ceil_div(drain_net * BPS, BPS - rate)
         if remaining >= drain_gross:
@@ -167,7 +217,8 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
             gross = remaining
             net = gross - fee_for(gross, rate)
             # net < drain_net here, so got < held: the bin is never overdrawn.
-            got = net * p // q if sells_base else net * q // p
+            got = (floor_times(net, p, q, forward) if sells_base
+                   else floor_times(net, q, p, backward))
         if gross == 0:
             # Nothing to buy in this bin; walk past it.
             walked.append(b)

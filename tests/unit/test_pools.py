@@ -22,7 +22,7 @@ from shared.pools import (
     spot_price,
     swap,
 )
-from shared.pools.meteora import bin_price, nearest_bin_id
+from shared.pools.meteora import bin_price, ceil_times, floor_times, nearest_bin_id
 
 Venue = Literal["raydium", "meteora"]
 Side = Literal["base", "quote"]
@@ -471,3 +471,51 @@ def test_a_price_halfway_between_two_bins_goes_where_the_exact_prices_say(bin_st
         halfway = float((bin_price(bin_step, i) + bin_price(bin_step, i + 1)) / 2)
         for price in (halfway, math.nextafter(halfway, 0), math.nextafter(halfway, math.inf)):
             assert nearest_bin_id(price, bin_step) == _nearest_exactly(price, bin_step)
+
+
+def _floor_and_ceil_as_the_integers(amount: int, p: int, q: int) -> None:
+    ratio = float(Fraction(p, q)) if p.bit_length() - q.bit_length() < 1000 else math.inf
+    assert floor_times(amount, p, q, ratio) == amount * p // q
+    assert ceil_times(amount, p, q, ratio) == -(-amount * p // q)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None, database=None)
+@given(amount=st.integers(0, 2**64), bin_id=st.integers(-8000, 8000),
+       bin_step=st.sampled_from([1, 10, 25, 100]))
+def test_a_bins_floor_and_ceil_by_floats_are_the_exact_ones(amount: int, bin_id: int,
+                                                            bin_step: int) -> None:
+    price = bin_price(bin_step, bin_id)
+    _floor_and_ceil_as_the_integers(amount, price.numerator, price.denominator)
+    _floor_and_ceil_as_the_integers(amount, price.denominator, price.numerator)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None, database=None)
+@given(amount=st.integers(0, 2**52), p=st.integers(1, 2**40), shift=st.integers(0, 40))
+def test_a_product_on_or_next_to_an_integer_is_settled_exactly(amount: int, p: int,
+                                                               shift: int) -> None:
+    # A ratio whose float is exact puts the product on integers and halves, where the
+    # floats' bounds straddle the answer and the integers decide.
+    _floor_and_ceil_as_the_integers(amount, p, 2**shift)
+    _floor_and_ceil_as_the_integers(amount * 2**shift, p, 2**shift)
+    _floor_and_ceil_as_the_integers(amount * 2**shift + 1, p, 2**shift)
+
+
+def test_a_ratio_beyond_a_floats_range_is_taken_exactly() -> None:
+    huge = bin_price(100, 80_000)  # about 10**345
+    for p, q in ((huge.numerator, huge.denominator), (huge.denominator, huge.numerator)):
+        ratio = math.inf if p > q else 0.0
+        assert floor_times(12_345, p, q, ratio) == 12_345 * p // q
+        assert ceil_times(12_345, p, q, ratio) == -(-12_345 * p // q)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None, database=None)
+@given(whole=st.integers(2**40, 2**50), bin_id=st.integers(-6000, -100))
+def test_a_product_a_hair_from_an_integer_is_settled_exactly(whole: int, bin_id: int) -> None:
+    # The least amount whose output reaches ``whole`` lands above it by less than the price,
+    # and one unit less just below: closer to the integer than the floats' own error.
+    price = bin_price(10, bin_id)
+    p, q = price.numerator, price.denominator
+    least = -(-whole * q // p)
+    for amount in (least, least - 1):
+        _floor_and_ceil_as_the_integers(amount, p, q)
+
