@@ -111,8 +111,8 @@ def collections_paused() -> Iterator[None]:
     orders/s a young collection of its 100,000 newest objects every second or so took
     13-87 ms and a middle one every ~26 s about 600 ms, which showed in the engine's
     figures as latency, and in a service that times its reads by the rate orders come
-    (``shared.worker.Linger``) as a lull. Reference counting
-    still frees everything outside cycles; the cycles wait for the end of the run."""
+    (``shared.worker.Linger``) as a lull. Reference counting still frees everything outside
+    cycles; the cycles wait for the end of the run."""
     gc.collect()
     gc.disable()
     try:

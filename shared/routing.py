@@ -101,8 +101,7 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
     both venues alone (``directs``: each one's direct candidate, the split's two ends, which
     run the same swap). A coarse grid finds where both parts can fill; a ternary search
     refines it there, where the total output of two concave pools is concave in the share."""
-    found: dict[int, Candidate | None] = {}
-    ends = {FULL: directs[0], 0: directs[1]}
+    found: dict[int, Candidate | None] = {FULL: directs[0], 0: directs[1]}
 
     def at(bps: int) -> Candidate | None:
         if bps not in found:
@@ -112,7 +111,7 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
         return found[bps]
 
     def output(bps: int) -> int:
-        candidate = ends[bps] if bps in ends else at(bps)
+        candidate = at(bps)
         return candidate.amount_out if candidate else -1
 
     # Concavity again: when the better venue alone beats moving one basis point of the

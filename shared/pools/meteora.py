@@ -87,18 +87,18 @@ def _float(value: Fraction) -> float:
 # A float product settles floor(amount * p / q) where no integer lies within its error of
 # it: the amount, the ratio and their product are each rounded once, by 2**-53 of the value
 # at most, and 2**-48 leaves room for the rounding of the bounds themselves. Only where the
-# ratio is a normal float (a subnormal one is coarser) and the product is below 2**52 (above
+# ratio is a normal float (a subnormal one is coarser) and the product is within 2**52 (beyond
 # it the bounds are more than an integer apart anyway).
 _SLACK = 2.0**-48
 _SMALLEST, _LARGEST = 2.0**-1000, 2.0**52
 
 
 def floor_times(amount: int, p: int, q: int, ratio: float) -> int:
-    """floor(amount * p / q) for amount >= 0, where ``ratio`` is p / q as a float: by floats
-    where they settle it, else by the exact integers, whose bin prices run to thousands of
-    digits."""
+    """floor(amount * p / q), where ``ratio`` is p / q as a float: by floats where they
+    settle it, else by the exact integers, whose bin prices run to thousands of digits. (A
+    negative amount turns the bounds round, which the comparison does not mind.)"""
     x = amount * ratio
-    if ratio > _SMALLEST and x < _LARGEST:
+    if ratio > _SMALLEST and abs(x) < _LARGEST:
         slack = x * _SLACK
         low = math.floor(x - slack)
         if low == math.floor(x + slack):
@@ -108,13 +108,7 @@ def floor_times(amount: int, p: int, q: int, ratio: float) -> int:
 
 def ceil_times(amount: int, p: int, q: int, ratio: float) -> int:
     """ceil(amount * p / q), as ``floor_times``."""
-    x = amount * ratio
-    if ratio > _SMALLEST and x < _LARGEST:
-        slack = x * _SLACK
-        high = math.ceil(x + slack)
-        if high == math.ceil(x - slack):
-            return high
-    return ceil_div(amount * p, q)
+    return -floor_times(-amount, p, q, ratio)
 
 
 def nearest_bin_id(price: float, bin_step: int) -> int:
