@@ -17,7 +17,7 @@ from typing import Literal
 import msgspec
 
 from shared.market import PoolKey
-from shared.pools import InsufficientLiquidity, Pool, swap
+from shared.pools import InsufficientLiquidity, Pool, fill
 from shared.route import FULL, Candidate, Leg, Share
 
 HUBS = ("SOL", "USDC")
@@ -59,7 +59,7 @@ def run_route(path: Sequence[str], hops: Sequence[Sequence[Share]], amount_in: i
             left -= part
             if part <= 0:
                 continue
-            result = swap(pool_of(share), token_in, part)
+            result = fill(pool_of(share), token_in, part)
             legs.append(Leg(share.dex, token_in, token_out, part, result.amount_out,
                             result.fee, result.price_impact))
             out += result.amount_out

@@ -1,6 +1,7 @@
 """Pure AMM math for the simulated venues: Raydium's constant product, Meteora's DLMM bins.
 
-No I/O and no clock: a pool is a value, and a swap returns the fill and the next pool.
+No I/O and no clock: a pool is a value; a fill says what a swap gives, and a swap returns
+the fill and the next pool.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import overload
 from shared.pools import meteora, raydium
 from shared.pools.meteora import Bin, DlmmPool, make_pool
 from shared.pools.raydium import CpmmPool
-from shared.pools.result import InsufficientLiquidity, SwapResult
+from shared.pools.result import Fill, InsufficientLiquidity, SwapResult
 
 Pool = CpmmPool | DlmmPool
 
@@ -18,13 +19,23 @@ __all__ = [
     "Bin",
     "CpmmPool",
     "DlmmPool",
+    "Fill",
     "InsufficientLiquidity",
     "Pool",
     "SwapResult",
+    "fill",
     "make_pool",
     "spot_price",
     "swap",
 ]
+
+
+def fill(pool: Pool, token_in: str, amount_in: int) -> Fill:
+    """What swapping ``amount_in`` base units of ``token_in`` in any pool gives, the pool
+    left as it is: what a route is quoted and executed by."""
+    if isinstance(pool, CpmmPool):
+        return raydium.fill(pool, token_in, amount_in)
+    return meteora.fill(pool, token_in, amount_in)
 
 
 @overload

@@ -26,7 +26,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from shared.pools.fees import BPS, ceil_div, fee_for
-from shared.pools.result import InsufficientLiquidity, SwapResult, price_impact
+from shared.pools.result import Fill, InsufficientLiquidity, SwapResult, price_impact
 
 
 class Bin(msgspec.Struct, frozen=True):
@@ -141,15 +141,18 @@ def _sells_base(pool: DlmmPool, token_in: str) -> bool:
     raise ValueError(f"{token_in} is not traded by the {pool.base}/{pool.quote} pool")
 
 
-def _spot(pool: DlmmPool, sells_base: bool) -> Fraction:
-    """Output per input (base units) in the active bin."""
+def _spot(pool: DlmmPool, sells_base: bool) -> tuple[int, int]:
+    """Output per input (base units) in the active bin, as p / q: the bin price, or its
+    inverse, whose fraction would cost a gcd of thousands of digits to make."""
     price = bin_price(pool.bin_step, pool.active_id)
-    return price if sells_base else 1 / price
+    p, q = price.numerator, price.denominator
+    return (p, q) if sells_base else (q, p)
 
 
 def spot_price(pool: DlmmPool, token_in: str) -> float:
     """Output per input in base units at the active bin's price, before fees."""
-    return float(_spot(pool, _sells_base(pool, token_in)))
+    p, q = _spot(pool, _sells_base(pool, token_in))
+    return p / q
 
 
 def _walk(pool: DlmmPool, sells_base: bool) -> range:
@@ -164,13 +167,13 @@ def _id(b: Bin) -> int:
     return b.id
 
 
-def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
-    """Swap ``amount_in`` of ``token_in``, walking bins until the input is used up.
+def fill(pool: DlmmPool, token_in: str, amount_in: int) -> Fill:
+    """What swapping ``amount_in`` of ``token_in`` gives, walking bins until the input is
+    used up.
 
     In each bin the input (net of that bin's fee) buys the output token at exactly the bin
     price, floored, up to what the bin holds. Draining a bin costs the least input that buys
-    all of it, ceil(held / price) net, and the rest walks on. The input, fee included, is
-    added to the bins it filled from, and the active bin becomes the last one filled.
+    all of it, ceil(held / price) net, and the rest walks on.
 
     Raises InsufficientLiquidity when the bins cannot take the whole input, or when the swap
     would take the last unit of the output token: an empty side has no price, just as a
@@ -179,6 +182,20 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
     The work is in the bins walked, not in the pool's size: the router runs many swaps an
     order, and a pool of 161 bins once cost each swap a pass over all of them.
     """
+    return _filled(pool, token_in, amount_in)[0]
+
+
+def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
+    """``fill``, and the pool after it: the input, fee included, is added to the bins it
+    filled from, and the active bin becomes the last one filled."""
+    filled, walk, walked, active_id = _filled(pool, token_in, amount_in)
+    return SwapResult(filled.amount_in, filled.amount_out, filled.fee, filled.price_impact,
+                      _after(pool, walk, walked, active_id))
+
+
+def _filled(pool: DlmmPool, token_in: str, amount_in: int
+            ) -> tuple[Fill, range, list[Bin], int]:
+    """The fill, the bins walked, each as the swap leaves it, and the new active bin."""
     if amount_in <= 0:
         raise ValueError(f"amount_in must be positive, got {amount_in}")
     sells_base = _sells_base(pool, token_in)
@@ -239,13 +256,8 @@ def swap(pool: DlmmPool, token_in: str, amount_in: int) -> SwapResult[DlmmPool]:
                 f"{amount_in} {token_in} would empty the {pool.base}/{pool.quote} pool's "
                 "output side"
             )
-    return SwapResult(
-        amount_in=amount_in,
-        amount_out=out,
-        fee=fee,
-        price_impact=price_impact(out, amount_in - fee, _spot(pool, sells_base)),
-        pool_after=_after(pool, walk, walked, active_id),
-    )
+    impact = price_impact(out, amount_in - fee, *_spot(pool, sells_base))
+    return Fill(amount_in, out, fee, impact), walk, walked, active_id
 
 
 def _after(pool: DlmmPool, walk: range, walked: list[Bin], active_id: int) -> DlmmPool:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import msgspec
 
 from shared.pools.fees import BPS, fee_for
-from shared.pools.result import SwapResult, price_impact
+from shared.pools.result import Fill, SwapResult, price_impact
 
 
 class CpmmPool(msgspec.Struct, frozen=True):
@@ -44,27 +42,27 @@ def spot_price(pool: CpmmPool, token_in: str) -> float:
     return y / x
 
 
-def swap(pool: CpmmPool, token_in: str, amount_in: int) -> SwapResult[CpmmPool]:
-    """Swap ``amount_in`` of ``token_in``: out = floor(y * a' / (x + a')), a' net of the fee.
-
-    The fee stays in the pool (the input reserve grows by the whole amount_in), which is how
-    liquidity providers are paid. The floor keeps k from ever shrinking, and out < y always.
-    """
+def fill(pool: CpmmPool, token_in: str, amount_in: int) -> Fill:
+    """What swapping ``amount_in`` of ``token_in`` gives: out = floor(y * a' / (x + a')), a'
+    net of the fee. The floor keeps k from ever shrinking, and out < y always."""
     if amount_in <= 0:
         raise ValueError(f"amount_in must be positive, got {amount_in}")
     x, y = _reserves(pool, token_in)
     fee = fee_for(amount_in, pool.fee_bps)
     net = amount_in - fee
     out = y * net // (x + net)
-    x_after, y_after = x + amount_in, y - out
+    return Fill(amount_in, out, fee, price_impact(out, net, y, x))
+
+
+def swap(pool: CpmmPool, token_in: str, amount_in: int) -> SwapResult[CpmmPool]:
+    """``fill``, and the pool after it. The fee stays in the pool (the input reserve grows by
+    the whole amount_in), which is how liquidity providers are paid."""
+    filled = fill(pool, token_in, amount_in)
+    x, y = _reserves(pool, token_in)
+    x_after, y_after = x + amount_in, y - filled.amount_out
     if token_in == pool.base:
         after = msgspec.structs.replace(pool, base_reserve=x_after, quote_reserve=y_after)
     else:
         after = msgspec.structs.replace(pool, base_reserve=y_after, quote_reserve=x_after)
-    return SwapResult(
-        amount_in=amount_in,
-        amount_out=out,
-        fee=fee,
-        price_impact=price_impact(out, net, Fraction(y, x)),
-        pool_after=after,
-    )
+    return SwapResult(filled.amount_in, filled.amount_out, filled.fee, filled.price_impact,
+                      after)

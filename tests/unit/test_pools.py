@@ -15,14 +15,17 @@ from shared.pools import (
     Bin,
     CpmmPool,
     DlmmPool,
+    Fill,
     InsufficientLiquidity,
     Pool,
     SwapResult,
+    fill,
     make_pool,
     spot_price,
     swap,
 )
 from shared.pools.meteora import bin_price, ceil_times, floor_times, nearest_bin_id
+from shared.pools.result import price_impact
 
 Venue = Literal["raydium", "meteora"]
 Side = Literal["base", "quote"]
@@ -448,6 +451,18 @@ def test_swap_properties(venue: Venue, side: Side, data: st.DataObject) -> None:
     fees_are_always_charged(pool, side, a)
     swaps_conserve_tokens(pool, side, a)
     price_impact_grows_with_size(pool, side, a)
+    a_fill_is_the_swap_without_its_pool(pool, side, a)
+
+
+def a_fill_is_the_swap_without_its_pool(pool: Pool, side: Side, amount: int) -> None:
+    token_in = token(pool, side)
+    swapped = try_swap(pool, token_in, amount)
+    if swapped is None:
+        with pytest.raises(InsufficientLiquidity):
+            fill(pool, token_in, amount)
+        return
+    assert fill(pool, token_in, amount) == Fill(swapped.amount_in, swapped.amount_out,
+                                                 swapped.fee, swapped.price_impact)
 
 
 def _nearest_exactly(price: float, bin_step: int) -> int:
@@ -519,3 +534,35 @@ def test_a_product_a_hair_from_an_integer_is_settled_exactly(whole: int, bin_id:
     for amount in (least, least - 1):
         _floor_and_ceil_as_the_integers(amount, p, q)
 
+
+
+def _exact_impact(amount_out: int, net_in: int, p: int, q: int) -> float:
+    return float(1 - Fraction(amount_out, net_in) / Fraction(p, q))
+
+
+@settings(derandomize=True, max_examples=400, deadline=None, database=None)
+@given(net_in=st.integers(1, 2**64), bin_id=st.integers(-8000, 8000),
+       bin_step=st.sampled_from([1, 10, 25, 100]), kept=st.integers(0, 2**40),
+       sells_base=st.booleans())
+def test_a_price_impact_is_the_exact_one_rounded(net_in: int, bin_id: int, bin_step: int,
+                                                 kept: int, sells_base: bool) -> None:
+    # Outputs from the spot's whole worth down to well under it: small impacts are where
+    # the exact integers' leading digits cancel.
+    price = bin_price(bin_step, bin_id)
+    p, q = (price.numerator, price.denominator) if sells_base else (price.denominator,
+                                                                     price.numerator)
+    worth = net_in * p // q
+    amount_out = worth * kept // 2**40
+    assert price_impact(amount_out, net_in, p, q) == _exact_impact(amount_out, net_in, p, q)
+
+
+def test_a_price_impact_on_a_rounding_tie_is_settled_exactly() -> None:
+    # 1 - 2**-54 lies halfway between two floats: the cut spot's bounds fall on either side
+    # of it, and the exact integers round it to even.
+    spot = 2**139
+    assert price_impact(1, 2**54, spot, spot) == _exact_impact(1, 2**54, spot, spot) == 1.0
+    # A spot a unit over 2**139 as q puts the exact value a hair under the tie, and its
+    # leading bits alone (the unit cut off) would put it on the tie.
+    just_under = _exact_impact(1, 2**54, spot, spot + 1)
+    assert price_impact(1, 2**54, spot, spot + 1) == just_under == 1 - 2**-53
+    assert price_impact(7, 0, 3, 2) == 0.0  # nothing left after the fee: nothing moved
