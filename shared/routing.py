@@ -115,9 +115,10 @@ def best_split(token_in: str, token_out: str, first: Share, second: Share, amoun
         return candidate.amount_out if candidate else -1
 
     # Concavity again: when the better venue alone beats moving one basis point of the
-    # order to the other, no split beats it, and the search is not needed.
+    # order to the other, no split beats it, and the search is not needed. (The venues
+    # alone are compared first: they are known, and a basis point moved costs two swaps.)
     for alone, inward in ((FULL, FULL - 1), (0, 1)):
-        if output(alone) >= max(output(inward), output(FULL - alone)):
+        if output(alone) >= output(FULL - alone) and output(alone) >= output(inward):
             return None
     step = FULL // 20
     centre = max(range(0, FULL + 1, step), key=output)
