@@ -75,7 +75,13 @@ def _candidate(kind: Literal["direct", "split", "two_hop"], path: list[str],
         return None
     if out <= 0:
         return None
-    # Amount-weighted within a hop, compounded across hops.
+    return _priced(kind, path, hops, legs, out)
+
+
+def _priced(kind: Literal["direct", "split", "two_hop"], path: list[str],
+            hops: list[list[Share]], legs: list[Leg], out: int) -> Candidate:
+    """The candidate of a route run: its price impact is amount-weighted within a hop and
+    compounded across hops."""
     kept = 1.0
     for token_in in path[:-1]:
         hop_legs = [leg for leg in legs if leg.token_in == token_in]
@@ -153,7 +159,7 @@ def candidates(token_in: str, token_out: str, amount_in: int, pools_between: Poo
         found.append(best_split(token_in, token_out, raydium, meteora, amount_in, pool_of,
                                 (raydium_alone, meteora_alone)))
     for hub in HUBS:
-        if hub in (token_in, token_out):
+        if hub in (token_in, token_out) or not pools_between(hub, token_out):
             continue
         first = _best_leg(token_in, hub, amount_in, pools_between, pool_of)
         if first is None:
@@ -161,8 +167,10 @@ def candidates(token_in: str, token_out: str, amount_in: int, pools_between: Poo
         second = _best_leg(hub, token_out, first.amount_out, pools_between, pool_of)
         if second is None:
             continue
-        found.append(_candidate("two_hop", [token_in, hub, token_out],
-                                [first.hops[0], second.hops[0]], amount_in, pool_of))
+        # The route runs the two legs just found, on the same pools: they are its legs.
+        found.append(_priced("two_hop", [token_in, hub, token_out],
+                             [first.hops[0], second.hops[0]], [*first.legs, *second.legs],
+                             second.amount_out))
     return sorted((c for c in found if c is not None), key=lambda c: -c.amount_out)
 
 
