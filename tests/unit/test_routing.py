@@ -395,3 +395,16 @@ def test_run_route_skips_an_empty_share() -> None:
     hop = [Share("raydium", "SOL", "USDC", 0), Share("meteora", "SOL", "USDC", FULL)]
     legs, _ = run_route(["SOL", "USDC"], [hop], SOL, POOL_OF)
     assert [leg.dex for leg in legs] == ["meteora"]
+
+
+@pytest.mark.parametrize(("token_in", "token_out"),
+                         [("JUP", "BONK"), ("BONK", "JUP"), ("RAY", "USDT"), ("USDT", "BONK")])
+def test_every_candidate_is_its_route_run_on_the_pools(token_in: str, token_out: str) -> None:
+    # A two-hop candidate is put together from the legs found for it: it must be what
+    # running its route gives, leg for leg.
+    amount_in = 7 * get(token_in).unit // 10
+    found = candidates(token_in, token_out, amount_in, MARKET.pools_between, POOL_OF)
+    assert any(c.kind == "two_hop" for c in found)
+    for candidate in found:
+        legs, out = run_route(candidate.path, candidate.hops, amount_in, POOL_OF)
+        assert (candidate.legs, candidate.amount_out) == (legs, out)
