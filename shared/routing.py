@@ -159,12 +159,15 @@ def candidates(token_in: str, token_out: str, amount_in: int, pools_between: Poo
         found.append(best_split(token_in, token_out, raydium, meteora, amount_in, pool_of,
                                 (raydium_alone, meteora_alone)))
     for hub in HUBS:
-        if hub in (token_in, token_out) or not pools_between(hub, token_out):
+        if hub in (token_in, token_out):
             continue
-        first = _best_leg(token_in, hub, amount_in, pools_between, pool_of)
+        onward = pools_between(hub, token_out)
+        if not onward:
+            continue
+        first = _best_leg(token_in, hub, amount_in, pools_between(token_in, hub), pool_of)
         if first is None:
             continue
-        second = _best_leg(hub, token_out, first.amount_out, pools_between, pool_of)
+        second = _best_leg(hub, token_out, first.amount_out, onward, pool_of)
         if second is None:
             continue
         # The route runs the two legs just found, on the same pools: they are its legs.
@@ -174,10 +177,9 @@ def candidates(token_in: str, token_out: str, amount_in: int, pools_between: Poo
     return sorted((c for c in found if c is not None), key=lambda c: -c.amount_out)
 
 
-def _best_leg(token_in: str, token_out: str, amount_in: int,
-              pools_between: PoolsBetween, pool_of: PoolOf) -> Candidate | None:
-    legs = [direct(token_in, token_out, _share(k), amount_in, pool_of)
-            for k in pools_between(token_in, token_out)]
+def _best_leg(token_in: str, token_out: str, amount_in: int, pools: Sequence[PoolKey],
+              pool_of: PoolOf) -> Candidate | None:
+    legs = [direct(token_in, token_out, _share(k), amount_in, pool_of) for k in pools]
     return max((c for c in legs if c is not None), key=lambda c: c.amount_out, default=None)
 
 

@@ -74,12 +74,13 @@ def _rates(bin_step: int, bin_id: int) -> tuple[float, float]:
     """Bin ``bin_id``'s price and its inverse as floats, each correctly rounded (inf where
     one is beyond a float's range)."""
     price = bin_price(bin_step, bin_id)
-    return _float(price), _float(1 / price)
+    p, q = price.numerator, price.denominator
+    return _ratio(p, q), _ratio(q, p)
 
 
-def _float(value: Fraction) -> float:
+def _ratio(p: int, q: int) -> float:
     try:
-        return float(value)
+        return p / q
     except OverflowError:
         return math.inf
 
