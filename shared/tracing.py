@@ -7,7 +7,7 @@ field (``made``), and the service that acts on the event continues the trace fro
 to whichever process takes them. The spans:
 
 * ``accept`` (gateway), the order's root;
-* ``route`` (router), with a ``quote`` per venue inside it (``within``);
+* ``route`` (router), with a ``quote`` per venue inside it (``took``);
 * ``build`` (executor), then each attempt's ``submit`` and the landed one's ``confirm``;
 * ``persist`` (persister), as it records the event that ends the order;
 * ``open`` and ``fire`` (trigger), where a waiting order is watched and where it fires.
@@ -80,9 +80,12 @@ def following(name: str, cause: Event) -> Step:
     return active.following(name, cause)
 
 
-def within(name: str, key: str, value: str) -> Step:
-    """A child of the current span, if any is traced (a venue's quote inside ``route``)."""
-    return _UNTRACED if active is None else active.within(name, key, value)
+def took(name: str, key: str, value: str, start_ns: int, end_ns: int) -> None:
+    """A child of the current span, if any is traced, that ran from ``start_ns`` to
+    ``end_ns`` (epoch nanoseconds): a venue's quote inside ``route``, recorded once the venue
+    has answered, as the two venues' quotes overlap."""
+    if active is not None:
+        active.took(name, key, value, start_ns, end_ns)
 
 
 def made(events: list[E]) -> list[E]:
@@ -154,15 +157,15 @@ class Tracing:
             return _UNTRACED
         return self._step(name, parent, SpanKind.INTERNAL, _about(cause, None))
 
-    def within(self, name: str, key: str, value: str) -> Step:
+    def took(self, name: str, key: str, value: str, start_ns: int, end_ns: int) -> None:
         outer = _current.get()
         if outer is None:
-            return _UNTRACED
+            return
         from opentelemetry import trace
         from opentelemetry.trace import SpanKind
 
-        return self._step(name, trace.set_span_in_context(outer.span), SpanKind.INTERNAL,
-                          {key: value})
+        self.tracer.start_span(name, trace.set_span_in_context(outer.span), SpanKind.INTERNAL,
+                               {key: value}, start_time=start_ns).end(end_time=end_ns)
 
     def made(self, events: list[E]) -> list[E]:
         step = _current.get()

@@ -5,6 +5,7 @@ answer (``shared.decisions``)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ log = logging.getLogger("oee.router")
 # routed together: their routes go in one append, and the executor takes them up together,
 # so every step after shares its round trips. Bounded so that the latency targets hold.
 ROUTE_LINGER_S = 0.01
+
+# A route's series, looked up once per kind and venues.
+_routes = functools.cache(ROUTES.labels)
 
 
 class Router:
@@ -80,7 +84,7 @@ class Router:
         for event in decided:
             if isinstance(event, Routed):  # and Rerouted
                 log.info("order %s routed: %s", order.order_id, event.reason)
-                ROUTES.labels(event.route.kind, event.route.venues).inc()
+                _routes(event.route.kind, event.route.venues).inc()
         return decided
 
     async def routing_of(self, entry: Entry) -> Routing | Refused | None:

@@ -110,10 +110,12 @@ def test_a_step_follows_its_cause_and_a_venue_quotes_inside_it(
     spans: InMemorySpanExporter,
 ) -> None:
     routed = builders.routed(traceparent=TRACEPARENT)
-    with (tracing.following("submit", routed),
-          tracing.within("quote", "quote.dex", "raydium")):
-        pass
+    with tracing.following("submit", routed):
+        tracing.took("quote", "quote.dex", "raydium", 1_700_000_000_000_000_000,
+                     1_700_000_000_200_000_000)
     submit, quote = only(spans, "submit"), only(spans, "quote")
+    assert (quote.start_time, quote.end_time) == (1_700_000_000_000_000_000,
+                                                  1_700_000_000_200_000_000)
     assert submit.parent is not None and f"{submit.parent.span_id:016x}" == PARENT
     assert quote.parent is not None and quote.parent.span_id == submit.context.span_id
     assert dict(submit.attributes or {}) == {
@@ -132,8 +134,8 @@ def test_an_event_without_a_valid_context_starts_nothing(
     routed, confirmed = builders.routed(**carried), builders.confirmed(**carried)
     traced = tracing.Consumer(Streams(), "executor")  # type: ignore[arg-type]
     events: list[Event] = [builders.built()]
-    with (traced.span("build", entry(routed)), tracing.following("submit", routed),
-          tracing.within("quote", "quote.dex", "raydium")):
+    with traced.span("build", entry(routed)), tracing.following("submit", routed):
+        tracing.took("quote", "quote.dex", "raydium", 1, 2)
         assert tracing.made(events) is events
     with traced.endings("persist", [entry(confirmed)]):
         pass
@@ -220,9 +222,9 @@ def test_off_loads_no_tracing_code_and_writes_no_context() -> None:
         traced = tracing.Consumer(EventStore.__new__(EventStore), "router")
         events = [order]
         with tracing.accepting(order), traced.span("route", entry(order)):
-            with tracing.following("fire", order), tracing.within("quote", "quote.dex", "x"):
-                with traced.endings("persist", [entry(order)]):
-                    assert tracing.made(events) is events
+            with tracing.following("fire", order), traced.endings("persist", [entry(order)]):
+                tracing.took("quote", "quote.dex", "x", 1, 2)
+                assert tracing.made(events) is events
         assert tracing.active is None
         print(sorted(m for m in sys.modules if m.startswith(TRACING_SDK)))
         print(encode(events[0]).decode())
