@@ -28,11 +28,12 @@ async def ask_all(latency_ms: float, draw: random.Random) -> list[Quote]:
     pools = Counter(key.dex for key in keys())
     answers: dict[Dex, Quote] = {}
     for delay, dex in sorted(zip(delays, VENUES, strict=True)):
-        # The loop's timers keep milliseconds and may fire a little early: a venue answers
-        # no sooner than its delay.
-        while (wait := asked + delay - time.perf_counter()) > 0:
+        wait = asked + delay - time.perf_counter()
+        if wait > 0:
             await asyncio.sleep(wait)
-        took = time.perf_counter() - asked
+        # The loop's timers keep milliseconds and may wake a little early: a venue answers
+        # no sooner than its delay.
+        took = max(delay, time.perf_counter() - asked)
         tracing.took("quote", "quote.dex", dex, asked_ns, asked_ns + int(took * 1e9))
         _QUOTE_SECONDS[dex].observe(took)
         answers[dex] = Quote(dex=dex, pools=pools[dex], latency_ms=round(took * 1000, 3))
