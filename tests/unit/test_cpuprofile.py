@@ -37,7 +37,8 @@ def test_cpu_is_sampled_and_waiting_is_not(tmp_path: Path) -> None:
     # The CPU clock ticks with the kernel (every 1-10 ms): at least 50 a second.
     assert total >= 25
     assert burned >= 90
-    assert waited <= 2
+    # At most the one signal pending as the wait began, handled as it was entered.
+    assert waited * total / 100 <= 1.001
 
 
 def test_a_function_is_summed_over_its_lines_and_counted_once_a_stack() -> None:
