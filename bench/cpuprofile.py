@@ -16,13 +16,21 @@ import argparse
 import collections
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-SITE = Path(__file__).resolve().parent / "sampler" / "site"
+from bench.harness import bench_with_site
+
+# Every process oee bench starts imports this first: a service that OEE_CPU_PROFILE names
+# samples its CPU (bench.sampler).
+SITE = """
+import os, sys
+if os.environ.get("OEE_CPU_PROFILE"):
+    from bench.sampler import start_if_named
+    start_if_named(os.environ, sys.orig_argv)
+"""
 # A frame as the sampler writes it: "qualname (file:line)".
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*):\d+\)$")
 _LIBRARY = re.compile(r".*/(?:site-packages|lib/python3\.\d+)/")
@@ -100,12 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="oee-cpuprofile-"))
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OEE_CPU_PROFILE=args.services, OEE_CPU_PROFILE_DIR=str(out),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(SITE),
-                                                        os.environ.get("PYTHONPATH")])))
-    bench = [sys.executable, "-m", "services.cli", "bench",
-             *[a for a in args.bench_args if a != "--"]]
-    subprocess.run(bench, env=env, check=True, stdout=sys.stderr)
+    env = {"OEE_CPU_PROFILE": args.services, "OEE_CPU_PROFILE_DIR": str(out)}
+    with tempfile.TemporaryDirectory() as scratch:
+        code = bench_with_site(SITE, env, args.bench_args, Path(scratch))
+    if code:
+        sys.exit(code)
     for service in args.services.split(","):
         files = sorted(out.glob(f"{service}-*.txt"))
         if files:

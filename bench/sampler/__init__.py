@@ -5,8 +5,9 @@ wall time (py-spy's) charges it to whatever line the process was on. C code (a s
 msgspec decoding) is charged to the Python line that runs next, as a signal handler runs
 only between Python instructions.
 
-``python -m bench.cpuprofile`` puts the folder of ``sitecustomize.py`` beside this on the
-services' ``PYTHONPATH``, so that each process of a named service samples itself."""
+``python -m bench.cpuprofile`` has every process of a bench run import ``start_if_named``
+first (``bench.harness.bench_with_site``), so that each process of a named service samples
+itself."""
 
 from __future__ import annotations
 

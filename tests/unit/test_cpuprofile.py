@@ -3,13 +3,12 @@ function."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench.cpuprofile import SITE, function_of, shares
+from bench.harness import bench_with_site
 from bench.sampler import Sampler, service_of
 
 
@@ -59,13 +58,13 @@ def test_a_service_is_the_word_after_the_cli_module() -> None:
 
 
 def test_a_named_process_samples_itself_through_its_site(tmp_path: Path) -> None:
-    """The folder on PYTHONPATH is enough: the process names itself by its command line,
-    and writes its stacks as it exits (here at once, on a command oee does not know)."""
-    env = dict(os.environ, OEE_CPU_PROFILE="nosuchservice", OEE_CPU_PROFILE_DIR=str(tmp_path),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(SITE),
-                                                        os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, "-m", "services.cli", "nosuchservice"], env=env,
-                          capture_output=True, timeout=60)
-    assert done.returncode != 0
-    [written] = tmp_path.glob("nosuchservice-*.txt")
-    assert written.name == f"nosuchservice-{written.stem.split('-')[1]}.txt"
+    """The site every process of a bench run imports is enough: the process names itself
+    by its command line, and writes its stacks as it exits (here the bench's own process,
+    at once, on an argument it does not know)."""
+    out = tmp_path / "stacks"
+    out.mkdir()
+    code = bench_with_site(SITE, {"OEE_CPU_PROFILE": "bench", "OEE_CPU_PROFILE_DIR": str(out)},
+                           ["--no-such-argument"], tmp_path)
+    assert code != 0
+    [written] = out.glob("bench-*.txt")
+    assert written.name == f"bench-{written.stem.split('-')[1]}.txt"
