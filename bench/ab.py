@@ -135,7 +135,9 @@ def runs_of(lines: list[dict[str, Any]], load: str) -> list[Run]:
     found = [(run, msgspec.convert(run["result"], Result)) for run in lines
              if run["result"].get("load", "run") == load]
     generators = [result.cpu_ms_per_order.get("generator", 0.0) for _, result in found]
-    median = statistics.median(generators) if generators else 0.0
+    # A run without the generator's figure (0) neither gets nor moves the median.
+    measured = [generator for generator in generators if generator > 0]
+    median = statistics.median(measured) if measured else 0.0
     return [Run(run["pair"], run["side"], result,
                 round(engine_cpu_ms(result) * median / generator, 4)
                 if generator > 0 and median > 0 else None)

@@ -86,4 +86,6 @@ def test_a_run_without_the_generators_figure_is_given_as_it_is() -> None:
              _run("after", 1, "20/s", 0.5, 2.0)]
     runs = ab.runs_of(lines, "20/s")
     assert runs[0].at_generator_median is None
+    # The median is of the runs that have the figure: the other run's own.
+    assert runs[1].at_generator_median == 1.0
     assert "before: medians of 1: CPU ms/order 2, end to end" in ab.report(lines)
