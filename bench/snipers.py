@@ -25,7 +25,7 @@ from bench.cpu import cpu_seconds, postgres_pids, redis_cpu
 from bench.harness import collections_paused, system
 from bench.limits import percentile
 from services.trigger.registry import Registry
-from shared.config import Settings
+from shared.config import load
 from shared.launches import Launches, PoolLaunched
 from shared.route import Dex
 from shared.stream import EventStore
@@ -39,7 +39,9 @@ async def measure(url: str, redis_url: str, namespace: str, snipers: int, launch
     """``launches`` launches one after the other on the same running system, each with its
     own ``snipers``: the first meets fresh processes (their connections still to open),
     the later ones a system that has been running."""
-    store = EventStore(Settings(redis_url=redis_url, namespace=namespace))
+    # The system's own settings (its partition count among them), in its namespace.
+    store = EventStore(msgspec.structs.replace(load(), redis_url=redis_url,
+                                               namespace=namespace))
     try:
         runs = [await launch_once(url, store, namespace, snipers, f"SNIPE{n}", pids, venue)
                 for n in range(launches)]
