@@ -43,7 +43,7 @@ from bench.harness import System, collections_paused, system
 from bench.load import ENDS, Bench, Options
 from shared.config import Settings, load
 from shared.redis_client import is_cluster
-from shared.stream import EventStore
+from shared.stream import EventStore, partitions_of
 
 SHARD_COUNTS = (3, 6, 12)
 # Part of a core a shard is planned to use: room for bursts, failovers and resharding.
@@ -309,7 +309,8 @@ async def measure(running: System, args: argparse.Namespace, cluster: bool) -> d
     services = {g: ms / 1000 for g, ms in orders_cpu.items() if g != "postgres"}
     ceiling = postgres["ordersPerSSinceFirst"] or postgres["ordersPerS"]
     return {
-        "redis": {"cluster": cluster, "primaries": len(nodes), "partitions": settings.partitions},
+        "redis": {"cluster": cluster, "primaries": len(nodes),
+                  "partitions": partitions_of(settings)},
         "notes": NOTES,
         "settings": {**SYSTEM, "rate": args.rate, "seconds": args.seconds,
                      "ordersForPostgres": args.orders_for_pg, "persisters": args.persisters},

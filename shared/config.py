@@ -161,12 +161,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "prefix of every Redis key (a partition's log is `{namespace}:{tag}:events`)"
     )] = "oee"
     # Recorded in Redis at first start; another count is refused until `oee repartition`.
-    partitions: Annotated[int, Meta(ge=1, le=1024), Env(
+    # 0 takes the recorded one (``shared.stream.partitions_of``): partitions spread a
+    # cluster's shards, and on a single Redis each one more only costs.
+    partitions: Annotated[int, Meta(ge=0, le=1024), Env(
         "OEE_PARTITIONS",
         "partitions of the log, the order index, the queues, the dead letters and the"
         " simulated chain's ledger, by a hash of the order id (spread over a cluster's"
         " shards)",
-    )] = 4
+        shown="{default}: the count recorded at the namespace's first start; a new"
+              " namespace `1` on a single Redis, `4` on a cluster",
+    )] = 0
     redis_wait_replicas: Annotated[int, Meta(ge=0, le=16), Env(
         "OEE_REDIS_WAIT_REPLICAS",
         "an append returns once this many replicas have it (`WAIT`, at most 1 s); 0: at once",

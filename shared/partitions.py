@@ -43,6 +43,8 @@ class Layout:
     """Where each key of a namespace lives, for a partition count."""
 
     def __init__(self, namespace: str, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a layout has at least one partition, not {count}")
         self.namespace = namespace
         self.count = count
         self.partitions = range(count)
@@ -92,7 +94,8 @@ class Layout:
 
 def mismatch_message(recorded: int, wanted: int, namespace: str) -> str:
     return (f"Redis holds namespace {namespace!r} in {recorded} partitions, but "
-            f"OEE_PARTITIONS is {wanted}: set OEE_PARTITIONS={recorded}, or run "
+            f"OEE_PARTITIONS is {wanted}: set OEE_PARTITIONS={recorded} (or leave it unset "
+            f"to take the recorded count), or run "
             f"`oee repartition {wanted}` first (it waits until no order is in flight)")
 
 

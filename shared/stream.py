@@ -11,29 +11,40 @@ object services use; it is made of three parts, one concern each:
 * consumer groups and their upkeep (``shared.groups``): reading, claiming and
   acknowledging; backlog, dead letters, trimming.
 
-Here: the partition count each process checks at start.
+Here: the partition count, recorded in Redis at a namespace's first start, which each
+process takes (``OEE_PARTITIONS`` unset) or checks against its own at start.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from redis.exceptions import RedisError, ResponseError
 
 from shared.appending import OPEN_ORDER_TTL_S, Appending
 from shared.config import Settings
 from shared.groups import ConsumerGroup, GroupUpkeep
-from shared.partitions import PartitionMismatch, mismatch_message
+from shared.partitions import Layout, PartitionMismatch, mismatch_message
 from shared.positions import Positions, StreamId
 from shared.queues import QUEUES
 from shared.reading import Entry, Reading, parse_entries
-from shared.redis_client import connect_sync
+from shared.redis_client import connect_sync, is_cluster
 
 __all__ = ["OPEN_ORDER_TTL_S", "QUEUES", "ConsumerGroup", "Entry", "EventStore", "Positions",
-           "StreamId", "parse_entries"]
+           "StreamId", "parse_entries", "partitions_of"]
 
 # Checked once per process for each (Redis, namespace, count).
 _CHECKED: set[tuple[str, str, int]] = set()
+# What a namespace that has no count recorded yet takes when OEE_PARTITIONS is unset: on a
+# single Redis every partition more costs a script call per batch and a stream per read
+# (docs/performance.md, the partitions rows); on a cluster they spread the shards.
+NEW_ON_A_SINGLE_REDIS = 1
+NEW_ON_A_CLUSTER = 4
+
+
+class PartitionsUnknown(RuntimeError):
+    """OEE_PARTITIONS is unset and Redis, which holds the count, does not answer."""
 
 
 class RedisTooOld(RuntimeError):
@@ -48,10 +59,40 @@ def _refuse_an_old_redis(error: ResponseError) -> None:
                           f"REDIS_URL refused SET with NX and GET ({error})") from error
 
 
+def partitions_of(settings: Settings) -> int:
+    """``settings.partitions``, or where it is 0 (unset) the count Redis holds for the
+    namespace; a namespace with none recorded takes ``NEW_ON_A_SINGLE_REDIS`` or
+    ``NEW_ON_A_CLUSTER`` and records it, so every process started after agrees. Raises
+    ``PartitionsUnknown`` while Redis does not answer, ``RedisTooOld`` before 7.0."""
+    if settings.partitions:
+        return settings.partitions
+    cluster = is_cluster(settings.redis_url)
+    new = NEW_ON_A_CLUSTER if cluster else NEW_ON_A_SINGLE_REDIS
+    client = connect_sync(settings.redis_url, cluster)
+    try:
+        recorded = client.set(Layout(settings.namespace, new).count_key, new, nx=True,
+                              get=True)
+    except ResponseError as error:
+        _refuse_an_old_redis(error)
+        raise
+    except RedisError as error:
+        raise PartitionsUnknown(
+            "OEE_PARTITIONS is unset and Redis, which holds the partition count, does not "
+            f"answer: {error}") from error
+    finally:
+        client.close()
+    count = new if recorded is None else int(recorded)
+    _CHECKED.add((settings.redis_url, settings.namespace, count))
+    return count
+
+
 class EventStore(Appending, Reading, GroupUpkeep):
-    """Appends and reads events, and keeps the consumer groups that act on them."""
+    """Appends and reads events, and keeps the consumer groups that act on them. Its
+    ``settings`` carry the partition count it uses (``partitions_of``)."""
 
     def __init__(self, settings: Settings) -> None:
+        if not settings.partitions:
+            settings = msgspec.structs.replace(settings, partitions=partitions_of(settings))
         super().__init__(settings)
         self._check_partitions_now()
 

@@ -1,13 +1,13 @@
 """``oee repartition N``: move a namespace to another partition count.
 
-The partition count is recorded in Redis at first start, and a service started with
-another ``OEE_PARTITIONS`` refuses to run: an order's keys would be looked for in the wrong
-partition. Repartitioning is done drained: with the services stopped, no order in flight and
-every consumer group done with its streams (so PostgreSQL has every event), the old
-partitions' streams hold nothing anyone needs. Their dead letters are moved to the new
-partition of their order, the old streams are deleted, and the new count is recorded.
-What is left of the old layout (finished orders' indexes and the chain's landings) expires
-by itself.
+The partition count is recorded in Redis at first start; a service started without
+``OEE_PARTITIONS`` takes it, and one started with another count refuses to run: an order's
+keys would be looked for in the wrong partition. Repartitioning is done drained: with the
+services stopped, no order in flight and every consumer group done with its streams (so
+PostgreSQL has every event), the old partitions' streams hold nothing anyone needs. Their
+dead letters are moved to the new partition of their order, the old streams are deleted,
+and the new count is recorded. What is left of the old layout (finished orders' indexes and
+the chain's landings) expires by itself.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ async def repartition(settings: Settings, count: int) -> str:
         recorded_raw: Any = await probe.get(Layout(settings.namespace, 1).count_key)
     finally:
         await probe.aclose()
-    recorded = int(recorded_raw) if recorded_raw is not None else settings.partitions
-    old = EventStore(msgspec.structs.replace(settings, partitions=recorded))
+    # Nothing recorded: the store records what it would have taken (OEE_PARTITIONS or the
+    # count for a new namespace); nothing was written in any layout yet.
+    old = EventStore(settings if recorded_raw is None
+                     else msgspec.structs.replace(settings, partitions=int(recorded_raw)))
+    recorded = old.layout.count
     try:
         if recorded == count:
             await old.redis.set(old.layout.count_key, count)
@@ -57,7 +60,8 @@ async def repartition(settings: Settings, count: int) -> str:
     finally:
         await old.close()
     return (f"namespace {settings.namespace!r}: {recorded} -> {count} partitions; "
-            f"{moved} dead letter(s) moved; start the services with OEE_PARTITIONS={count}")
+            f"{moved} dead letter(s) moved; start the services with OEE_PARTITIONS={count} "
+            f"or without it")
 
 
 async def _check_drained(store: EventStore) -> None:

@@ -30,6 +30,7 @@ from shared.redis_client import pipelined
 from shared.route import Leg
 from shared.routing import PoolOf, run_route
 from shared.seeded import rng
+from shared.stream import partitions_of
 
 log = logging.getLogger("oee.executor")
 
@@ -97,7 +98,7 @@ class SimulatedChain:
         self.redis = redis
         self.settings = settings
         self.market = Market.from_settings(settings)
-        self.layout = Layout(settings.namespace, settings.partitions)
+        self.layout = Layout(settings.namespace, partitions_of(settings))
         # Transactions landing at the same moment share one round trip.
         self._lands = Batcher(self._land_all)
         self._settles = Batcher(self._settle_all, linger_s=SETTLE_LINGER_S)

@@ -1,5 +1,5 @@
-"""What a process finds in Redis at start: the recorded partition count; and appends that
-wait for replicas, which on a cluster go to their slot's primary."""
+"""What a process finds in Redis at start: the recorded partition count, which it takes or
+checks; and appends that wait for replicas, which on a cluster go to their slot's primary."""
 
 from __future__ import annotations
 
@@ -12,24 +12,90 @@ import pytest
 from redis.exceptions import ConnectionError, ResponseError
 
 from shared.config import Settings
-from shared.partitions import PartitionMismatch
-from shared.stream import EventStore, RedisTooOld
+from shared.partitions import Layout, PartitionMismatch
+from shared.stream import (
+    NEW_ON_A_CLUSTER,
+    NEW_ON_A_SINGLE_REDIS,
+    EventStore,
+    PartitionsUnknown,
+    RedisTooOld,
+    partitions_of,
+)
 from tests.conftest import cleanup
 from tests.helpers import order
 
 
 async def test_another_partition_count_is_refused_naming_both(settings: Settings) -> None:
     store = EventStore(settings)
+    count = store.layout.count
     try:
         await store.check_partitions()
-        other = msgspec.structs.replace(settings, partitions=settings.partitions * 2)
+        other = msgspec.structs.replace(settings, partitions=count * 2)
         with pytest.raises(PartitionMismatch) as refused:
             EventStore(other)
-        assert f"in {settings.partitions} partitions" in str(refused.value)
-        assert f"oee repartition {settings.partitions * 2}" in str(refused.value)
+        assert f"in {count} partitions" in str(refused.value)
+        assert f"set OEE_PARTITIONS={count} (or leave it unset" in str(refused.value)
+        assert f"oee repartition {count * 2}" in str(refused.value)
     finally:
         await cleanup(store.redis, settings.namespace)
         await store.close()
+
+
+async def test_unset_a_new_namespace_records_one_partition_on_a_single_redis(
+    settings: Settings,
+) -> None:
+    """Partitions spread a cluster's shards; on a single Redis each one more only costs."""
+    assert settings.partitions == 0  # OEE_PARTITIONS unset
+    store = EventStore(settings)
+    try:
+        expected = NEW_ON_A_CLUSTER if store.cluster else NEW_ON_A_SINGLE_REDIS
+        assert store.layout.count == store.settings.partitions == expected
+        assert int(await store.redis.get(store.layout.count_key)) == expected
+        # A process started later with the count set to it agrees; another is refused.
+        await EventStore(msgspec.structs.replace(settings, partitions=expected)).close()
+        with pytest.raises(PartitionMismatch):
+            EventStore(msgspec.structs.replace(settings, partitions=expected + 1))
+    finally:
+        await cleanup(store.redis, settings.namespace)
+        await store.close()
+
+
+async def test_unset_a_process_takes_the_count_recorded_before_it(settings: Settings) -> None:
+    recorded = EventStore(msgspec.structs.replace(settings, partitions=3))
+    try:
+        assert partitions_of(settings) == 3
+        taken = EventStore(settings)
+        assert taken.layout.count == taken.settings.partitions == 3
+        # Both find an order in the same partition, so either reads what the other wrote.
+        requested = order(str(uuid.uuid4()))
+        await recorded.append([requested])
+        assert await taken.history(requested.order_id) == [requested]
+        await taken.close()
+    finally:
+        await cleanup(recorded.redis, settings.namespace)
+        await recorded.close()
+
+
+def test_unset_with_redis_away_the_count_is_unknown_and_said_so(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Away:
+        def set(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("Connection refused")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("shared.stream.connect_sync", lambda *_: Away())
+    with pytest.raises(PartitionsUnknown, match="OEE_PARTITIONS is unset"):
+        EventStore(settings)
+    # Set, it needs no answer at construction (the check at start waits for Redis).
+    assert partitions_of(msgspec.structs.replace(settings, partitions=2)) == 2
+
+
+def test_a_layout_has_at_least_one_partition() -> None:
+    with pytest.raises(ValueError, match="at least one partition"):
+        Layout("oee", 0)
 
 
 class RedisBefore7:
@@ -57,9 +123,10 @@ async def test_a_redis_before_7_is_refused_by_name_at_start(
         def set(self, *args: Any, **kwargs: Any) -> Any:
             raise ConnectionError("Connection refused")
 
-    # Away at construction: the check at start, which every service awaits, refuses it.
+    # Away at construction, with the count set: the check at start, which every service
+    # awaits, refuses it.
     monkeypatch.setattr("shared.stream.connect_sync", lambda *_: Away())
-    store = EventStore(settings)
+    store = EventStore(msgspec.structs.replace(settings, partitions=4))
     try:
         monkeypatch.setattr(store.redis, "set", refused)
         with pytest.raises(RedisTooOld, match=r"Redis 7\.0 or newer"):

@@ -4,13 +4,22 @@ every partition of a real Redis, single and cluster."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.gateway.metrics import PERSISTER, postgres_behind_s, read
+from shared.config import Settings
 from shared.positions import ORIGIN, StreamId
 from shared.stream import EventStore
 from tests.helpers import eventually
 from tests.unit import builders
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Four partitions on a single Redis too (where a new namespace takes one): what is read
+    over every partition is read over more than one."""
+    return msgspec.structs.replace(settings, partitions=4)
 
 
 async def append_orders(store: EventStore, count: int, name: str = "scraped") -> list[StreamId]:

@@ -78,7 +78,7 @@ BAD = {
     "OEE_MAX_DELIVERIES": ["0", "1001"],
     "OEE_FINISHED_ORDER_TTL_S": ["0", "10000001"],
     "OEE_STREAM_RETENTION_S": ["-1", "100000001"],
-    "OEE_PARTITIONS": ["0", "1025", "four"],
+    "OEE_PARTITIONS": ["-1", "1025", "four"],
     "OEE_REDIS_WAIT_REPLICAS": ["-1", "17"],
     "OEE_LOG_LEVEL": ["loud", "verbose"],
     "OEE_LOG_FORMAT": ["yaml", "xml"],
