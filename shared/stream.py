@@ -32,7 +32,7 @@ from shared.reading import Entry, Reading, parse_entries
 from shared.redis_client import connect_sync, is_cluster
 
 __all__ = ["OPEN_ORDER_TTL_S", "QUEUES", "ConsumerGroup", "Entry", "EventStore", "Positions",
-           "StreamId", "parse_entries", "partitions_of"]
+           "StreamId", "parse_entries", "partitions_of", "recorded_partitions"]
 
 # Checked once per process for each (Redis, namespace, count).
 _CHECKED: set[tuple[str, str, int]] = set()
@@ -44,7 +44,7 @@ NEW_ON_A_CLUSTER = 4
 
 
 class PartitionsUnknown(RuntimeError):
-    """OEE_PARTITIONS is unset and Redis, which holds the count, does not answer."""
+    """Redis, which holds the partition count, does not answer."""
 
 
 class RedisTooOld(RuntimeError):
@@ -61,27 +61,34 @@ def _refuse_an_old_redis(error: ResponseError) -> None:
 
 def partitions_of(settings: Settings) -> int:
     """``settings.partitions``, or where it is 0 (unset) the count Redis holds for the
-    namespace; a namespace with none recorded takes ``NEW_ON_A_SINGLE_REDIS`` or
-    ``NEW_ON_A_CLUSTER`` and records it, so every process started after agrees. Raises
-    ``PartitionsUnknown`` while Redis does not answer, ``RedisTooOld`` before 7.0."""
-    if settings.partitions:
-        return settings.partitions
+    namespace (``recorded_partitions``)."""
+    return settings.partitions or recorded_partitions(settings)
+
+
+def recorded_partitions(settings: Settings) -> int:
+    """The count Redis holds for the namespace. Where none is recorded yet, this process's is
+    recorded (``SET NX``), so every process started after agrees: ``OEE_PARTITIONS``, or
+    unset ``NEW_ON_A_SINGLE_REDIS`` or ``NEW_ON_A_CLUSTER``. Raises ``PartitionMismatch``
+    where ``OEE_PARTITIONS`` is set to another count, ``PartitionsUnknown`` while Redis does
+    not answer, ``RedisTooOld`` before 7.0."""
     cluster = is_cluster(settings.redis_url)
-    new = NEW_ON_A_CLUSTER if cluster else NEW_ON_A_SINGLE_REDIS
+    wanted = settings.partitions or (NEW_ON_A_CLUSTER if cluster else NEW_ON_A_SINGLE_REDIS)
     client = connect_sync(settings.redis_url, cluster)
     try:
-        recorded = client.set(Layout(settings.namespace, new).count_key, new, nx=True,
+        recorded = client.set(Layout(settings.namespace, wanted).count_key, wanted, nx=True,
                               get=True)
     except ResponseError as error:
         _refuse_an_old_redis(error)
         raise
     except RedisError as error:
         raise PartitionsUnknown(
-            "OEE_PARTITIONS is unset and Redis, which holds the partition count, does not "
-            f"answer: {error}") from error
+            f"Redis, which holds the partition count, does not answer: {error}") from error
     finally:
         client.close()
-    count = new if recorded is None else int(recorded)
+    count = wanted if recorded is None else int(recorded)
+    if settings.partitions and count != settings.partitions:
+        raise PartitionMismatch(mismatch_message(count, settings.partitions,
+                                                 settings.namespace))
     _CHECKED.add((settings.redis_url, settings.namespace, count))
     return count
 

@@ -3,8 +3,9 @@
 Once running, the services ride out a Redis or PostgreSQL that goes away for a while (they
 retry); at start-up the same retrying would hide a wrong URL or a server that is not there,
 and a taken port would leave a gateway that serves nothing. So before a service starts, one
-connection to each server it needs, with a short timeout, and a bind of each port it will
-listen on."""
+connection to each server it needs, with a short timeout, a bind of each port it will
+listen on, and the partition count Redis holds (taken, or checked against
+``OEE_PARTITIONS``)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def check(service: str, settings: Settings) -> None:
     elif settings.metrics_port:
         port_is_free(settings.host, settings.metrics_port, "OEE_METRICS_PORT")
     redis_answers(settings.redis_url)
+    partitions_agree(settings)
     if service in NEEDS_POSTGRES:
         postgres_answers(settings.database_url)
 
@@ -61,6 +63,17 @@ def redis_answers(url: str) -> None:
                           f"{error}") from None
     finally:
         client.close()
+
+
+def partitions_agree(settings: Settings) -> None:
+    # Imported here: every `oee` command imports this module, and most need no store.
+    from shared.partitions import PartitionMismatch
+    from shared.stream import PartitionsUnknown, RedisTooOld, recorded_partitions
+
+    try:
+        recorded_partitions(settings)
+    except (PartitionMismatch, PartitionsUnknown, RedisTooOld) as problem:
+        raise CannotStart(str(problem)) from None
 
 
 def postgres_answers(url: str) -> None:

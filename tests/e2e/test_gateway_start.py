@@ -107,6 +107,27 @@ def test_a_server_that_refuses_stops_oee_gateway_at_once_with_one_line(
     assert f"does not answer ({setting})" in line
 
 
+@pytest.mark.parametrize("service", ["gateway", "router"])
+def test_another_partition_count_stops_a_service_at_once_with_one_line(
+    env: dict[str, str], service: str
+) -> None:
+    """The count a namespace records at its first start; a process set to another stops
+    before it touches a key, and one that leaves it unset takes the recorded count."""
+    first = subprocess.run([sys.executable, "-c", "from shared.config import load; "
+                            "from shared.stream import recorded_partitions; "
+                            "print(recorded_partitions(load()))"],
+                           env={**env, "OEE_PARTITIONS": "3"}, capture_output=True, text=True,
+                           timeout=60, check=True)
+    assert first.stdout.strip() == "3"
+    command = [sys.executable, "-m", "services.cli", service]
+    done, took = run(command, {**env, "OEE_PARTITIONS": "2"})
+    assert done.returncode == 1, done.stderr
+    assert took < STOP_S
+    [line] = lines(done.stderr)
+    assert line.startswith(f"oee {service}: cannot start: Redis holds namespace ")
+    assert "in 3 partitions, but OEE_PARTITIONS is 2" in line
+
+
 @pytest.mark.parametrize(("name", "value"), [("PORT", "eighty"), ("OEE_AUTH", "maybe")])
 def test_a_bad_setting_stops_oee_gateway_at_once_with_one_line(
     env: dict[str, str], name: str, value: str

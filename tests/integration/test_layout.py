@@ -87,7 +87,7 @@ def test_unset_with_redis_away_the_count_is_unknown_and_said_so(
             pass
 
     monkeypatch.setattr("shared.stream.connect_sync", lambda *_: Away())
-    with pytest.raises(PartitionsUnknown, match="OEE_PARTITIONS is unset"):
+    with pytest.raises(PartitionsUnknown, match="holds the partition count, does not answer"):
         EventStore(settings)
     # Set, it needs no answer at construction (the check at start waits for Redis).
     assert partitions_of(msgspec.structs.replace(settings, partitions=2)) == 2
